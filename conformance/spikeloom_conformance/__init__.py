@@ -1,0 +1,1 @@
+"""spikeloom conformance kit (see docs)."""

@@ -1,0 +1,116 @@
+"""Validation of what users hand to a compiled network: input spikes, record requests, parameters.
+
+It lives in the core so that every backend rejects bad input the same way, before any work.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .built import BuiltNetwork
+
+__all__ = ["prepare_inputs", "normalize_record", "validate_params"]
+
+
+def prepare_inputs(built: BuiltNetwork, x, dtype) -> dict[str, np.ndarray]:
+    """Check spikes ``x`` and return ``{input name: array [T, B, N] of dtype}``.
+
+    ``x`` is an array ``[T, B, N]`` when the network has one ``SpikeInput``, else a mapping from
+    every input's name to its array.  Entries may be bool, integer or float spike counts
+    (finite, >= 0); all inputs must share ``T`` and ``B``.
+    """
+    inputs = {p.name: p for p in built.inputs}
+    if not inputs:
+        raise ValueError("the network has no SpikeInput population; add one to drive it")
+    if isinstance(x, Mapping):
+        given = dict(x)
+        missing = sorted(set(inputs) - set(given))
+        unknown = sorted(set(given) - set(inputs))
+        if unknown:
+            raise ValueError(f"x: unknown input populations {unknown}; the network's inputs are {sorted(inputs)}")
+        if missing:
+            raise ValueError(f"x: no spikes given for input populations {missing}")
+    else:
+        if len(inputs) != 1:
+            raise ValueError(f"x: the network has {len(inputs)} inputs {sorted(inputs)}; pass a dict name -> [T, B, N] array")
+        given = {next(iter(inputs)): x}
+    out: dict[str, np.ndarray] = {}
+    tb = None
+    for name, value in given.items():
+        where = f"x[{name!r}]"
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{where}: spikes must be bool, integer or float counts, got dtype {arr.dtype}")
+        if arr.ndim != 3:
+            raise ValueError(f"{where}: expected shape [T, B, N] (time-major), got {arr.ndim}-d shape {arr.shape}")
+        n = inputs[name].n
+        if arr.shape[2] != n:
+            raise ValueError(f"{where}: expected N={n} input channels in the last axis, got shape {arr.shape}")
+        if arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ValueError(f"{where}: needs at least one step and one batch element, got shape {arr.shape}")
+        if tb is None:
+            tb = arr.shape[:2]
+        elif arr.shape[:2] != tb:
+            raise ValueError(f"{where}: [T, B] = {list(arr.shape[:2])} differs from the other inputs' {list(tb)}")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise ValueError(f"{where}: contains NaN or inf; spike counts must be finite")
+        if arr.dtype.kind in "if" and arr.size and arr.min() < 0:
+            raise ValueError(f"{where}: contains negative values; spikes are counts >= 0")
+        out[name] = arr.astype(dtype, copy=False)
+    return out
+
+
+def normalize_record(built: BuiltNetwork, record) -> dict[str, tuple[str, ...]]:
+    """Turn a record request into ``{population: (state variables...)}``.
+
+    ``None`` records every state variable of every non-input population; a name or a list of names
+    records all variables of those; a mapping names the variables (``"V"``, ``"I"``, ``"a"``, ``"z"``).
+    """
+    kinds = {p.name: type(built.network.population(p.name)) for p in built.neuron_populations}
+    if record is None:
+        return {name: cls.state_vars for name, cls in kinds.items()}
+    if isinstance(record, str):
+        record = [record]
+    if isinstance(record, Mapping):
+        items = {k: (tuple([v]) if isinstance(v, str) else tuple(v)) for k, v in record.items()}
+    else:
+        items = {k: None for k in record}
+    out = {}
+    for name, vars_ in items.items():
+        if name not in kinds:
+            inputs = [p.name for p in built.inputs]
+            hint = " (inputs are not recorded: they are what you pass in)" if name in inputs else ""
+            raise ValueError(f"record: unknown population {name!r}{hint}; choose from {sorted(kinds)}")
+        allowed = kinds[name].state_vars
+        if vars_ is None:
+            vars_ = allowed
+        bad = [v for v in vars_ if v not in allowed]
+        if bad:
+            raise ValueError(f"record[{name!r}]: unknown state variables {bad}; {kinds[name].kind} has {list(allowed)}")
+        out[name] = tuple(dict.fromkeys(vars_))
+    return out
+
+
+def validate_params(built: BuiltNetwork, params: Mapping[str, object], current: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Check new parameter values by name against the current ones; return float64 copies."""
+    masks = {f"{c.name}.weight": c.mask for c in built.connections}
+    out = {}
+    for name, value in params.items():
+        if name not in current:
+            raise ValueError(f"params: unknown parameter {name!r}; known parameters are {sorted(current)}")
+        try:
+            arr = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"params[{name!r}]: not a numeric array") from None
+        if arr.shape != current[name].shape:
+            raise ValueError(f"params[{name!r}]: expected shape {list(current[name].shape)}, got {list(arr.shape)}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"params[{name!r}]: contains NaN or inf")
+        if name in masks and np.any(arr[~masks[name]] != 0):
+            raise ValueError(f"params[{name!r}]: non-zero weights where the connection has no synapse; keep them 0")
+        if name.endswith((".alpha_mem", ".alpha_syn")) and np.any((arr <= 0) | (arr >= 1)):
+            raise ValueError(f"params[{name!r}]: decay factors must lie in (0, 1)")
+        out[name] = arr
+    return out
