@@ -22,11 +22,23 @@ from .errors import BackendUnavailable, SpikeloomError, UnsupportedFeature
 from .host import best_backend, get_backend, get_plugin_manager, list_backends
 from .initializers import KaimingUniform
 from .network import Network
+from .optim import Adam
 from .populations import ALIF, LI, LIF, SpikeInput
+from .readout import Readout
+from .rules import BPTT, EProp
+from .surrogates import Atan, Sigmoid, SuperSpike, Triangle
 
 __all__ = [
     "__version__",
     "ALIF",
+    "Adam",
+    "Atan",
+    "BPTT",
+    "EProp",
+    "Readout",
+    "Sigmoid",
+    "SuperSpike",
+    "Triangle",
     "LI",
     "LIF",
     "Availability",

@@ -18,8 +18,10 @@ from .capabilities import Capabilities, requirements
 from .errors import BackendUnavailable
 from .inputs import normalize_record, prepare_inputs, validate_params
 from .network import Network
+from .readout import check_labels, readout_loss
+from .rules import ALPHA_CLIP, check_rule
 
-__all__ = ["Availability", "Backend", "CompileRequest", "Compiled", "Recording"]
+__all__ = ["Availability", "Backend", "CompileRequest", "Compiled", "Recording", "StepResult"]
 
 #: ``{population: {state variable: array [T, B, N]}}``
 Recording = dict[str, dict[str, np.ndarray]]
@@ -33,6 +35,16 @@ class Availability:
 
     available: bool
     reason: str = ""
+
+
+@attrs.frozen(eq=False)
+class StepResult:
+    """Outcome of one batch: mean ``loss``, ``predictions`` ``[B]`` and, from
+    :meth:`Compiled.loss_and_grads`, the gradients by parameter name (host arrays)."""
+
+    loss: float
+    predictions: np.ndarray
+    grads: dict[str, np.ndarray] | None = None
 
 
 @attrs.frozen(eq=False)
@@ -99,9 +111,10 @@ class Backend(abc.ABC):
             raise ValueError(f"device: expected a device string such as 'cpu' or 'cuda:0', got {device!r}")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be None or an integer >= 1, got {batch_size!r}")
+        built = network.built
+        check_rule(built, rule, readout)
         surrogate = getattr(getattr(rule, "surrogate", None), "kind", None)
         mode = getattr(readout, "mode", None)
-        built = network.built
         self.capabilities().check(
             self.name,
             requirements(built, dtype=np_dtype.name, device=device, rule=_rule_name(rule), surrogate=surrogate, readout=mode),
@@ -151,6 +164,63 @@ class Compiled(abc.ABC):
 
     def trainable_names(self) -> tuple[str, ...]:
         return self.built.trainable_names()
+
+    # -- learning -----------------------------------------------------------------------------
+    def _check_batch(self, x, labels, need_rule: bool):
+        readout = self.request.readout
+        if readout is None or (need_rule and self.request.rule is None):
+            what = "rule=BPTT()/EProp() and readout=Readout(...)" if need_rule else "readout=Readout(...)"
+            raise ValueError(f"this network was compiled without a learning setup; compile with {what}")
+        inputs = prepare_inputs(self.built, x, self.dtype)
+        T, B = next(iter(inputs.values())).shape[:2]
+        readout.steps(T)
+        return inputs, check_labels(labels, B, self.built.populations[readout.population].n)
+
+    def loss_and_grads(self, x, labels) -> StepResult:
+        """Loss, predictions and gradients (host arrays by trainable name) for one batch."""
+        inputs, labels = self._check_batch(x, labels, need_rule=True)
+        loss, grads, pred = self._loss_and_grads(inputs, labels)
+        return StepResult(loss=loss, predictions=pred, grads={k: self._to_host(v) for k, v in grads.items()})
+
+    def train_step(self, x, labels, optimizer) -> StepResult:
+        """One optimiser step on one batch; parameters stay on the device.
+
+        ``optimizer`` (e.g. :class:`spikeloom.Adam`) updates the backend's own arrays; trained
+        decay factors are then clipped to ``ALPHA_CLIP``.
+        """
+        inputs, labels = self._check_batch(x, labels, need_rule=True)
+        loss, grads, pred = self._loss_and_grads(inputs, labels)
+        params = self._native_params()
+        optimizer.step(params, grads)
+        for name in grads:
+            if name.endswith((".alpha_mem", ".alpha_syn")):
+                params[name] = self._clip(params[name], *ALPHA_CLIP)
+        return StepResult(loss=loss, predictions=pred)
+
+    def evaluate(self, x, labels) -> StepResult:
+        """Loss and predictions without gradients (forward only)."""
+        inputs, labels = self._check_batch(x, labels, need_rule=False)
+        readout = self.request.readout
+        rec = self._simulate(inputs, {readout.population: ("V",)})
+        Y = np.asarray(rec[readout.population]["V"])
+        loss, _, pred = readout_loss(Y, labels, readout)
+        return StepResult(loss=loss, predictions=pred)
+
+    def _loss_and_grads(self, inputs: dict[str, np.ndarray], labels: np.ndarray):
+        """``(loss, {name: gradient as a native array}, predictions [B])``; override to train."""
+        raise NotImplementedError(f"{type(self).__name__} does not compute gradients")
+
+    def _native_params(self) -> dict:
+        """The live dict of parameters as the backend's own arrays (the optimiser writes to it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not train")
+
+    def _to_host(self, arr) -> np.ndarray:
+        return np.asarray(arr)
+
+    def _clip(self, arr, low, high):
+        from array_api_compat import array_namespace
+
+        return array_namespace(arr).clip(arr, low, high)
 
     @abc.abstractmethod
     def _simulate(self, inputs: dict[str, np.ndarray], record: dict[str, tuple[str, ...]]) -> Recording: ...

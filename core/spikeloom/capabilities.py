@@ -23,12 +23,16 @@ ALL_SURROGATES = frozenset({"superspike", "triangle", "sigmoid", "atan"})
 ALL_READOUTS = frozenset({"per_step", "max", "mean", "last"})
 
 
-def _frozenset(value) -> frozenset:
+def _frozenset(value, field) -> frozenset:
+    where = f"Capabilities.{field.name}"
     if isinstance(value, str):
-        raise ValueError(f"capability sets must be collections of strings, got the string {value!r}")
-    out = frozenset(value)
+        raise ValueError(f"{where} must be a collection of strings, got the string {value!r}")
+    try:
+        out = frozenset(value)
+    except TypeError:
+        raise ValueError(f"{where} must be a collection of strings, got {value!r:.80}") from None
     if not all(isinstance(v, str) for v in out):
-        raise ValueError(f"capability sets must hold strings, got {sorted(map(repr, out))}")
+        raise ValueError(f"{where} must hold strings, got {sorted(map(repr, out))}")
     return out
 
 
@@ -56,7 +60,7 @@ def _flag(default: bool):
 
 def _set(default, allowed, extensible=False):
     return attrs.field(
-        default=frozenset(default), converter=_frozenset, validator=_subset_of(allowed, extensible), kw_only=True
+        default=frozenset(default), converter=attrs.Converter(_frozenset, takes_field=True), validator=_subset_of(allowed, extensible), kw_only=True
     )
 
 

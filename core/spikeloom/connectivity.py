@@ -12,6 +12,7 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
+from .distributions import real
 from .parameters import array_field, frozen_array
 
 __all__ = ["Connectivity", "Dense", "FixedProbability", "Explicit", "CONNECTIVITY_KINDS"]
@@ -50,7 +51,7 @@ class FixedProbability(Connectivity):
     """Each synapse exists independently with probability ``p`` (drawn from the network seed)."""
 
     kind: ClassVar[str] = "fixed_probability"
-    p: float = attrs.field(converter=float, validator=_probability)
+    p: float = attrs.field(converter=real("FixedProbability.p"), validator=_probability)
 
     def mask(self, n_pre, n_post, rng_factory, where):
         return rng_factory().random((n_pre, n_post)) < self.p

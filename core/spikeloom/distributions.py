@@ -9,6 +9,7 @@ never changes the draws of another one.
 from __future__ import annotations
 
 import math
+import numbers
 import zlib
 
 import attrs
@@ -23,6 +24,17 @@ def rng_for(seed: int, key: str) -> np.random.Generator:
     ``key`` is hashed with CRC-32 (stable across processes and platforms, unlike ``hash``).
     """
     return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(key.encode())]))
+
+
+def real(where: str):
+    """An attrs converter to float that rejects anything but a real number, naming ``where``."""
+
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{where} must be a number, got {value!r:.80}")
+        return float(value)
+
+    return convert
 
 
 def _finite(name: str):
@@ -58,8 +70,8 @@ class Gamma(Distribution):
     Perez-Nieves et al. (2021) draw time constants from ``Gamma(mean, shape=3)``.
     """
 
-    mean: float = attrs.field(converter=float, validator=_positive("mean"))
-    shape: float = attrs.field(default=3.0, converter=float, validator=_positive("shape"))
+    mean: float = attrs.field(converter=real("Gamma.mean"), validator=_positive("mean"))
+    shape: float = attrs.field(default=3.0, converter=real("Gamma.shape"), validator=_positive("shape"))
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.gamma(self.shape, self.mean / self.shape, size=n)
@@ -69,8 +81,8 @@ class Gamma(Distribution):
 class Normal(Distribution):
     """Normal distribution with ``mean`` and standard deviation ``std`` (>= 0)."""
 
-    mean: float = attrs.field(default=0.0, converter=float, validator=_finite("mean"))
-    std: float = attrs.field(default=1.0, converter=float, validator=_finite("std"))
+    mean: float = attrs.field(default=0.0, converter=real("Normal.mean"), validator=_finite("mean"))
+    std: float = attrs.field(default=1.0, converter=real("Normal.std"), validator=_finite("std"))
 
     def __attrs_post_init__(self) -> None:
         if self.std < 0:
@@ -84,8 +96,8 @@ class Normal(Distribution):
 class Uniform(Distribution):
     """Uniform distribution on ``[low, high)``."""
 
-    low: float = attrs.field(default=0.0, converter=float, validator=_finite("low"))
-    high: float = attrs.field(default=1.0, converter=float, validator=_finite("high"))
+    low: float = attrs.field(default=0.0, converter=real("Uniform.low"), validator=_finite("low"))
+    high: float = attrs.field(default=1.0, converter=real("Uniform.high"), validator=_finite("high"))
 
     def __attrs_post_init__(self) -> None:
         if not self.low < self.high:

@@ -74,8 +74,19 @@ def _build() -> _Host:
         try:
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken plugin must not break the host
+            if pm.get_plugin(ep.name) is not None:  # pluggy may leave a half-registered plugin
+                pm.unregister(name=ep.name)
             failures.append(_failure(ep.name, exc))
-    pm.check_pending()
+    while True:  # a plugin implementing a hook that has no spec is unloaded, not fatal
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin)
+            if name == REFERENCE:
+                raise
+            pm.unregister(exc.plugin)
+            failures.append(_failure(name, exc))
 
     registry = BackendRegistry()
     for impl in pm.hook.spikeloom_register_backends.get_hookimpls():

@@ -11,6 +11,8 @@ import math
 import attrs
 import numpy as np
 
+from .distributions import real
+
 __all__ = ["Initializer", "KaimingUniform", "INITIALIZERS"]
 
 
@@ -36,7 +38,7 @@ class KaimingUniform(Initializer):
     ``fan_in`` is the mean number of synapses onto a target neuron (``N_pre`` when dense).
     """
 
-    gain: float = attrs.field(default=1.0, converter=float, validator=_gain)
+    gain: float = attrs.field(default=1.0, converter=real("KaimingUniform.gain"), validator=_gain)
 
     def sample(self, rng, n, *, fan_in):
         bound = self.gain / math.sqrt(max(fan_in, 1.0))

@@ -27,7 +27,7 @@ def prepare_inputs(built: BuiltNetwork, x, dtype) -> dict[str, np.ndarray]:
     if isinstance(x, Mapping):
         given = dict(x)
         missing = sorted(set(inputs) - set(given))
-        unknown = sorted(set(given) - set(inputs))
+        unknown = sorted(set(given) - set(inputs), key=repr)
         if unknown:
             raise ValueError(f"x: unknown input populations {unknown}; the network's inputs are {sorted(inputs)}")
         if missing:
@@ -40,7 +40,10 @@ def prepare_inputs(built: BuiltNetwork, x, dtype) -> dict[str, np.ndarray]:
     tb = None
     for name, value in given.items():
         where = f"x[{name!r}]"
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: cannot be read as an array [T, B, N] ({exc})") from None
         if arr.dtype.kind not in "biuf":
             raise ValueError(f"{where}: spikes must be bool, integer or float counts, got dtype {arr.dtype}")
         if arr.ndim != 3:
@@ -73,10 +76,15 @@ def normalize_record(built: BuiltNetwork, record) -> dict[str, tuple[str, ...]]:
         return {name: cls.state_vars for name, cls in kinds.items()}
     if isinstance(record, str):
         record = [record]
-    if isinstance(record, Mapping):
-        items = {k: (tuple([v]) if isinstance(v, str) else tuple(v)) for k, v in record.items()}
-    else:
-        items = {k: None for k in record}
+    try:
+        if isinstance(record, Mapping):
+            items = {k: (tuple([v]) if isinstance(v, str) else tuple(v)) for k, v in record.items()}
+        else:
+            items = {k: None for k in record}
+    except TypeError:
+        raise ValueError(
+            f"record: expected None, a population name, a list of names or a dict name -> variables, got {record!r:.80}"
+        ) from None
     out = {}
     for name, vars_ in items.items():
         if name not in kinds:
@@ -95,15 +103,20 @@ def normalize_record(built: BuiltNetwork, record) -> dict[str, tuple[str, ...]]:
 
 def validate_params(built: BuiltNetwork, params: Mapping[str, object], current: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Check new parameter values by name against the current ones; return float64 copies."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params: expected a dict name -> array, got {type(params).__name__}")
     masks = {f"{c.name}.weight": c.mask for c in built.connections}
     out = {}
     for name, value in params.items():
         if name not in current:
             raise ValueError(f"params: unknown parameter {name!r}; known parameters are {sorted(current)}")
         try:
-            arr = np.array(value, dtype=np.float64)
+            raw = np.asarray(value)
         except (TypeError, ValueError):
             raise ValueError(f"params[{name!r}]: not a numeric array") from None
+        if raw.dtype.kind not in "biuf":
+            raise ValueError(f"params[{name!r}]: not a numeric array (dtype {raw.dtype})")
+        arr = np.array(raw, dtype=np.float64)
         if arr.shape != current[name].shape:
             raise ValueError(f"params[{name!r}]: expected shape {list(current[name].shape)}, got {list(arr.shape)}")
         if not np.all(np.isfinite(arr)):

@@ -125,6 +125,6 @@ class Network:
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{os.fspath(path)}: not a valid network JSON file ({exc})") from None
         return cls.from_dict(data)

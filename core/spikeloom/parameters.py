@@ -72,7 +72,7 @@ def array_eq(a, b) -> bool:
 
 def array_field(**kwargs):
     """An attrs field compared with :func:`array_eq` and left out of the hash."""
-    return attrs.field(eq=attrs.cmp_using(eq=array_eq), **kwargs)
+    return attrs.field(eq=attrs.cmp_using(eq=array_eq), hash=False, **kwargs)
 
 
 def array_to_json(arr: np.ndarray) -> dict:
@@ -84,13 +84,22 @@ def array_to_json(arr: np.ndarray) -> dict:
 def array_from_json(obj, field: str) -> np.ndarray:
     if not isinstance(obj, dict) or set(obj) != {"dtype", "shape", "data"}:
         raise ValueError(f"{field}: an array must be stored as {{'dtype', 'shape', 'data'}}, got {obj!r:.80}")
-    dtype = np.dtype(obj["dtype"])
+    try:
+        dtype = np.dtype(obj["dtype"])
+    except TypeError:
+        raise ValueError(f"{field}: unknown array dtype {obj['dtype']!r}") from None
     if dtype.kind not in "biuf":
         raise ValueError(f"{field}: unsupported array dtype {obj['dtype']!r}")
-    shape = tuple(int(s) for s in obj["shape"])
-    data = np.array(obj["data"], dtype=dtype)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{field}: {data.size} values do not fill shape {shape}")
+    shape = obj["shape"]
+    if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ValueError(f"{field}: array shape must be a list of integers >= 0, got {shape!r:.80}")
+    shape = tuple(shape)
+    try:
+        data = np.array(obj["data"], dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{field}: array data cannot be read as {dtype.name} ({exc})") from None
+    if data.ndim != 1 or data.size != int(np.prod(shape)):
+        raise ValueError(f"{field}: {data.size} values do not fill shape {shape} (data must be a flat list)")
     return data.reshape(shape)
 
 

@@ -80,7 +80,7 @@ class Population:
     param_fields: ClassVar[tuple[str, ...]] = ()
 
     name: str = attrs.field(validator=_name_validator)
-    n: int = attrs.field(validator=_n_validator)
+    n: int = attrs.field(converter=lambda v: int(v) if isinstance(v, np.integer) else v, validator=_n_validator)
 
     @property
     def synapse(self) -> str:
