@@ -41,7 +41,7 @@ class BackendRegistry:
         if not isinstance(backend, Backend):
             raise ValueError(f"registry.add expects a spikeloom.Backend instance, got {backend!r:.80}")
         name = backend.name
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(f"backend name must be lower-case letters, digits, '_' or '-', got {name!r}")
         if not isinstance(backend.version, str) or not backend.version:
             raise ValueError(f"backend {name!r}: version must be a non-empty string, got {backend.version!r}")

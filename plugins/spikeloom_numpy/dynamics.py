@@ -73,10 +73,12 @@ def zero_state(p: PopParams, batch: int, dtype) -> PopState:
     )
 
 
-def neuron_step(p: PopParams, s: PopState, h: np.ndarray) -> tuple[PopState, dict[str, np.ndarray]]:
+def neuron_step(p: PopParams, s: PopState, h: np.ndarray, spike_fn=None) -> tuple[PopState, dict[str, np.ndarray]]:
     """Advance one population by one step given its summed input ``h`` ``[B, N]``.
 
     Returns the new state and the values to record this step (``V`` before the reset).
+    ``spike_fn`` replaces the Heaviside step by a smooth function of ``V - theta``; it exists only
+    for the gradient tests (finite differences need a differentiable forward pass).
     """
     I = p.alpha_syn * s.I + h  # noqa: E741  (delta synapse: alpha_syn = 0, so I = h exactly)
     if p.kind == "LI":
@@ -90,8 +92,12 @@ def neuron_step(p: PopParams, s: PopState, h: np.ndarray) -> tuple[PopState, dic
         a = None
         theta = p.v_thresh
     refractory = s.ref > 0
-    z = ((V >= theta) & ~refractory).astype(V.dtype)
-    rec = {"V": V, "I": I, "z": z}
+    if spike_fn is None:
+        z = ((V >= theta) & ~refractory).astype(V.dtype)
+    else:
+        z = spike_fn(V - theta) * ~refractory
+    # "refractory" is internal (the backward pass needs it); users record V, I, a, z
+    rec = {"V": V, "I": I, "z": z, "refractory": refractory}
     if a is not None:
         rec["a"] = a
     if p.reset == "subtract":
