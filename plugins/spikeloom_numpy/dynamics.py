@@ -97,7 +97,7 @@ def neuron_step(p: PopParams, s: PopState, h: np.ndarray, spike_fn=None) -> tupl
     else:
         z = spike_fn(V - theta) * ~refractory
     # "refractory" is internal (the backward pass needs it); users record V, I, a, z
-    rec = {"V": V, "I": I, "z": z, "refractory": refractory}
+    rec = {"V": V, "I": I, "z": z, "refractory": refractory.astype(V.dtype)}
     if a is not None:
         rec["a"] = a
     if p.reset == "subtract":

@@ -67,6 +67,13 @@ def eprop_loss_and_grads(
     # the readout's filter; with per-neuron readout time constants e_bar gains a readout axis
     hetero_out = not (np.all(out.alpha_mem == out.alpha_mem[0]) and np.all(out.alpha_syn == out.alpha_syn[0]) and np.all(out.g == out.g[0]))
     o_am, o_as, o_g = (out.alpha_mem, out.alpha_syn, out.g) if hetero_out else (out.alpha_mem[0], out.alpha_syn[0], out.g[0])
+    # skipping "0 * x +" and "1 *" changes no bit of the result and saves work on the biggest arrays
+    out_delta, out_unit_gain = bool(np.all(out.alpha_syn == 0)), bool(np.all(out.g == 1))
+
+    def readout_filter(f, x):
+        """One step of the readout's own filter on ``f = [current, membrane]`` with input ``x``."""
+        f[0] = x if out_delta else o_as * f[0] + x
+        f[1] = o_am * f[1] + (f[0] if out_unit_gain else o_g * f[0])
     trainable = set(built.trainable_names())
     grads = {name: np.zeros_like(np.asarray(params[name], dtype=dt)) for name in trainable}
     feedback = {k: np.asarray(v, dtype=dt) for k, v in feedback_matrices(built, rule, readout, params).items()}
@@ -129,8 +136,7 @@ def eprop_loss_and_grads(
         for c in readout_conns:
             s = sim.delivered[c.name]
             zb = zbar[c.name]
-            zb[0] = o_as * zb[0] + (s[:, :, None] if hetero_out else s)
-            zb[1] = o_am * zb[1] + o_g * zb[0]
+            readout_filter(zb, s[:, :, None] if hetero_out else s)
             if delta is not None:
                 spec = "bik,bk->ik" if hetero_out else "bi,bk->ik"
                 grads[f"{c.name}.weight"] += np.einsum(spec, zb[1], delta)
@@ -158,8 +164,7 @@ def eprop_loss_and_grads(
                     eb = tr["ebar"][rc.name]
                     if np.isscalar(e_d) and np.isscalar(eb[0]):
                         continue  # no eligibility has reached the readout yet: e_bar is still 0
-                    eb[0] = o_as * eb[0] + (e_d[..., None] if hetero_out else e_d)
-                    eb[1] = o_am * eb[1] + o_g * eb[0]
+                    readout_filter(eb, e_d[..., None] if hetero_out else e_d)
                     if delta is not None:
                         if hetero_out:
                             grads[f"{cname}.weight"] += np.einsum("bk,jk,bijk->ij", delta, feedback[rc.name], eb[1])
