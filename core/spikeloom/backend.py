@@ -26,7 +26,7 @@ __all__ = ["Availability", "Backend", "CompileRequest", "Compiled", "Recording",
 #: ``{population: {state variable: array [T, B, N]}}``
 Recording = dict[str, dict[str, np.ndarray]]
 
-_DEVICE = re.compile(r"^[a-z][a-z0-9_]*(:[0-9]+)?$")
+_DEVICE = re.compile(r"[a-z][a-z0-9_]*(:[0-9]+)?")
 
 
 @attrs.frozen
@@ -101,13 +101,15 @@ class Backend(abc.ABC):
         """
         if not isinstance(network, Network):
             raise ValueError(f"network must be a spikeloom.Network, got {type(network).__name__}")
+        if dtype is None:
+            raise ValueError("dtype: give a floating-point dtype such as 'float32' or 'float64', not None")
         try:
             np_dtype = np.dtype(dtype)
         except TypeError:
             raise ValueError(f"dtype: unknown dtype {dtype!r}; use 'float32' or 'float64'") from None
         if np_dtype.kind != "f":
             raise ValueError(f"dtype: must be a floating-point dtype such as 'float32', got {dtype!r}")
-        if not isinstance(device, str) or not _DEVICE.match(device):
+        if not isinstance(device, str) or not _DEVICE.fullmatch(device):
             raise ValueError(f"device: expected a device string such as 'cpu' or 'cuda:0', got {device!r}")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be None or an integer >= 1, got {batch_size!r}")

@@ -160,7 +160,10 @@ def _build_population(pop, dt: float, seed: int) -> BuiltPopulation:
     if "tau_adapt" in params:
         rho = _readonly(np.exp(-dt / params["tau_adapt"]))
     if "refractory" in params:
-        n_ref = _readonly(np.floor(params["refractory"] / dt + 0.5).astype(np.int64))
+        steps = np.floor(params["refractory"] / dt + 0.5)
+        if np.any(steps > 2**31):
+            raise ValueError(f"{pop.kind} {pop.name!r}: refractory is longer than 2**31 steps of dt={dt} ms; give a shorter period")
+        n_ref = _readonly(steps.astype(np.int64))
     return BuiltPopulation(
         name=pop.name,
         kind=pop.kind,

@@ -68,20 +68,33 @@ class Adam:
         return scalars, arrays
 
     def load_state_dict(self, scalars: dict, arrays: dict[str, object], from_host: Callable = lambda a: a) -> None:
-        """Restore what :meth:`state_dict` returned (``from_host`` moves arrays to the device)."""
+        """Restore what :meth:`state_dict` returned (``from_host`` moves arrays to the device).
+
+        Everything is checked before anything is changed: a malformed state leaves the optimiser as it was.
+        """
+        if not isinstance(scalars, dict):
+            raise ValueError(f"optimizer state: scalars must be a dict, got {type(scalars).__name__}")
+        hyper = {}
         for key in ("lr", "beta1", "beta2", "eps"):
             if key in scalars:
-                setattr(self, key, float(scalars[key]))
-                _check(self, attrs.fields_dict(Adam)[key], getattr(self, key))
+                value = scalars[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                    raise ValueError(f"optimizer state: Adam.{key} must be a number, got {value!r}")
+                hyper[key] = float(value)
+                _check(self, attrs.fields_dict(Adam)[key], hyper[key])
         t = scalars.get("t", 0)
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
             raise ValueError(f"optimizer state: 't' must be an integer >= 0, got {t!r}")
-        self.t = t
-        self.m, self.v = {}, {}
+        m, v = {}, {}
         for key, arr in arrays.items():
             kind, _, name = key.partition("/")
             if kind not in ("m", "v") or not name:
                 raise ValueError(f"optimizer state: unexpected array {key!r}; expected 'm/<param>' or 'v/<param>'")
-            (self.m if kind == "m" else self.v)[name] = from_host(arr)
-        if set(self.m) != set(self.v):
+            (m if kind == "m" else v)[name] = arr
+        if set(m) != set(v):
             raise ValueError("optimizer state: first and second moments name different parameters")
+        for key, value in hyper.items():
+            setattr(self, key, value)
+        self.t = int(t)
+        self.m = {k: from_host(a) for k, a in m.items()}
+        self.v = {k: from_host(a) for k, a in v.items()}

@@ -90,7 +90,8 @@ class Population:
 
     @property
     def heterogeneous(self) -> bool:
-        return any(isinstance(getattr(self, f), (np.ndarray, Distribution)) for f in self.param_fields)
+        """True when a neuron parameter differs per neuron (the readout bias always may: it is trained)."""
+        return any(isinstance(getattr(self, f), (np.ndarray, Distribution)) for f in self.param_fields if f != "bias")
 
 
 @attrs.frozen

@@ -59,15 +59,16 @@ class Triangle(Surrogate):
 
 @attrs.frozen
 class Sigmoid(Surrogate):
-    """snnTorch's fast sigmoid form ``d/dx sigmoid(slope x) = slope s (1 - s)``."""
+    """snnTorch's sigmoid form ``d/dx sigmoid(slope x) = slope s (1 - s)``, evaluated as
+    ``slope e / (1 + e)^2`` with ``e = exp(-slope |x|)`` (the same function, without overflow)."""
 
     kind: ClassVar[str] = "sigmoid"
     slope: float = attrs.field(default=25.0, converter=float, validator=_positive)
 
     def __call__(self, x, v_thresh):
         xp = array_namespace(x)
-        s = 1.0 / (1.0 + xp.exp(-self.slope * x))
-        return self.slope * s * (1.0 - s)
+        e = xp.exp(-self.slope * xp.abs(x))
+        return self.slope * e / (1.0 + e) ** 2
 
 
 @attrs.frozen
@@ -85,7 +86,7 @@ SURROGATES: dict[str, type[Surrogate]] = {c.kind: c for c in (SuperSpike, Triang
 
 
 def surrogate_from_dict(obj) -> Surrogate:
-    if not isinstance(obj, dict) or obj.get("kind") not in SURROGATES:
+    if not isinstance(obj, dict) or not isinstance(obj.get("kind"), str) or obj["kind"] not in SURROGATES:
         raise ValueError(f"surrogate: 'kind' must be one of {sorted(SURROGATES)}, got {obj!r:.80}")
     try:
         return SURROGATES[obj["kind"]](**{k: v for k, v in obj.items() if k != "kind"})
