@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import attrs
 import numpy as np
@@ -92,7 +92,7 @@ class Backend(abc.ABC):
         dtype: str = "float32",
         device: str = "cpu",
         batch_size: int | None = None,
-    ) -> "Compiled":
+    ) -> Compiled:
         """Compile ``network`` for this backend.
 
         Raises ``ValueError`` for malformed arguments, :class:`UnsupportedFeature` for anything
@@ -111,7 +111,9 @@ class Backend(abc.ABC):
             raise ValueError(f"dtype: must be a floating-point dtype such as 'float32', got {dtype!r}")
         if not isinstance(device, str) or not _DEVICE.fullmatch(device):
             raise ValueError(f"device: expected a device string such as 'cpu' or 'cuda:0', got {device!r}")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
             raise ValueError(f"batch_size must be None or an integer >= 1, got {batch_size!r}")
         built = network.built
         check_rule(built, rule, readout)
@@ -119,18 +121,26 @@ class Backend(abc.ABC):
         mode = getattr(readout, "mode", None)
         self.capabilities().check(
             self.name,
-            requirements(built, dtype=np_dtype.name, device=device, rule=_rule_name(rule), surrogate=surrogate, readout=mode),
+            requirements(
+                built, dtype=np_dtype.name, device=device, rule=_rule_name(rule), surrogate=surrogate, readout=mode
+            ),
         )
         avail = self.availability()
         if not avail.available:
             raise BackendUnavailable(f"backend {self.name!r} is not available: {avail.reason}")
         request = CompileRequest(
-            network=network, built=built, dtype=np_dtype, device=device, rule=rule, readout=readout, batch_size=batch_size
+            network=network,
+            built=built,
+            dtype=np_dtype,
+            device=device,
+            rule=rule,
+            readout=readout,
+            batch_size=batch_size,
         )
         return self._compile(request)
 
     @abc.abstractmethod
-    def _compile(self, request: CompileRequest) -> "Compiled":
+    def _compile(self, request: CompileRequest) -> Compiled:
         """Build the backend's compiled form; the request is already validated."""
 
     def __repr__(self) -> str:

@@ -6,8 +6,9 @@ the network's seed, so the same network is bit-identical on every backend at ste
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
@@ -82,7 +83,7 @@ class BuiltConnection:
 class BuiltNetwork:
     """The materialised network: populations in declaration order, connections, ``dt`` in ms."""
 
-    network: "Network"
+    network: Network
     dt: float
     populations: Mapping[str, BuiltPopulation]
     connections: tuple[BuiltConnection, ...]
@@ -162,7 +163,9 @@ def _build_population(pop, dt: float, seed: int) -> BuiltPopulation:
     if "refractory" in params:
         steps = np.floor(params["refractory"] / dt + 0.5)
         if np.any(steps > 2**31):
-            raise ValueError(f"{pop.kind} {pop.name!r}: refractory is longer than 2**31 steps of dt={dt} ms; give a shorter period")
+            raise ValueError(
+                f"{pop.kind} {pop.name!r}: refractory is longer than 2**31 steps of dt={dt} ms; give a shorter period"
+            )
         n_ref = _readonly(steps.astype(np.int64))
     return BuiltPopulation(
         name=pop.name,
@@ -216,7 +219,9 @@ def _build_connection(conn, n_pre: int, n_post: int, seed: int) -> BuiltConnecti
             weight[conn.connectivity.pre, conn.connectivity.post] = w
         else:
             if w.shape != (n_pre, n_post):
-                raise ValueError(f"{where}: weight array must have shape [N_pre, N_post] = {[n_pre, n_post]}, got {list(w.shape)}")
+                raise ValueError(
+                    f"{where}: weight array must have shape [N_pre, N_post] = {[n_pre, n_post]}, got {list(w.shape)}"
+                )
             if np.any(w[~mask] != 0):
                 raise ValueError(
                     f"{where}: weight array has non-zero entries where the connectivity has no synapse "
@@ -236,9 +241,7 @@ def _build_connection(conn, n_pre: int, n_post: int, seed: int) -> BuiltConnecti
     )
 
 
-def build_network(network: "Network") -> BuiltNetwork:
+def build_network(network: Network) -> BuiltNetwork:
     pops = {p.name: _build_population(p, network.dt, network.seed) for p in network.populations}
-    conns = tuple(
-        _build_connection(c, pops[c.source].n, pops[c.target].n, network.seed) for c in network.connections
-    )
+    conns = tuple(_build_connection(c, pops[c.source].n, pops[c.target].n, network.seed) for c in network.connections)
     return BuiltNetwork(network=network, dt=network.dt, populations=MappingProxyType(pops), connections=conns)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -40,7 +41,9 @@ def _subset_of(allowed: frozenset, extensible: bool = False):
     def check(instance, attribute, value):
         unknown = value - allowed
         if unknown and not extensible:
-            raise ValueError(f"Capabilities.{attribute.name}: unknown values {sorted(unknown)}; known: {sorted(allowed)}")
+            raise ValueError(
+                f"Capabilities.{attribute.name}: unknown values {sorted(unknown)}; known: {sorted(allowed)}"
+            )
 
     return check
 
@@ -60,7 +63,10 @@ def _flag(default: bool):
 
 def _set(default, allowed, extensible=False):
     return attrs.field(
-        default=frozenset(default), converter=attrs.Converter(_frozenset, takes_field=True), validator=_subset_of(allowed, extensible), kw_only=True
+        default=frozenset(default),
+        converter=attrs.Converter(_frozenset, takes_field=True),
+        validator=_subset_of(allowed, extensible),
+        kw_only=True,
     )
 
 
@@ -95,7 +101,7 @@ class Capabilities:
             out[f.name] = sorted(v) if isinstance(v, frozenset) else v
         return out
 
-    def check(self, backend: str, needs: "Iterator[tuple[str, object]]") -> None:
+    def check(self, backend: str, needs: Iterator[tuple[str, object]]) -> None:
         """Raise :class:`UnsupportedFeature` for the first need outside this declaration."""
         for feature, value in needs:
             declared = getattr(self, feature)
@@ -119,7 +125,7 @@ def device_kind(device: str) -> str:
 
 
 def requirements(
-    built: "BuiltNetwork",
+    built: BuiltNetwork,
     *,
     dtype: str,
     device: str,
@@ -146,7 +152,7 @@ def requirements(
     for pop in built.network.populations:
         if pop.heterogeneous:
             yield "heterogeneous", True
-    for c, spec in zip(built.connections, built.network.connections):
+    for c, spec in zip(built.connections, built.network.connections, strict=True):
         yield "connectivity", spec.connectivity.kind
         yield "max_delay", c.delay
     yield "max_neurons", total + sum(p.n for p in built.inputs)

@@ -40,7 +40,9 @@ def _convert_weight(value):
         )
     arr = frozen_array(value, np.float64, "Connection.weight")
     if arr.ndim not in (1, 2):
-        raise ValueError(f"Connection.weight array must be [N_pre, N_post] (or [n_synapses] with Explicit), got shape {arr.shape}")
+        raise ValueError(
+            f"Connection.weight array must be [N_pre, N_post] (or [n_synapses] with Explicit), got shape {arr.shape}"
+        )
     return arr
 
 
@@ -57,12 +59,16 @@ def _convert_connectivity(value):
 
 def _delay(instance, attribute, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Connection {instance.source}->{instance.target}: delay must be an integer >= 1 (steps), got {value!r}")
+        raise ValueError(
+            f"Connection {instance.source}->{instance.target}: delay must be an integer >= 1 (steps), got {value!r}"
+        )
 
 
 def _bool(instance, attribute, value):
     if not isinstance(value, bool):
-        raise ValueError(f"Connection {instance.source}->{instance.target}: {attribute.name} must be True or False, got {value!r}")
+        raise ValueError(
+            f"Connection {instance.source}->{instance.target}: {attribute.name} must be True or False, got {value!r}"
+        )
 
 
 @attrs.frozen
@@ -79,7 +85,9 @@ class Connection:
     source: str = attrs.field(validator=lambda i, a, v: check_name("Connection source", v))
     target: str = attrs.field(validator=lambda i, a, v: check_name("Connection target", v))
     weight: WeightSpec = array_field(default=attrs.Factory(KaimingUniform), converter=_convert_weight, kw_only=True)
-    connectivity: Connectivity = attrs.field(default=attrs.Factory(Dense), converter=_convert_connectivity, kw_only=True)
+    connectivity: Connectivity = attrs.field(
+        default=attrs.Factory(Dense), converter=_convert_connectivity, kw_only=True
+    )
     delay: int = attrs.field(default=1, validator=_delay, kw_only=True)
     trainable: bool = attrs.field(default=True, validator=_bool, kw_only=True)
     allow_self: bool = attrs.field(default=False, validator=_bool, kw_only=True)
@@ -90,7 +98,11 @@ class Connection:
             object.__setattr__(self, "name", f"{self.source}_to_{self.target}")
         check_name("Connection", self.name)
         object.__setattr__(self, "delay", int(self.delay))
-        if isinstance(self.weight, np.ndarray) and self.weight.ndim == 1 and not isinstance(self.connectivity, Explicit):
+        if (
+            isinstance(self.weight, np.ndarray)
+            and self.weight.ndim == 1
+            and not isinstance(self.connectivity, Explicit)
+        ):
             raise ValueError(
                 f"Connection {self.name!r}: a 1-d weight array needs Explicit connectivity; give [N_pre, N_post] otherwise"
             )

@@ -82,7 +82,9 @@ class Explicit(Connectivity):
 
     def __attrs_post_init__(self) -> None:
         if self.pre.shape != self.post.shape:
-            raise ValueError(f"Explicit.pre and Explicit.post must have equal length, got {self.pre.size} and {self.post.size}")
+            raise ValueError(
+                f"Explicit.pre and Explicit.post must have equal length, got {self.pre.size} and {self.post.size}"
+            )
         if self.pre.size == 0:
             raise ValueError("Explicit connectivity needs at least one synapse (pre and post are empty)")
         if self.pre.min() < 0 or self.post.min() < 0:
@@ -92,9 +94,13 @@ class Explicit(Connectivity):
 
     def mask(self, n_pre, n_post, rng_factory, where):
         if self.pre.max() >= n_pre:
-            raise ValueError(f"{where}: Explicit.pre index {int(self.pre.max())} out of range for a source of {n_pre} neurons")
+            raise ValueError(
+                f"{where}: Explicit.pre index {int(self.pre.max())} out of range for a source of {n_pre} neurons"
+            )
         if self.post.max() >= n_post:
-            raise ValueError(f"{where}: Explicit.post index {int(self.post.max())} out of range for a target of {n_post} neurons")
+            raise ValueError(
+                f"{where}: Explicit.post index {int(self.post.max())} out of range for a target of {n_post} neurons"
+            )
         m = np.zeros((n_pre, n_post), dtype=bool)
         m[self.pre, self.post] = True
         return m
@@ -108,7 +114,9 @@ CONNECTIVITY_KINDS: dict[str, type[Connectivity]] = {c.kind: c for c in (Dense, 
 
 def connectivity_from_dict(obj, where: str) -> Connectivity:
     if not isinstance(obj, dict) or obj.get("kind") not in CONNECTIVITY_KINDS:
-        raise ValueError(f"{where}: connectivity must be a dict with kind in {sorted(CONNECTIVITY_KINDS)}, got {obj!r:.80}")
+        raise ValueError(
+            f"{where}: connectivity must be a dict with kind in {sorted(CONNECTIVITY_KINDS)}, got {obj!r:.80}"
+        )
     kwargs = {k: v for k, v in obj.items() if k != "kind"}
     try:
         return CONNECTIVITY_KINDS[obj["kind"]](**kwargs)

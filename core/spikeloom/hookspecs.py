@@ -24,7 +24,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def spikeloom_register_backends(registry: "BackendRegistry") -> None:
+def spikeloom_register_backends(registry: BackendRegistry) -> None:
     """Add backends with ``registry.add(backend)``.
 
     ``backend`` is an instance of :class:`spikeloom.Backend`; the registry checks its name,

@@ -5,7 +5,7 @@ It lives in the core so that every backend rejects bad input the same way, befor
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -34,7 +34,9 @@ def prepare_inputs(built: BuiltNetwork, x, dtype) -> dict[str, np.ndarray]:
             raise ValueError(f"x: no spikes given for input populations {missing}")
     else:
         if len(inputs) != 1:
-            raise ValueError(f"x: the network has {len(inputs)} inputs {sorted(inputs)}; pass a dict name -> [T, B, N] array")
+            raise ValueError(
+                f"x: the network has {len(inputs)} inputs {sorted(inputs)}; pass a dict name -> [T, B, N] array"
+            )
         given = {next(iter(inputs)): x}
     out: dict[str, np.ndarray] = {}
     tb = None
@@ -101,7 +103,9 @@ def normalize_record(built: BuiltNetwork, record) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def validate_params(built: BuiltNetwork, params: Mapping[str, object], current: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def validate_params(
+    built: BuiltNetwork, params: Mapping[str, object], current: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Check new parameter values by name against the current ones; return float64 copies."""
     if not isinstance(params, Mapping):
         raise ValueError(f"params: expected a dict name -> array, got {type(params).__name__}")

@@ -7,7 +7,7 @@ import json
 import math
 import numbers
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import attrs
 
@@ -88,7 +88,7 @@ class Network:
                 raise ValueError(f"Connection {c.name!r}: target {c.target!r} is a SpikeInput, which takes no input")
             if isinstance(by_name[c.source], LI):
                 raise ValueError(f"Connection {c.name!r}: source {c.source!r} is an LI readout, which never spikes")
-        self.built  # materialise now so that an invalid network fails at construction
+        self.built  # noqa: B018  (materialise now so that an invalid network fails at construction)
 
     @functools.cached_property
     def built(self) -> BuiltNetwork:
@@ -109,7 +109,7 @@ class Network:
         return network_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Network":
+    def from_dict(cls, data: dict) -> Network:
         from .serialization import network_from_dict
 
         return network_from_dict(data)
@@ -121,7 +121,7 @@ class Network:
             f.write("\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Network":
+    def load(cls, path: str | os.PathLike) -> Network:
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)

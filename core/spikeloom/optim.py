@@ -10,7 +10,7 @@ Update, for step t = 1, 2, ... and each parameter p with gradient g::
 from __future__ import annotations
 
 import math
-from typing import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 
 import attrs
 import numpy as np

@@ -6,7 +6,6 @@ Also the exact JSON encoding of arrays used by the network's dict/JSON round tri
 from __future__ import annotations
 
 import numbers
-from typing import Union
 
 import attrs
 import numpy as np
@@ -24,7 +23,7 @@ __all__ = [
     "param_from_json",
 ]
 
-ParamValue = Union[float, np.ndarray, Distribution]
+ParamValue = float | np.ndarray | Distribution
 
 
 def frozen_array(value, dtype, field: str, *, ndim: int | None = None) -> np.ndarray:
@@ -53,7 +52,9 @@ def as_param(value, field: str) -> ParamValue:
             raise ValueError(f"{field}: must be finite, got {v!r}")
         return v
     if isinstance(value, (str, bytes, dict)) or value is None:
-        raise ValueError(f"{field}: expected a number, an array or a distribution (Gamma, Normal, Uniform), got {value!r}")
+        raise ValueError(
+            f"{field}: expected a number, an array or a distribution (Gamma, Normal, Uniform), got {value!r}"
+        )
     return frozen_array(value, np.float64, field, ndim=1)
 
 

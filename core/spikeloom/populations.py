@@ -55,7 +55,9 @@ def _param(default, *, lower: float, strict: bool, allow_zero_scalar: bool = Fal
         if np.any(bad):
             rel = ">" if strict else ">="
             hint = " (tau_syn=0 as a scalar selects a delta synapse)" if allow_zero_scalar else ""
-            raise ValueError(f"{where} must be {rel} {lower:g}, got {value if arr.size == 1 else 'an array with ' + str(int(bad.sum())) + ' such values'}{hint}")
+            raise ValueError(
+                f"{where} must be {rel} {lower:g}, got {value if arr.size == 1 else 'an array with ' + str(int(bad.sum())) + ' such values'}{hint}"
+            )
 
     def convert(value, instance, field):
         return as_param(value, f"{type(instance).__name__} {instance.name!r}: {field.name}")
@@ -113,7 +115,9 @@ def _check_trainable_tau_syn(instance) -> None:
 def _bool_field(default: bool = False):
     def validate(instance, attribute, value):
         if not isinstance(value, bool):
-            raise ValueError(f"{type(instance).__name__} {instance.name!r}: {attribute.name} must be True or False, got {value!r}")
+            raise ValueError(
+                f"{type(instance).__name__} {instance.name!r}: {attribute.name} must be True or False, got {value!r}"
+            )
 
     return attrs.field(default=default, validator=validate, kw_only=True)
 

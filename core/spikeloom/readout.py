@@ -60,7 +60,9 @@ class Readout:
         if self.mode not in MODES:
             raise ValueError(f"Readout.mode must be one of {MODES}, got {self.mode!r}")
         if self.mode == "last" and self.window is not None:
-            raise ValueError("Readout.window cannot be used with mode='last'; drop the window or choose per_step/max/mean")
+            raise ValueError(
+                "Readout.window cannot be used with mode='last'; drop the window or choose per_step/max/mean"
+            )
 
     def steps(self, T: int) -> slice:
         """The slice of steps the loss looks at; ``ValueError`` if it is empty for ``T`` steps."""
@@ -86,7 +88,9 @@ def check_labels(labels, batch: int, n_classes: int) -> np.ndarray:
     if arr.shape != (batch,):
         raise ValueError(f"labels must have shape [B] = [{batch}], got {list(arr.shape)}")
     if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
-        raise ValueError(f"labels must lie in [0, {n_classes - 1}] (the readout has {n_classes} neurons), got min {arr.min()}, max {arr.max()}")
+        raise ValueError(
+            f"labels must lie in [0, {n_classes - 1}] (the readout has {n_classes} neurons), got min {arr.min()}, max {arr.max()}"
+        )
     return arr.astype(np.int64)
 
 

@@ -52,7 +52,9 @@ class BackendRegistry:
             )
         caps = backend.capabilities()
         if not isinstance(caps, Capabilities):
-            raise ValueError(f"backend {name!r}: capabilities() must return spikeloom.Capabilities, got {type(caps).__name__}")
+            raise ValueError(
+                f"backend {name!r}: capabilities() must return spikeloom.Capabilities, got {type(caps).__name__}"
+            )
         self._backends[name] = backend
         self._plugin_of[name] = self._current_plugin
 

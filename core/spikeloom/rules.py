@@ -99,14 +99,14 @@ def rule_from_dict(obj):
         raise ValueError(f"rule {obj['kind']}: {exc}") from None
 
 
-def trained_populations(built: "BuiltNetwork") -> tuple[str, ...]:
+def trained_populations(built: BuiltNetwork) -> tuple[str, ...]:
     """Spiking populations with at least one trainable incoming connection."""
     return tuple(
         p.name for p in built.neuron_populations if p.spiking and any(c.trainable for c in built.incoming(p.name))
     )
 
 
-def check_rule(built: "BuiltNetwork", rule, readout) -> None:
+def check_rule(built: BuiltNetwork, rule, readout) -> None:
     """Structural checks shared by every backend; ``ValueError`` naming the problem."""
     if rule is None:
         if readout is not None and not isinstance(readout, Readout):
@@ -115,21 +115,33 @@ def check_rule(built: "BuiltNetwork", rule, readout) -> None:
     if not isinstance(rule, (BPTT, EProp)):
         raise ValueError(f"rule must be BPTT(...) or EProp(...), got {rule!r:.80}")
     if not isinstance(readout, Readout):
-        raise ValueError("a learning rule needs readout=Readout(population, mode) naming the LI population that gives the logits")
+        raise ValueError(
+            "a learning rule needs readout=Readout(population, mode) naming the LI population that gives the logits"
+        )
     if readout.population not in built.populations:
-        raise ValueError(f"Readout.population: unknown population {readout.population!r}; known: {sorted(built.populations)}")
+        raise ValueError(
+            f"Readout.population: unknown population {readout.population!r}; known: {sorted(built.populations)}"
+        )
     if built.populations[readout.population].kind != "LI":
-        raise ValueError(f"Readout.population {readout.population!r} must be an LI population, not {built.populations[readout.population].kind}")
+        raise ValueError(
+            f"Readout.population {readout.population!r} must be an LI population, not {built.populations[readout.population].kind}"
+        )
     if isinstance(rule, EProp):
         if readout.mode != "per_step":
             raise ValueError(f"e-prop needs Readout(mode='per_step'), got mode={readout.mode!r}")
         if readout.c_reg:
-            raise ValueError("e-prop has its own online rate regulariser: set EProp(c_reg=...) and leave Readout.c_reg at 0")
+            raise ValueError(
+                "e-prop has its own online rate regulariser: set EProp(c_reg=...) and leave Readout.c_reg at 0"
+            )
         for p in built.neuron_populations:
             if p.train_tau_mem or p.train_tau_syn:
-                raise ValueError(f"e-prop does not train time constants (population {p.name!r}); use BPTT or set train_tau_*=False")
+                raise ValueError(
+                    f"e-prop does not train time constants (population {p.name!r}); use BPTT or set train_tau_*=False"
+                )
             if p.kind == "LI" and p.name != readout.population and any(c.trainable for c in built.incoming(p.name)):
-                raise ValueError(f"e-prop trains one readout; LI population {p.name!r} is not the readout {readout.population!r}")
+                raise ValueError(
+                    f"e-prop trains one readout; LI population {p.name!r} is not the readout {readout.population!r}"
+                )
         for name in trained_populations(built):
             if not any(c.target == readout.population for c in built.outgoing(name)):
                 raise ValueError(
@@ -138,7 +150,9 @@ def check_rule(built: "BuiltNetwork", rule, readout) -> None:
                 )
 
 
-def feedback_matrices(built: "BuiltNetwork", rule: EProp, readout: Readout, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def feedback_matrices(
+    built: BuiltNetwork, rule: EProp, readout: Readout, params: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """e-prop's feedback ``B`` ``[N_hidden, N_out]`` for each connection into the readout from a
     trained population: the stored weights (symmetric) or a fixed draw N(0, 1/N_hidden) (random)."""
     trained = set(trained_populations(built))

@@ -13,7 +13,7 @@ from .connections import Connection
 from .connectivity import connectivity_from_dict
 from .distributions import Distribution
 from .initializers import INITIALIZERS, Initializer
-from .parameters import array_from_json, array_to_json, param_from_json, param_to_json
+from .parameters import array_to_json, param_from_json, param_to_json
 from .populations import POPULATION_KINDS
 
 __all__ = ["network_to_dict", "network_from_dict", "FORMAT", "VERSION"]
@@ -112,14 +112,21 @@ def _connection_from_dict(obj, i: int) -> Connection:
     return Connection(kwargs.pop("source"), kwargs.pop("target"), **kwargs)
 
 
-def network_from_dict(data) -> "Network":  # noqa: F821
+def network_from_dict(data) -> Network:  # noqa: F821
     from .network import Network
 
-    _check_keys(data, {"format", "version", "dt", "seed", "populations", "connections"}, {"format", "version", "populations"}, "network")
+    _check_keys(
+        data,
+        {"format", "version", "dt", "seed", "populations", "connections"},
+        {"format", "version", "populations"},
+        "network",
+    )
     if data["format"] != FORMAT:
         raise ValueError(f"network: 'format' must be {FORMAT!r}, got {data['format']!r}")
     if data["version"] != VERSION:
-        raise ValueError(f"network: format version {data['version']!r} is not supported (this spikeloom reads {VERSION})")
+        raise ValueError(
+            f"network: format version {data['version']!r} is not supported (this spikeloom reads {VERSION})"
+        )
     if not isinstance(data["populations"], list) or not isinstance(data.get("connections", []), list):
         raise ValueError("network: 'populations' and 'connections' must be lists")
     pops = [_population_from_dict(p, i) for i, p in enumerate(data["populations"])]

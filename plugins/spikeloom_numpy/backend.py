@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import spikeloom
 from spikeloom import Backend, Capabilities, Compiled, CompileRequest
-
 from spikeloom.capabilities import ALL_READOUTS, ALL_SURROGATES
 from spikeloom.rules import BPTT
 
@@ -31,7 +28,9 @@ class NumpyCompiled(Compiled):
     def _loss_and_grads(self, inputs, labels):
         rule, readout = self.request.rule, self.request.readout
         if isinstance(rule, BPTT):
-            return bptt_loss_and_grads(self.built, self._params, self.dtype, rule, readout, inputs, labels, self._spike_fn)
+            return bptt_loss_and_grads(
+                self.built, self._params, self.dtype, rule, readout, inputs, labels, self._spike_fn
+            )
         return eprop_loss_and_grads(self.built, self._params, self.dtype, rule, readout, inputs, labels)
 
     def _native_params(self):

@@ -61,7 +61,9 @@ def bptt_loss_and_grads(
     sim = Simulator(built, params, dtype, spike_fn)
     record = {}
     for p in built.neuron_populations:
-        record[p.name] = ("V", "I") if p.kind == "LI" else ("V", "I", "z", "refractory") + (("a",) if p.kind == "ALIF" else ())
+        record[p.name] = (
+            ("V", "I") if p.kind == "LI" else ("V", "I", "z", "refractory") + (("a",) if p.kind == "ALIF" else ())
+        )
     rec = sim.run(inputs, record)
     T, B = next(iter(inputs.values())).shape[:2]
     dt = np.dtype(dtype)
@@ -115,7 +117,11 @@ def bptt_loss_and_grads(
         if key not in trainable:
             continue
         src, tgt = spikes[c.source], adj[c.target].gI_all
-        g = np.tensordot(src[: T - c.delay], tgt[c.delay :], axes=([0, 1], [0, 1])) if c.delay < T else np.zeros(c.mask.shape)
+        g = (
+            np.tensordot(src[: T - c.delay], tgt[c.delay :], axes=([0, 1], [0, 1]))
+            if c.delay < T
+            else np.zeros(c.mask.shape)
+        )
         grads[key] = (g * c.mask).astype(dt)
     for pop in built.neuron_populations:
         p, r, st = sim.pops[pop.name], rec[pop.name], adj[pop.name]

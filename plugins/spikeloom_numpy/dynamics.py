@@ -68,9 +68,7 @@ def zero_state(p: PopParams, batch: int, dtype) -> PopState:
     z = lambda: np.zeros((batch, n), dtype=dtype)  # noqa: E731
     if p.kind == "LI":
         return PopState(I=z(), V=z())
-    return PopState(
-        I=z(), V=z(), a=z() if p.kind == "ALIF" else None, z=z(), ref=np.zeros((batch, n), dtype=np.int64)
-    )
+    return PopState(I=z(), V=z(), a=z() if p.kind == "ALIF" else None, z=z(), ref=np.zeros((batch, n), dtype=np.int64))
 
 
 def neuron_step(p: PopParams, s: PopState, h: np.ndarray, spike_fn=None) -> tuple[PopState, dict[str, np.ndarray]]:

@@ -65,8 +65,14 @@ def eprop_loss_and_grads(
     onehot[np.arange(B), labels] = 1
 
     # the readout's filter; with per-neuron readout time constants e_bar gains a readout axis
-    hetero_out = not (np.all(out.alpha_mem == out.alpha_mem[0]) and np.all(out.alpha_syn == out.alpha_syn[0]) and np.all(out.g == out.g[0]))
-    o_am, o_as, o_g = (out.alpha_mem, out.alpha_syn, out.g) if hetero_out else (out.alpha_mem[0], out.alpha_syn[0], out.g[0])
+    hetero_out = not (
+        np.all(out.alpha_mem == out.alpha_mem[0])
+        and np.all(out.alpha_syn == out.alpha_syn[0])
+        and np.all(out.g == out.g[0])
+    )
+    o_am, o_as, o_g = (
+        (out.alpha_mem, out.alpha_syn, out.g) if hetero_out else (out.alpha_mem[0], out.alpha_syn[0], out.g[0])
+    )
     # skipping "0 * x +" and "1 *" changes no bit of the result and saves work on the biggest arrays
     out_delta, out_unit_gain = bool(np.all(out.alpha_syn == 0)), bool(np.all(out.g == 1))
 
@@ -74,6 +80,7 @@ def eprop_loss_and_grads(
         """One step of the readout's own filter on ``f = [current, membrane]`` with input ``x``."""
         f[0] = x if out_delta else o_as * f[0] + x
         f[1] = o_am * f[1] + (f[0] if out_unit_gain else o_g * f[0])
+
     trainable = set(built.trainable_names())
     grads = {name: np.zeros_like(np.asarray(params[name], dtype=dt)) for name in trainable}
     feedback = {k: np.asarray(v, dtype=dt) for k, v in feedback_matrices(built, rule, readout, params).items()}
@@ -158,7 +165,9 @@ def eprop_loss_and_grads(
                 elig = tr["eps_v"] - p.beta * tr["eps_a"] if p.kind == "ALIF" else tr["eps_v"]
                 e = psi[:, None, :] * elig
                 if rule.c_reg:
-                    grads[f"{cname}.weight"] += rule.c_reg / B * np.sum((st["rate"] - rate_target)[:, None, :] * e, axis=0)
+                    grads[f"{cname}.weight"] += (
+                        rule.c_reg / B * np.sum((st["rate"] - rate_target)[:, None, :] * e, axis=0)
+                    )
                 for rc in st["to_out"]:
                     e_d = tr["e_hist"][rc.delay - 1]  # e[t - delay]
                     eb = tr["ebar"][rc.name]

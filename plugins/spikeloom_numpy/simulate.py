@@ -60,7 +60,9 @@ class Simulator:
             buf.appendleft(x_t[src] if src in x_t else self.state[src].z)
         return out
 
-    def run(self, inputs: dict[str, np.ndarray], record: dict[str, tuple[str, ...]]) -> dict[str, dict[str, np.ndarray]]:
+    def run(
+        self, inputs: dict[str, np.ndarray], record: dict[str, tuple[str, ...]]
+    ) -> dict[str, dict[str, np.ndarray]]:
         """Simulate all steps of ``inputs`` (``{name: [T, B, N]}``) from zero state and return the
         recorded variables ``{population: {variable: [T, B, N]}}``."""
         T, B = next(iter(inputs.values())).shape[:2]

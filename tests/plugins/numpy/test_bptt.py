@@ -18,8 +18,17 @@ def _network(kind: str, reset: str, scale_input: bool, seed: int) -> sl.Network:
     return sl.Network(
         [
             sl.SpikeInput("inp", 5),
-            pop("h", 6, tau_mem=sl.Gamma(20.0), tau_syn=5.0, reset=reset, scale_input=scale_input,
-                train_tau_mem=True, train_tau_syn=True, **extra),
+            pop(
+                "h",
+                6,
+                tau_mem=sl.Gamma(20.0),
+                tau_syn=5.0,
+                reset=reset,
+                scale_input=scale_input,
+                train_tau_mem=True,
+                train_tau_syn=True,
+                **extra,
+            ),
             sl.LIF("h2", 4, tau_mem=10.0),
             sl.LI("out", 3, tau_syn=3.0, scale_input=scale_input, train_tau_mem=True),
         ],
@@ -57,8 +66,15 @@ def test_bptt_matches_finite_differences(kind, reset, scale_input, mode):
     labels = np.array([0, 2])
     grads = compiled.loss_and_grads(x, labels).grads
     assert set(grads) == {
-        "inp_to_h.weight", "h_to_h.weight", "h_to_h2.weight", "h2_to_out.weight", "h_to_out.weight",
-        "out.bias", "h.alpha_mem", "h.alpha_syn", "out.alpha_mem",
+        "inp_to_h.weight",
+        "h_to_h.weight",
+        "h_to_h2.weight",
+        "h2_to_out.weight",
+        "h_to_out.weight",
+        "out.bias",
+        "h.alpha_mem",
+        "h.alpha_syn",
+        "out.alpha_mem",
     }
     checked = 0
     for name, g in grads.items():
@@ -80,7 +96,9 @@ def test_detach_reset_changes_the_gradient():
     labels = np.array([1, 0])
     out = {}
     for detach in (True, False):
-        c = sl.get_backend("numpy").compile(net, rule=sl.BPTT(detach_reset=detach), readout=sl.Readout("out"), dtype="float64")
+        c = sl.get_backend("numpy").compile(
+            net, rule=sl.BPTT(detach_reset=detach), readout=sl.Readout("out"), dtype="float64"
+        )
         out[detach] = c.loss_and_grads(x, labels)
     assert out[True].loss == out[False].loss
     assert not np.allclose(out[True].grads["inp_to_h.weight"], out[False].grads["inp_to_h.weight"])
@@ -93,7 +111,9 @@ def test_surrogate_is_zero_while_refractory():
         [sl.Connection("inp", "h", weight=0.6), sl.Connection("h", "out", weight=np.array([[1.0, -1.0]]))],
     )
     x = np.ones((10, 1, 1))
-    ref = sl.get_backend("numpy").compile(net, rule=sl.BPTT(surrogate=sl.Triangle(1.0)), readout=sl.Readout("out"), dtype="float64")
+    ref = sl.get_backend("numpy").compile(
+        net, rule=sl.BPTT(surrogate=sl.Triangle(1.0)), readout=sl.Readout("out"), dtype="float64"
+    )
     z = ref.simulate(x, record={"h": ("z",)})["h"]["z"][:, 0, 0]
     assert z.tolist() == [0, 0, 1] + [0] * 7  # delay 1; V: 0, 0.6, 1.2 -> spike, then refractory
     g_ref = ref.loss_and_grads(x, np.array([0])).grads["inp_to_h.weight"]
@@ -101,7 +121,9 @@ def test_surrogate_is_zero_while_refractory():
         [sl.SpikeInput("inp", 1), sl.LIF("h", 1, tau_mem=1e6), sl.LI("out", 2)],
         [sl.Connection("inp", "h", weight=0.6), sl.Connection("h", "out", weight=np.array([[1.0, -1.0]]))],
     )
-    c_free = sl.get_backend("numpy").compile(free, rule=sl.BPTT(surrogate=sl.Triangle(1.0)), readout=sl.Readout("out"), dtype="float64")
+    c_free = sl.get_backend("numpy").compile(
+        free, rule=sl.BPTT(surrogate=sl.Triangle(1.0)), readout=sl.Readout("out"), dtype="float64"
+    )
     assert not np.allclose(g_ref, c_free.loss_and_grads(x, np.array([0])).grads["inp_to_h.weight"])
 
 
@@ -130,7 +152,9 @@ def test_float32_gradients_close_to_float64():
     x = rng.random((20, 2, 5)) < 0.3
     labels = np.array([2, 1])
     res = {
-        dt: sl.get_backend("numpy").compile(net, rule=sl.BPTT(), readout=sl.Readout("out"), dtype=dt).loss_and_grads(x, labels)
+        dt: sl.get_backend("numpy")
+        .compile(net, rule=sl.BPTT(), readout=sl.Readout("out"), dtype=dt)
+        .loss_and_grads(x, labels)
         for dt in ("float32", "float64")
     }
     for name, g64 in res["float64"].grads.items():

@@ -21,8 +21,17 @@ def _feedforward(kind, reset, tau_syn, delays, hetero, seed, refractory=0.0):
     return sl.Network(
         [
             sl.SpikeInput("inp", 7),
-            pop("h", 6, tau_syn=tau_syn, reset=reset, refractory=refractory, v_thresh=0.6,
-                tau_mem=sl.Gamma(20.0) if hetero else 20.0, scale_input=hetero, **extra),
+            pop(
+                "h",
+                6,
+                tau_syn=tau_syn,
+                reset=reset,
+                refractory=refractory,
+                v_thresh=0.6,
+                tau_mem=sl.Gamma(20.0) if hetero else 20.0,
+                scale_input=hetero,
+                **extra,
+            ),
             sl.LI("out", 3, tau_syn=3.0 if hetero else 0.0, tau_mem=sl.Gamma(15.0) if hetero else 15.0),
         ],
         [
@@ -123,11 +132,11 @@ def test_rate_regulariser_pushes_busy_neurons_down():
     assert np.all(g >= 0) and g.sum() > 0  # gradient descent lowers the weights, hence the rates
 
 
-def _peak_bytes(fn):
+def _peak_bytes(fn, *args):
     tracemalloc.start()
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
-    fn()
+    fn(*args)
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
     return peak
@@ -143,6 +152,6 @@ def test_eprop_memory_does_not_grow_with_sequence_length():
         for T in (50, 400):
             x = (np.random.default_rng(T).random((T, 4, 6)) < 0.2).astype(np.float64)
             labels = np.array([0, 1, 2, 0])
-            peaks[rule, T] = _peak_bytes(lambda: compiled.loss_and_grads(x, labels))
+            peaks[rule, T] = _peak_bytes(compiled.loss_and_grads, x, labels)
     assert peaks["eprop", 400] < 1.1 * peaks["eprop", 50], peaks
     assert peaks["bptt", 400] > 3 * peaks["bptt", 50], peaks  # the check can tell the difference

@@ -37,8 +37,9 @@ def specs(draw):
 
 def make(spec, seed=None):
     gain = 8.0 if spec["scale_input"] else 1.0
-    kw = dict(tau_syn=spec["tau_syn"], reset=spec["reset"], refractory=spec["refractory"],
-              scale_input=spec["scale_input"])
+    kw = dict(
+        tau_syn=spec["tau_syn"], reset=spec["reset"], refractory=spec["refractory"], scale_input=spec["scale_input"]
+    )
     if spec["het"]:
         kw["tau_mem"] = sl.Gamma(20.0, shape=3)
         kw["v_thresh"] = sl.Uniform(0.6, 1.2)
@@ -46,8 +47,10 @@ def make(spec, seed=None):
         kw.update(tau_adapt=50.0, beta=0.3)
     cls = sl.ALIF if spec["kind"] == "ALIF" else sl.LIF
     conn = sl.FixedProbability(0.6) if spec["sparse"] else sl.Dense()
-    conns = [sl.Connection("inp", "h", weight=sl.Normal(0.7 * gain, 0.5 * gain), connectivity=conn),
-             sl.Connection("h", "out", delay=spec["delay"])]
+    conns = [
+        sl.Connection("inp", "h", weight=sl.Normal(0.7 * gain, 0.5 * gain), connectivity=conn),
+        sl.Connection("h", "out", delay=spec["delay"]),
+    ]
     if spec["recurrent"]:
         conns.append(sl.Connection("h", "h", weight=sl.Normal(0.0, 0.5 * gain), delay=spec["delay"]))
     return sl.Network(
@@ -83,8 +86,14 @@ def dyadic(net):
     """The same network with every weight rounded to a multiple of 1/64, so that every synaptic sum
     ``h[t]`` is exact in float32 and float64 whatever the order of summation."""
     conns = [
-        sl.Connection(c.source, c.target, weight=np.round(np.asarray(bc.weight) * 64) / 64, delay=c.delay,
-                      allow_self=c.allow_self, name=c.name)
+        sl.Connection(
+            c.source,
+            c.target,
+            weight=np.round(np.asarray(bc.weight) * 64) / 64,
+            delay=c.delay,
+            allow_self=c.allow_self,
+            name=c.name,
+        )
         for c, bc in zip(net.connections, net.built.connections, strict=True)
     ]
     return sl.Network(net.populations, conns, dt=net.dt, seed=net.seed)
@@ -93,7 +102,7 @@ def dyadic(net):
 def assert_batch_independent(compiled, x, exact=True):
     full = compiled.simulate(x)
     for b in range(x.shape[1]):
-        one = compiled.simulate(x[:, b:b + 1])
+        one = compiled.simulate(x[:, b : b + 1])
         for pop in full:
             for var in full[pop]:
                 got, want = full[pop][var][:, b], one[pop][var][:, 0]
@@ -136,8 +145,9 @@ def _matmul_depends_on_batch_size() -> bool:
     "I = 0.22599999999999987 in a batch of 2 and 0.2260000000000001 alone",
 )
 def test_batch_of_identical_examples_equals_one_example_bitwise():
-    net = sl.Network([sl.SpikeInput("inp", 5), sl.LI("out", 1)],
-                     [sl.Connection("inp", "out", weight=ORDER_SENSITIVE_W)])
+    net = sl.Network(
+        [sl.SpikeInput("inp", 5), sl.LI("out", 1)], [sl.Connection("inp", "out", weight=ORDER_SENSITIVE_W)]
+    )
     x = np.ones((3, 2, 5), dtype=bool)
     assert_batch_independent(BACKEND.compile(net, dtype="float64"), x)
 
@@ -194,7 +204,7 @@ def _check_step_semantics(net, x, rec, tol):
     for t in range(T):
         lo = np.maximum(t - p.n_ref, 0)
         for j in range(p.n):
-            refractory[t, :, j] = z[lo[j]:t, :, j].any(axis=0) if lo[j] < t else False
+            refractory[t, :, j] = z[lo[j] : t, :, j].any(axis=0) if lo[j] < t else False
     # no spike closer than n_ref + 1 steps to the previous one
     assert not np.any((z > 0) & refractory)
     fire = (V >= theta) & ~refractory
@@ -222,8 +232,22 @@ def test_spikes_are_binary_and_v_is_recorded_before_reset(case, dtype):
 @given(st.sampled_from(["subtract", "zero"]), st.sampled_from(["LIF", "ALIF"]), st.integers(0, 2**31 - 1))
 def test_step_semantics_hold_while_spiking_a_lot(reset, kind, seed):
     # a strongly driven case, so that resets, refractoriness and adaptation all happen
-    spec = dict(kind=kind, n_in=4, n_h=5, n_out=2, tau_syn=5.0, reset=reset, refractory=2.0, scale_input=False,
-                het=True, recurrent=True, sparse=False, delay=1, dt=1.0, seed=seed)
+    spec = dict(
+        kind=kind,
+        n_in=4,
+        n_h=5,
+        n_out=2,
+        tau_syn=5.0,
+        reset=reset,
+        refractory=2.0,
+        scale_input=False,
+        het=True,
+        recurrent=True,
+        sparse=False,
+        delay=1,
+        dt=1.0,
+        seed=seed,
+    )
     net = make(spec)
     x = np.random.default_rng(seed).random((60, 2, 4)) < 0.6
     rec = run(net, x)
