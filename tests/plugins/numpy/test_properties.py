@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -125,31 +124,6 @@ def test_batch_elements_are_independent_bitwise(case, dtype):
 def test_batch_elements_are_independent_to_round_off(case):
     spec, x = case
     assert_batch_independent(BACKEND.compile(make(spec), dtype="float64"), x, exact=False)
-
-
-# Five weights whose float64 sum depends on the order of summation; the platform's matrix product
-# sums a batch of one and a batch of two in different orders.
-ORDER_SENSITIVE_W = np.array([[1.004], [-0.618], [1.822], [-1.32], [-0.662]])
-
-
-def _matmul_depends_on_batch_size() -> bool:
-    ones = np.ones((2, 5))
-    return not np.array_equal((ones @ ORDER_SENSITIVE_W)[:1], ones[:1] @ ORDER_SENSITIVE_W)
-
-
-@pytest.mark.xfail(
-    _matmul_depends_on_batch_size(),
-    strict=True,
-    reason="h[t] = W^T s[t] is computed with one matrix product over the batch (simulate.py), whose "
-    "summation order depends on the batch size on this BLAS: the same example gives "
-    "I = 0.22599999999999987 in a batch of 2 and 0.2260000000000001 alone",
-)
-def test_batch_of_identical_examples_equals_one_example_bitwise():
-    net = sl.Network(
-        [sl.SpikeInput("inp", 5), sl.LI("out", 1)], [sl.Connection("inp", "out", weight=ORDER_SENSITIVE_W)]
-    )
-    x = np.ones((3, 2, 5), dtype=bool)
-    assert_batch_independent(BACKEND.compile(net, dtype="float64"), x)
 
 
 @SETTINGS
