@@ -18,7 +18,7 @@ from .capabilities import Capabilities, requirements
 from .errors import BackendUnavailable
 from .inputs import normalize_record, prepare_inputs, validate_params
 from .network import Network
-from .readout import check_labels, readout_loss
+from .readout import check_labels, rate_regularizer, readout_loss
 from .rules import ALPHA_CLIP, check_rule
 
 __all__ = ["Availability", "Backend", "CompileRequest", "Compiled", "Recording", "StepResult"]
@@ -213,9 +213,14 @@ class Compiled(abc.ABC):
         """Loss and predictions without gradients (forward only)."""
         inputs, labels = self._check_batch(x, labels, need_rule=False)
         readout = self.request.readout
-        rec = self._simulate(inputs, {readout.population: ("V",)})
-        Y = np.asarray(rec[readout.population]["V"])
-        loss, _, pred = readout_loss(Y, labels, readout)
+        record = {readout.population: ("V",)}
+        spiking = [p.name for p in self.built.neuron_populations if p.spiking] if readout.c_reg else []
+        record.update({name: ("z",) for name in spiking})
+        rec = self._simulate(inputs, record)
+        loss, _, pred = readout_loss(self._to_host(rec[readout.population]["V"]), labels, readout)
+        if spiking:  # the activity regulariser is part of the loss (SPEC §4), as in loss_and_grads
+            z = {name: self._to_host(rec[name]["z"]) for name in spiking}
+            loss += rate_regularizer(z, self.built.dt, readout.c_reg, readout.target_rate)[0]
         return StepResult(loss=loss, predictions=pred)
 
     def _loss_and_grads(self, inputs: dict[str, np.ndarray], labels: np.ndarray):

@@ -108,16 +108,16 @@ def trained_populations(built: BuiltNetwork) -> tuple[str, ...]:
 
 def check_rule(built: BuiltNetwork, rule, readout) -> None:
     """Structural checks shared by every backend; ``ValueError`` naming the problem."""
-    if rule is None:
-        if readout is not None and not isinstance(readout, Readout):
-            raise ValueError(f"readout must be a spikeloom.Readout, got {readout!r:.80}")
-        return
-    if not isinstance(rule, (BPTT, EProp)):
+    if readout is not None and not isinstance(readout, Readout):
+        raise ValueError(f"readout must be a spikeloom.Readout, got {readout!r:.80}")
+    if rule is not None and not isinstance(rule, (BPTT, EProp)):
         raise ValueError(f"rule must be BPTT(...) or EProp(...), got {rule!r:.80}")
-    if not isinstance(readout, Readout):
+    if rule is not None and readout is None:
         raise ValueError(
             "a learning rule needs readout=Readout(population, mode) naming the LI population that gives the logits"
         )
+    if readout is None:
+        return
     if readout.population not in built.populations:
         raise ValueError(
             f"Readout.population: unknown population {readout.population!r}; known: {sorted(built.populations)}"

@@ -396,3 +396,30 @@ def test_repeated_train_steps_stay_clipped():
             assert p[k].dtype == np.float32
             assert np.all(p[k] >= np.float32(ALPHA_CLIP[0])) and np.all(p[k] <= np.float32(ALPHA_CLIP[1])), k
     assert opt.t == 4
+
+
+def test_readout_is_validated_without_a_rule():
+    net = sl.Network(
+        [sl.SpikeInput("inp", 2), sl.LIF("h", 3), sl.LI("out", 2)],
+        [sl.Connection("inp", "h"), sl.Connection("h", "out")],
+    )
+    with pytest.raises(ValueError, match="unknown population 'nope'"):
+        sl.get_backend("numpy").compile(net, readout=sl.Readout("nope"))
+    with pytest.raises(ValueError, match="must be an LI population"):
+        sl.get_backend("numpy").compile(net, readout=sl.Readout("h"))
+
+
+def test_evaluate_includes_the_activity_regulariser():
+    net = sl.Network(
+        [sl.SpikeInput("inp", 4), sl.LIF("h", 5, tau_syn=5.0), sl.LI("out", 3)],
+        [sl.Connection("inp", "h", weight=0.5), sl.Connection("h", "out")],
+    )
+    x = np.random.default_rng(0).random((20, 2, 4)) < 0.5
+    losses = {}
+    for c_reg in (0.0, 1e-3):
+        c = sl.get_backend("numpy").compile(
+            net, rule=sl.BPTT(), readout=sl.Readout("out", c_reg=c_reg), dtype="float64"
+        )
+        losses[c_reg] = c.evaluate(x, [0, 1]).loss
+        assert losses[c_reg] == pytest.approx(c.loss_and_grads(x, [0, 1]).loss, rel=1e-12)
+    assert losses[1e-3] > losses[0.0] + 1.0
