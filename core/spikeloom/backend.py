@@ -15,8 +15,8 @@ import numpy as np
 
 from .built import BuiltNetwork
 from .capabilities import Capabilities, requirements
-from .errors import BackendUnavailable
-from .inputs import normalize_record, prepare_inputs, validate_params
+from .errors import BackendUnavailable, UnsupportedFeature
+from .inputs import normalize_record, prepare_inputs, validate_params, validate_state, zero_state
 from .network import Network
 from .readout import check_labels, rate_regularizer, readout_loss
 from .rules import ALPHA_CLIP, check_rule
@@ -58,6 +58,8 @@ class CompileRequest:
     rule: object = None
     readout: object = None
     batch_size: int | None = None
+    backend_name: str = ""
+    capabilities: Capabilities | None = None
 
 
 def _rule_name(rule) -> str | None:
@@ -129,6 +131,8 @@ class Backend(abc.ABC):
         if not avail.available:
             raise BackendUnavailable(f"backend {self.name!r} is not available: {avail.reason}")
         request = CompileRequest(
+            backend_name=self.name,
+            capabilities=self.capabilities(),
             network=network,
             built=built,
             dtype=np_dtype,
@@ -165,6 +169,37 @@ class Compiled(abc.ABC):
         arrays of the compiled dtype; ``V`` is recorded before the reset, ``z`` as 0/1."""
         inputs = prepare_inputs(self.built, x, self.dtype)
         return self._simulate(inputs, normalize_record(self.built, record))
+
+    # -- one step at a time (state forcing) ------------------------------------------------------
+    def zero_state(self, batch: int) -> dict:
+        """The all-zero state for ``batch`` examples, as host arrays (see :meth:`step`)."""
+        return zero_state(self.built, batch, self.dtype)
+
+    def step(self, state: dict, x_t) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
+        """Advance one step from ``state`` with input spikes ``x_t`` (``[B, N]``, or a dict per input).
+
+        ``state`` (host arrays, as :meth:`zero_state` makes them): ``{"populations": {name:
+        {"V", "I", ["a"], ["z", "ref"]}}, "history": {source: [D, B, N]}}`` with ``V`` after the
+        reset, ``z`` the last spikes, ``ref`` the remaining refractory steps (int64), and
+        ``history[source][d - 1]`` the spikes ``source`` emitted ``d`` steps ago.  Returns the new
+        state and this step's recorded values ``{pop: {var: [B, N]}}``.  Backends that declare
+        ``Capabilities.stepping`` implement it; the conformance kit compares backends this way
+        from identical states, so one flipped spike cannot make whole runs diverge.
+        """
+        caps = self.request.capabilities
+        if caps is None or not caps.stepping:
+            raise UnsupportedFeature(self.request.backend_name, "stepping", True)
+        state = validate_state(self.built, state, self.dtype)
+        batch = next(iter(state["populations"].values()))["V"].shape[0]
+        x = {k: np.asarray(v)[None] for k, v in x_t.items()} if isinstance(x_t, Mapping) else np.asarray(x_t)[None]
+        inputs = prepare_inputs(self.built, x, self.dtype)
+        if next(iter(inputs.values())).shape[1] != batch:
+            raise ValueError(f"x_t: batch size {next(iter(inputs.values())).shape[1]} differs from the state's {batch}")
+        return self._step(state, {k: v[0] for k, v in inputs.items()})
+
+    def _step(self, state: dict, x_t: dict[str, np.ndarray]):
+        """One step from a validated host state; backends declaring ``stepping`` override it."""
+        raise UnsupportedFeature(self.request.backend_name, "stepping", True)
 
     def get_params(self) -> dict[str, np.ndarray]:
         """Every parameter by stable name, as host NumPy arrays of the compiled dtype."""

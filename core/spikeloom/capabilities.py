@@ -91,6 +91,8 @@ class Capabilities:
     heterogeneous: bool = _flag(True)
     trainable_time_constants: bool = _flag(False)
     scale_input: bool = _flag(True)
+    #: implements ``Compiled.step`` (one step from a given state), used for state-forced checks
+    stepping: bool = _flag(False)
     max_delay: int | None = attrs.field(default=None, validator=_optional_positive_int, kw_only=True)
     max_neurons: int | None = attrs.field(default=None, validator=_optional_positive_int, kw_only=True)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .built import BuiltNetwork
 
-__all__ = ["prepare_inputs", "normalize_record", "validate_params"]
+__all__ = ["prepare_inputs", "normalize_record", "validate_params", "zero_state", "validate_state"]
 
 
 def prepare_inputs(built: BuiltNetwork, x, dtype) -> dict[str, np.ndarray]:
@@ -130,4 +130,79 @@ def validate_params(
         if name.endswith((".alpha_mem", ".alpha_syn")) and np.any((arr <= 0) | (arr >= 1)):
             raise ValueError(f"params[{name!r}]: decay factors must lie in (0, 1)")
         out[name] = arr
+    return out
+
+
+def _state_layout(built: BuiltNetwork) -> tuple[dict[str, dict[str, str]], dict[str, int]]:
+    """Variables of each population's state (name -> dtype kind) and the history depth per source."""
+    pops = {}
+    for p in built.neuron_populations:
+        v = {"V": "f", "I": "f"}
+        if p.kind == "ALIF":
+            v["a"] = "f"
+        if p.spiking:
+            v.update(z="f", ref="i")
+        pops[p.name] = v
+    depth: dict[str, int] = {}
+    for c in built.connections:
+        depth[c.source] = max(depth.get(c.source, 0), c.delay)
+    return pops, depth
+
+
+def zero_state(built: BuiltNetwork, batch: int, dtype) -> dict:
+    """The all-zero state of ``built`` for ``batch`` examples (layout: ``Compiled.step``)."""
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    pops, depth = _state_layout(built)
+    n = {name: p.n for name, p in built.populations.items()}
+    return {
+        "populations": {
+            name: {v: np.zeros((batch, n[name]), dtype=np.int64 if k == "i" else dtype) for v, k in vars_.items()}
+            for name, vars_ in pops.items()
+        },
+        "history": {src: np.zeros((d, batch, n[src]), dtype=dtype) for src, d in depth.items()},
+    }
+
+
+def validate_state(built: BuiltNetwork, state, dtype) -> dict:
+    """Check a state against the network's layout; return copies in ``dtype`` (``ref`` as int64)."""
+    pops, depth = _state_layout(built)
+    if not isinstance(state, Mapping) or set(state) != {"populations", "history"}:
+        raise ValueError("state must be a dict with keys 'populations' and 'history' (see Compiled.zero_state)")
+    given_pops, given_hist = state["populations"], state["history"]
+    if not isinstance(given_pops, Mapping) or set(given_pops) != set(pops):
+        raise ValueError(f"state['populations'] must name exactly the populations {sorted(pops)}")
+    if not isinstance(given_hist, Mapping) or set(given_hist) != set(depth):
+        raise ValueError(f"state['history'] must name exactly the sources {sorted(depth)}")
+    batch = None
+    out: dict = {"populations": {}, "history": {}}
+    for name, vars_ in pops.items():
+        entry = given_pops[name]
+        if not isinstance(entry, Mapping) or set(entry) != set(vars_):
+            raise ValueError(f"state['populations'][{name!r}] must hold exactly {sorted(vars_)}")
+        out["populations"][name] = {}
+        for v, kind in vars_.items():
+            arr = np.asarray(entry[v])
+            where = f"state['populations'][{name!r}][{v!r}]"
+            if batch is None and arr.ndim == 2:
+                batch = arr.shape[0]
+            if arr.shape != (batch, built.populations[name].n):
+                raise ValueError(
+                    f"{where}: expected shape [B, N] = [{batch}, {built.populations[name].n}], got {list(arr.shape)}"
+                )
+            if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and not np.all(np.isfinite(arr))):
+                raise ValueError(f"{where}: must hold finite numbers")
+            if kind == "i" and (np.any(arr < 0) or np.any(arr != np.round(arr))):
+                raise ValueError(f"{where}: refractory counters must be integers >= 0")
+            out["populations"][name][v] = arr.astype(np.int64 if kind == "i" else dtype)
+    for src, d in depth.items():
+        arr = np.asarray(given_hist[src])
+        shape = (d, batch, built.populations[src].n)
+        if arr.shape != shape:
+            raise ValueError(
+                f"state['history'][{src!r}]: expected shape [D, B, N] = {list(shape)}, got {list(arr.shape)}"
+            )
+        if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and not np.all(np.isfinite(arr))):
+            raise ValueError(f"state['history'][{src!r}]: must hold finite numbers")
+        out["history"][src] = arr.astype(dtype)
     return out

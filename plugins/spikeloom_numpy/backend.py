@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import spikeloom
 from spikeloom import Backend, Capabilities, Compiled, CompileRequest
 from spikeloom.capabilities import ALL_READOUTS, ALL_SURROGATES
@@ -24,6 +26,13 @@ class NumpyCompiled(Compiled):
 
     def _simulate(self, inputs, record):
         return Simulator(self.built, self._params, self.dtype, self._spike_fn).run(inputs, record)
+
+    def _step(self, state, x_t):
+        sim = Simulator(self.built, self._params, self.dtype, self._spike_fn)
+        sim.set_state(state)
+        rec = sim.step(x_t)
+        public = {name: {v: np.array(a) for v, a in r.items() if v != "refractory"} for name, r in rec.items()}
+        return sim.get_state(), public
 
     def _loss_and_grads(self, inputs, labels):
         rule, readout = self.request.rule, self.request.readout
@@ -60,6 +69,7 @@ class NumpyBackend(Backend):
             surrogates=ALL_SURROGATES,
             readouts=ALL_READOUTS,
             trainable_time_constants=True,
+            stepping=True,
         )
 
     def _compile(self, request: CompileRequest) -> NumpyCompiled:

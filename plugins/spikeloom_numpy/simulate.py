@@ -42,6 +42,28 @@ class Simulator:
         }
         self.delivered: dict[str, np.ndarray] = {}
 
+    def set_state(self, state: dict) -> None:
+        """Continue from a host state laid out as ``Compiled.step`` documents."""
+        self.state = {}
+        for name in self.pops:
+            v = state["populations"][name]
+            self.state[name] = PopState(I=v["I"], V=v["V"], a=v.get("a"), z=v.get("z"), ref=v.get("ref"))
+        self.history = {src: deque(list(state["history"][src]), maxlen=d) for src, d in self.depth.items()}
+        self.delivered = {}
+
+    def get_state(self) -> dict:
+        """The current state as host arrays (the layout ``Compiled.step`` documents)."""
+        pops = {}
+        for name in self.pops:
+            s = self.state[name]
+            entry = {"V": s.V, "I": s.I}
+            if s.a is not None:
+                entry["a"] = s.a
+            if s.z is not None:
+                entry.update(z=s.z, ref=s.ref)
+            pops[name] = {k: np.array(v) for k, v in entry.items()}
+        return {"populations": pops, "history": {src: np.stack(list(buf)) for src, buf in self.history.items()}}
+
     def step(self, x_t: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         """Advance every population by one step; ``x_t`` holds each input's spikes ``[B, N]``.
 
