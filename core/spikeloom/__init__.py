@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 from .backend import Availability, Backend, Compiled, CompileRequest
 from .capabilities import Capabilities
+from .checkpoint import load_checkpoint, save_checkpoint
 from .connections import Connection
 from .connectivity import Dense, Explicit, FixedProbability
 from .distributions import Gamma, Normal, Uniform
@@ -27,6 +28,7 @@ from .populations import ALIF, LI, LIF, SpikeInput
 from .readout import Readout
 from .rules import BPTT, EProp
 from .surrogates import Atan, Sigmoid, SuperSpike, Triangle
+from .training import Callback, NonFiniteLossError, Trainer
 
 __all__ = [
     "__version__",
@@ -34,6 +36,11 @@ __all__ = [
     "Adam",
     "Atan",
     "BPTT",
+    "Callback",
+    "NonFiniteLossError",
+    "Trainer",
+    "load_checkpoint",
+    "save_checkpoint",
     "EProp",
     "Readout",
     "Sigmoid",

@@ -18,7 +18,12 @@ def test_backends_table(capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == f"numpy {sl.__version__}  [available]  NumPy reference (the judge)"
-    caps = {line.split()[0]: line.split(None, 1)[1] for line in lines[1:] if line.startswith("    ")}
+    block = []
+    for line in lines[1:]:
+        if not line.startswith("    "):
+            break  # the next backend
+        block.append(line)
+    caps = {line.split()[0]: line.split(None, 1)[1] for line in block}
     assert caps["dtypes"] == "float32, float64"
     assert caps["models"] == "ALIF, LI, LIF"
     assert caps["devices"] == "cpu"
@@ -74,10 +79,9 @@ def test_unknown_command(capsys):
 _IMPORT_CHECK = """
 import json, sys
 import spikeloom
-spikeloom.list_backends()
-spikeloom.get_backend("numpy")
+spikeloom.get_backend("numpy").compile(spikeloom.Network([spikeloom.SpikeInput("i", 1), spikeloom.LI("o", 1)]))
 from spikeloom.cli import main
-heavy = ("torch", "cupy", "matplotlib", "h5py")
+heavy = ("torch", "cupy", "matplotlib", "h5py", "sklearn", "safetensors", "tqdm")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 """
 
@@ -85,6 +89,23 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 def test_import_does_not_pull_in_heavy_libraries():
     out = subprocess.run([sys.executable, "-c", _IMPORT_CHECK], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+_WITHOUT_TORCH = """
+import json, sys
+sys.modules["torch"] = None  # as if torch were not installed
+from spikeloom.cli import main
+main(["backends", "--json"])
+"""
+
+
+def test_backends_command_works_without_torch():
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH], capture_output=True, text=True, check=True)
+    data = {d["name"]: d for d in json.loads(out.stdout)}
+    assert data["numpy"]["available"] is True
+    if "torch" in data:  # the torch plugin is registered by the installed distribution
+        assert data["torch"]["available"] is False
+        assert "torch" in data["torch"]["reason"]
 
 
 def test_python_dash_m(tmp_path):

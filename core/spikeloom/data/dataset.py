@@ -58,9 +58,13 @@ def _spike_array(spikes) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"ArrayDataset.spikes: must be bool or integer spike counts, got dtype {arr.dtype}")
     if arr.ndim != 3:
-        raise ValueError(f"ArrayDataset.spikes: expected shape [S, T, N] (examples, steps, channels), got shape {arr.shape}")
+        raise ValueError(
+            f"ArrayDataset.spikes: expected shape [S, T, N] (examples, steps, channels), got shape {arr.shape}"
+        )
     if 0 in arr.shape:
-        raise ValueError(f"ArrayDataset.spikes: empty data set (shape {arr.shape}); need at least one example, step and channel")
+        raise ValueError(
+            f"ArrayDataset.spikes: empty data set (shape {arr.shape}); need at least one example, step and channel"
+        )
     if arr.dtype.kind == "b":
         return np.ascontiguousarray(arr)
     if arr.dtype.kind == "f":
@@ -97,7 +101,9 @@ class ArrayDataset:
             else:
                 raise ValueError(f"ArrayDataset.labels: must be integers, got dtype {y.dtype}")
         if y.shape != (x.shape[0],):
-            raise ValueError(f"ArrayDataset.labels: expected shape [S] = [{x.shape[0]}] (one per example), got {list(y.shape)}")
+            raise ValueError(
+                f"ArrayDataset.labels: expected shape [S] = [{x.shape[0]}] (one per example), got {list(y.shape)}"
+            )
         if y.min() < 0:
             raise ValueError(f"ArrayDataset.labels: must be >= 0, got min {y.min()}")
         if n_classes is None:
@@ -105,7 +111,9 @@ class ArrayDataset:
         elif isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
             raise ValueError(f"ArrayDataset.n_classes must be an integer >= 1, got {n_classes!r}")
         if y.max() >= n_classes:
-            raise ValueError(f"ArrayDataset.labels: must lie in [0, {n_classes - 1}] for n_classes={n_classes}, got max {y.max()}")
+            raise ValueError(
+                f"ArrayDataset.labels: must lie in [0, {n_classes - 1}] for n_classes={n_classes}, got max {y.max()}"
+            )
         self._x = x
         self._y = y.astype(np.int64)
         self._x.setflags(write=False)
@@ -140,7 +148,10 @@ class ArrayDataset:
 
     def __repr__(self) -> str:
         name = f" {self.name!r}" if self.name else ""
-        return f"<ArrayDataset{name}: {len(self)} examples, {self.n_steps} steps, {self.n_inputs} inputs, {self.n_classes} classes>"
+        return (
+            f"<ArrayDataset{name}: {len(self)} examples, {self.n_steps} steps, "
+            f"{self.n_inputs} inputs, {self.n_classes} classes>"
+        )
 
     def batch(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """``(x [T, B, N], labels int64 [B])`` for the examples at ``indices`` (in that order)."""

@@ -1,12 +1,17 @@
 """scikit-learn's bundled 8x8 handwritten digits as spike trains (SPEC §9): 1797 images, no download.
 
-Grey values 0..16 are scaled to ``[0, 1]`` by ``/16``.  Two encodings, chosen by name:
+Grey values 0..16 are scaled to ``[0, 1]`` by ``/16``.  Three encodings, chosen by name:
 
 - ``"sequential"`` (default): like spiking sequential MNIST, one pixel per step in raster order
   through :func:`~spikeloom.data.encoding.threshold_crossing` — 64 steps, 79 input neurons.
-- ``"rows"``: one image row per bin of ``steps_per_row`` steps (default 4, so 32 steps), 8 columns
+- ``"rows"``: one image row per bin of ``steps_per_row`` steps (default 8, so 64 steps), 8 columns
   x ``levels`` (default 4) thermometer neurons = 32 input neurons; see
-  :func:`~spikeloom.data.encoding.row_levels`.  Easier to learn than the sequential code.
+  :func:`~spikeloom.data.encoding.row_levels`.  Much easier to learn than the sequential code,
+  which carries the image only as changes between consecutive pixels.
+- ``"pixels"``: every pixel at once, ``levels`` (default 4) thermometer neurons per pixel = 256
+  input neurons, repeated every ``every`` (2) of ``steps`` (16) steps; see
+  :func:`~spikeloom.data.encoding.pixel_levels`.  The easiest and fastest: the default of
+  ``spikeloom train`` (docs/training.md has the measured comparison).
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ import numbers
 import numpy as np
 
 from .dataset import ArrayDataset
-from .encoding import row_levels, threshold_crossing
+from .encoding import pixel_levels, row_levels, threshold_crossing
 
 __all__ = ["load_digits", "digits_images", "encode_digits", "ENCODINGS", "N_CLASSES"]
 
 N_CLASSES = 10
-ENCODINGS = ("sequential", "rows")
+ENCODINGS = ("sequential", "rows", "pixels")
 
 
 def digits_images() -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +43,7 @@ def encode_digits(images, encoding: str = "sequential", **options) -> np.ndarray
     """Spikes ``[S, T, N]`` for ``images`` ``[S, 8, 8]`` in ``[0, 1]`` with the named encoding.
 
     ``options`` go to the encoder: ``n_thresholds``, ``cue_steps`` for ``"sequential"``;
-    ``levels``, ``steps_per_row`` for ``"rows"``.
+    ``levels``, ``steps_per_row`` for ``"rows"``; ``levels``, ``steps``, ``every`` for ``"pixels"``.
     """
     img = np.asarray(images, dtype=np.float64)
     if img.ndim != 3:
@@ -48,6 +53,8 @@ def encode_digits(images, encoding: str = "sequential", **options) -> np.ndarray
             return threshold_crossing(img.reshape(img.shape[0], -1), **options)
         if encoding == "rows":
             return row_levels(img, **options)
+        if encoding == "pixels":
+            return pixel_levels(img, **options)
     except TypeError as exc:
         raise ValueError(f"encode_digits: bad option for encoding {encoding!r}: {exc}") from None
     raise ValueError(f"encode_digits: unknown encoding {encoding!r}; choose one of {list(ENCODINGS)}")

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["threshold_crossing", "threshold_crossing_size", "row_levels"]
+__all__ = ["threshold_crossing", "threshold_crossing_size", "row_levels", "pixel_levels"]
 
 
 def _images(values, ndim: int, where: str) -> np.ndarray:
@@ -83,7 +83,7 @@ def threshold_crossing(sequences, *, n_thresholds: int = 40, cue_steps: int = 0)
     return out
 
 
-def row_levels(images, *, levels: int = 4, steps_per_row: int = 4) -> np.ndarray:
+def row_levels(images, *, levels: int = 4, steps_per_row: int = 8) -> np.ndarray:
     """A row-by-row level code for ``images`` ``[S, H, W]`` of grey values in ``[0, 1]``.
 
     Row ``r`` is shown during steps ``r * steps_per_row ... (r + 1) * steps_per_row - 1``, so
@@ -98,3 +98,23 @@ def row_levels(images, *, levels: int = 4, steps_per_row: int = 4) -> np.ndarray
     th = (np.arange(levels) + 0.5) / levels
     code = (img[:, :, :, None] >= th).reshape(S, H, W * levels)
     return np.repeat(code, steps_per_row, axis=1)
+
+
+def pixel_levels(images, *, levels: int = 4, steps: int = 16, every: int = 2) -> np.ndarray:
+    """All pixels at once, as a thermometer code repeated over time, for ``images`` ``[S, H, W]``
+    of grey values in ``[0, 1]``.
+
+    Pixel ``k`` (raster order) has ``levels`` neurons ``k * levels + l``; neuron ``(k, l)`` fires at
+    steps ``0, every, 2 every, ...`` below ``steps`` when the pixel is at least ``(l + 0.5) / levels``.
+    Returns bool ``[S, steps, H * W * levels]``.
+    """
+    img = _images(images, 3, "pixel_levels: images [S, H, W]")
+    levels = _positive_int(levels, "pixel_levels: levels")
+    steps = _positive_int(steps, "pixel_levels: steps")
+    every = _positive_int(every, "pixel_levels: every")
+    S = img.shape[0]
+    th = (np.arange(levels) + 0.5) / levels
+    code = (img.reshape(S, -1, 1) >= th).reshape(S, -1)
+    out = np.zeros((S, steps, code.shape[1]), dtype=bool)
+    out[:, ::every] = code[:, None, :]
+    return out
