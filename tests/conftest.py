@@ -1,4 +1,5 @@
-"""Shared fixtures: fake ``spikeloom.backends`` entry points for the plugin host."""
+"""Shared fixtures: fake ``spikeloom.backends`` entry points for the plugin host; and the ``gpu``
+marker: tests carrying it are skipped at collection where no CUDA device can be used."""
 
 from __future__ import annotations
 
@@ -7,6 +8,27 @@ import pytest
 import spikeloom as sl
 import spikeloom.host as host_mod
 from spikeloom.hookspecs import hookimpl
+
+
+def _cuda_missing() -> str:
+    """Why CUDA tests cannot run here, or ``""``; torch is imported only when a gpu test was collected."""
+    try:
+        import torch
+    except ImportError:
+        return "needs a CUDA device (torch is not installed)"
+    if not torch.cuda.is_available():
+        return "needs a CUDA device (torch.cuda.is_available() is False)"
+    return ""
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu:
+        return
+    reason = _cuda_missing()
+    if reason:
+        for item in gpu:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 class FakeEntryPoint:

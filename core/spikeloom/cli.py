@@ -42,6 +42,98 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_toml(path: str) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ValueError("reading --config needs Python >= 3.11 or the 'tomli' package") from None
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ValueError(f"config file {path}: cannot be read ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path}: not valid TOML ({exc})") from None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .errors import SpikeloomError
+    from .experiments import DigitsConfig, resume_config, run_digits
+    from .training import NonFiniteLossError
+
+    given = {k: getattr(args, k) for k in DigitsConfig.keys() if getattr(args, k, None) is not None}
+    settings: dict = {}
+    if args.config:
+        raw = _read_toml(args.config)
+        DigitsConfig.from_dict(raw, where=f"config file {args.config}")  # names the file in errors
+        settings = {k.replace("-", "_"): v for k, v in raw.items()}
+    settings.update(given)
+    if args.resume:
+        config = resume_config(args.resume, settings)
+    else:
+        config = DigitsConfig.from_dict(settings, where="spikeloom train")
+    try:
+        run_digits(config, resume=args.resume, progress=not args.no_progress, plots=not args.no_plots)
+    except (SpikeloomError, NonFiniteLossError, ImportError) as exc:
+        print(f"spikeloom train: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_train_parser(sub) -> None:
+    from .data.digits import ENCODINGS
+    from .experiments import MODELS, RULES, DigitsConfig
+
+    p = sub.add_parser(
+        "train",
+        help="train a recurrent spiking network on the embedded digits data set",
+        description=(
+            "Train a recurrent ALIF (or LIF) network on scikit-learn's 8x8 digits encoded as spike trains, "
+            "print the test accuracy and write a checkpoint, metrics.json and PNG plots to --out. "
+            "Every option can also be set in a TOML file given with --config (same names, '_' or '-'); "
+            "options on the command line win."
+        ),
+    )
+    d = DigitsConfig()
+    p.add_argument("--backend", metavar="NAME", help="backend (default: the best available one that supports the run)")
+    p.add_argument("--rule", choices=RULES, help=f"learning rule (default: {d.rule})")
+    p.add_argument("--model", choices=MODELS, help=f"hidden neuron model (default: {d.model})")
+    p.add_argument("--hidden", type=int, metavar="N", help=f"hidden neurons (default: {d.hidden})")
+    p.add_argument("--epochs", type=int, metavar="N", help=f"epochs in total, also when resuming (default: {d.epochs})")
+    p.add_argument("--batch-size", dest="batch_size", type=int, metavar="N", help=f"default: {d.batch_size}")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d.lr:g})")
+    p.add_argument("--seed", type=int, help=f"seed of weights, data split, shuffling (default: {d.seed})")
+    p.add_argument("--out", metavar="DIR", help=f"output folder (default: {d.out})")
+    p.add_argument("--encoding", choices=ENCODINGS, help=f"spike encoding of the digits (default: {d.encoding})")
+    p.add_argument("--dtype", choices=("float32", "float64"), help=f"floating-point type (default: {d.dtype})")
+    p.add_argument("--device", help=f"device, e.g. cpu or cuda:0, where the backend has it (default: {d.device})")
+    p.add_argument("--window", type=int, metavar="STEPS", help=f"loss over the last STEPS steps (default: {d.window})")
+    p.add_argument(
+        "--validation-fraction",
+        dest="validation_fraction",
+        type=float,
+        metavar="F",
+        help=f"fraction of the training set held out for validation (default: {d.validation_fraction})",
+    )
+    p.add_argument(
+        "--recurrent",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"recurrent hidden connections (default: {'yes' if d.recurrent else 'no'})",
+    )
+    p.add_argument("--tau-adapt", dest="tau_adapt", type=float, metavar="MS", help=f"ALIF (default: {d.tau_adapt:g})")
+    p.add_argument("--beta", type=float, help=f"ALIF adaptation strength (default: {d.beta:g})")
+    p.add_argument("--limit", type=int, metavar="N", help="use only N training and N test examples (quick runs)")
+    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
+    p.add_argument("--resume", metavar="DIR", help="continue the run whose checkpoint (or run folder) is DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    p.set_defaults(func=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -51,7 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backends", help="list backends: name, version, availability, capabilities")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_backends)
+    _add_train_parser(sub)
+    _add_conformance_parser(sub)
     return parser
+
+
+def _add_conformance_parser(sub) -> None:
+    try:  # the kit is optional at run time; its parser module imports only argparse
+        from spikeloom_conformance.cli import add_subparser
+    except ImportError:
+        return
+    add_subparser(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,372 @@
+"""The SPEC §3 dynamics on torch tensors: per-population constants, the LIF/ALIF and LI updates,
+and two ways of running them.
+
+:func:`run` runs a whole sequence group by group (see :mod:`.plan`): the input a population
+receives from inputs and earlier groups is one matrix product over all steps, and only the
+connections inside a group are delivered step by step.  :class:`Stepper` advances every
+population together one step at a time, as e-prop needs; it still delivers the inputs' spikes for
+all steps at once.  Both compute every value with the reference's formulas, in the same order;
+what may round differently is the order of sums of several matrix products, and products and sums
+fused into one multiply-add (fewer kernels per step).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from spikeloom.built import BuiltConnection, BuiltNetwork, BuiltPopulation
+
+from .plan import Plan
+from .spikes import SpikeTrain
+
+__all__ = [
+    "PopConst",
+    "StaticConsts",
+    "SpikingState",
+    "pop_consts",
+    "spiking_step",
+    "li_step",
+    "run",
+    "Stepper",
+    "external_drive",
+]
+
+#: the state variables :func:`run` can keep for every step (``refractory`` is internal: 1 while refractory)
+STATE_VARS = ("V", "I", "a", "z", "refractory")
+
+
+@dataclass(frozen=True)
+class PopConst:
+    """One population's constants as tensors ``[N]`` of the run's dtype and device."""
+
+    name: str
+    kind: str
+    n: int
+    reset: str | None
+    delta: bool  # delta synapse: I = h exactly
+    unit_gain: bool  # g == 1 (no scale_input): skip the multiplication, which changes no bit
+    refractory: bool  # some neuron has a refractory period of at least one step
+    alpha_mem: torch.Tensor
+    alpha_syn: torch.Tensor
+    g: torch.Tensor
+    v_thresh: torch.Tensor | None
+    rho: torch.Tensor | None
+    beta: torch.Tensor | None
+    n_ref: torch.Tensor | None  # int64
+    bias: torch.Tensor | None
+
+    @property
+    def spiking(self) -> bool:
+        return self.kind != "LI"
+
+
+class StaticConsts:
+    """The constants of a population that training never changes, moved to the device once.
+
+    Decay factors are kept in float64 so that ``g = 1 - alpha_mem`` is computed in float64 and
+    only then cast to the run's dtype, as the reference does.
+    """
+
+    def __init__(self, pop: BuiltPopulation, dtype: torch.dtype, device: torch.device) -> None:
+        f64 = lambda a: torch.as_tensor(np.array(a, dtype=np.float64), device=device)  # noqa: E731
+        cast = lambda a: None if a is None else f64(a).to(dtype)  # noqa: E731
+        self.pop = pop
+        self.alpha_mem64 = f64(pop.alpha_mem)
+        self.alpha_syn64 = f64(pop.alpha_syn)
+        self.v_thresh = cast(pop.params.get("v_thresh"))
+        self.rho = cast(pop.rho)
+        self.beta = cast(pop.params.get("beta"))
+        self.has_ref = pop.n_ref is not None and bool(np.any(pop.n_ref > 0))
+        self.n_ref = None if pop.n_ref is None else torch.as_tensor(np.array(pop.n_ref, dtype=np.int64), device=device)
+
+
+def pop_consts(
+    static: StaticConsts, params: dict[str, torch.Tensor], dtype: torch.dtype, track_refractory: bool = False
+) -> PopConst:
+    """Constants of one population; trained decay factors and the bias come from ``params``.
+
+    Refractory counters are tracked only where some neuron has a refractory period (elsewhere they
+    stay 0), unless ``track_refractory`` asks for them anyway (a given state may hold any counter).
+    """
+    pop = static.pop
+    am = params.get(f"{pop.name}.alpha_mem")
+    am64 = static.alpha_mem64 if am is None else am.to(torch.float64)
+    asyn = params.get(f"{pop.name}.alpha_syn")
+    as64 = static.alpha_syn64 if asyn is None else asyn.to(torch.float64)
+    g = (1.0 - am64).to(dtype) if pop.scale_input else torch.ones(pop.n, dtype=dtype, device=am64.device)
+    return PopConst(
+        name=pop.name,
+        kind=pop.kind,
+        n=pop.n,
+        reset=pop.reset,
+        delta=pop.synapse == "delta",
+        unit_gain=not pop.scale_input,
+        refractory=static.n_ref is not None and (static.has_ref or track_refractory),
+        alpha_mem=am64.to(dtype),
+        alpha_syn=as64.to(dtype),
+        g=g,
+        v_thresh=static.v_thresh,
+        rho=static.rho,
+        beta=static.beta,
+        n_ref=static.n_ref,
+        bias=params.get(f"{pop.name}.bias"),
+    )
+
+
+@dataclass
+class SpikingState:
+    """State of a LIF/ALIF population between steps, each ``[B, N]``: ``V`` after the reset, ``z``
+    the last spikes, ``ref`` the remaining refractory steps (int64, only with a refractory period)."""
+
+    I: torch.Tensor
+    V: torch.Tensor
+    a: torch.Tensor | None
+    z: torch.Tensor
+    ref: torch.Tensor | None
+
+
+def zero_spiking_state(p: PopConst, batch: int) -> SpikingState:
+    z = torch.zeros((batch, p.n), dtype=p.alpha_mem.dtype, device=p.alpha_mem.device)
+    ref = torch.zeros((batch, p.n), dtype=torch.int64, device=z.device) if p.refractory else None
+    return SpikingState(I=z, V=z, a=z if p.kind == "ALIF" else None, z=z, ref=ref)
+
+
+def spiking_step(
+    p: PopConst, s: SpikingState, h: torch.Tensor, out: dict[str, torch.Tensor] | None = None
+) -> tuple[SpikingState, dict[str, torch.Tensor]]:
+    """One LIF/ALIF step from summed input ``h`` ``[B, N]``: the new state and this step's values
+    (``V`` before the reset; ``refractory`` only with a refractory period).
+
+    ``out`` may give tensors ``[B, N]`` to write some of this step's values into (the slots of a
+    recording); they are then the values returned.  Fused multiply-adds keep the kernel count per
+    step small; they may round differently from the reference's separate products and sums.
+    """
+    out = out or {}
+    I = h if p.delta else torch.addcmul(h, p.alpha_syn, s.I, out=out.get("I"))  # noqa: E741
+    V = torch.addcmul(I if p.unit_gain else p.g * I, p.alpha_mem, s.V, out=out.get("V"))
+    rec = {"V": V, "I": I}
+    if p.kind == "ALIF":
+        a = torch.addcmul(s.z, p.rho, s.a, out=out.get("a"))
+        theta = torch.addcmul(p.v_thresh, p.beta, a)
+        rec["a"] = a
+    else:
+        a = None
+        theta = p.v_thresh
+    z = out["z"] if "z" in out else torch.empty_like(V)
+    torch.ge(V, theta, out=z)  # 1.0 / 0.0 in the run's dtype
+    ref = None
+    if p.refractory:
+        refractory = s.ref > 0
+        z.masked_fill_(refractory, 0)
+        rec["refractory"] = refractory
+        ref = torch.where(z > 0, p.n_ref, (s.ref - 1).clamp_min_(0))
+    rec["z"] = z
+    if p.reset == "subtract":
+        V_after = torch.addcmul(V, p.v_thresh, z, value=-1)
+    else:
+        V_after = V * (1 - z)
+    for k, buf in out.items():  # values that were not computed in place
+        if k in rec and rec[k] is not buf:
+            buf.copy_(rec[k])
+            rec[k] = buf
+    return SpikingState(I=I, V=V_after, a=a, z=z, ref=ref), rec
+
+
+def li_step(p: PopConst, I_prev: torch.Tensor, V_prev: torch.Tensor, h: torch.Tensor):
+    """One LI step: ``(I, V)``."""
+    I = h if p.delta else torch.addcmul(h, p.alpha_syn, I_prev)  # noqa: E741
+    u = I + p.bias
+    return I, torch.addcmul(u if p.unit_gain else p.g * u, p.alpha_mem, V_prev)
+
+
+def external_drive(
+    conns: tuple[BuiltConnection, ...] | list[BuiltConnection],
+    spikes: dict[str, torch.Tensor | SpikeTrain],
+    weights: dict[str, torch.Tensor],
+    n: int,
+) -> torch.Tensor | None:
+    """``h[t] = sum_c s_c[t - d_c] @ W_c`` for all steps at once, ``[T, B, n]`` (None without connections)."""
+    h, filled = None, 0  # h[:filled] holds values; the rest is not yet written
+    for c in sorted(conns, key=lambda c: c.delay):  # the shortest delay first writes the most rows
+        s, W = spikes[c.source], weights[c.name]
+        T, B, n_pre = s.shape
+        if h is None:
+            h = torch.empty((T, B, n), dtype=W.dtype, device=W.device)
+        d = min(c.delay, T)
+        if filled < d:
+            h[filled:d].zero_()
+        if d < T:
+            rows = h[d:].view(-1, n)
+            accumulate = filled == T
+            if isinstance(s, SpikeTrain):
+                s.deliver(d, W, rows, accumulate)
+            elif accumulate:
+                rows.addmm_(s[: T - d].reshape(-1, n_pre), W)
+            else:
+                torch.mm(s[: T - d].reshape(-1, n_pre), W, out=rows)
+        filled = T
+    return h
+
+
+def _run_li(p: PopConst, drive: torch.Tensor | None, T: int, B: int, keep: set[str]) -> dict[str, torch.Tensor]:
+    dtype, device = p.alpha_mem.dtype, p.alpha_mem.device
+    h = drive if drive is not None else torch.zeros((T, B, p.n), dtype=dtype, device=device)
+    if p.delta:
+        I_all = h
+    else:  # I[t] = alpha_syn I[t-1] + h[t]
+        I_all = torch.empty_like(h)
+        I = torch.zeros((B, p.n), dtype=dtype, device=device)  # noqa: E741
+        for h_t, I_t in zip(h.unbind(0), I_all.unbind(0), strict=True):
+            I = torch.addcmul(h_t, p.alpha_syn, I, out=I_t)  # noqa: E741
+    u = I_all + p.bias
+    if not p.unit_gain:
+        u = p.g * u
+    V_all = torch.empty_like(u)
+    V = torch.zeros((B, p.n), dtype=dtype, device=device)
+    for u_t, V_t in zip(u.unbind(0), V_all.unbind(0), strict=True):
+        V = torch.addcmul(u_t, p.alpha_mem, V, out=V_t)
+    out = {"V": V_all}
+    if "I" in keep:
+        out["I"] = I_all
+    return out
+
+
+def _run_spiking_group(
+    members: list[PopConst],
+    plan: Plan,
+    drives: dict[str, torch.Tensor | None],
+    weights: dict[str, torch.Tensor],
+    T: int,
+    B: int,
+    keep: dict[str, set[str]],
+) -> dict[str, dict[str, torch.Tensor]]:
+    dtype, device = members[0].alpha_mem.dtype, members[0].alpha_mem.device
+    state = {p.name: zero_spiking_state(p, B) for p in members}
+    out, slots = {}, {}
+    for p in members:
+        names = {"z"} | (keep.get(p.name, set()) & {"V", "I", "a", "refractory"})
+        if p.kind != "ALIF":
+            names.discard("a")
+        if not p.refractory:  # never refractory: callers treat a missing entry as all zero
+            names.discard("refractory")
+        out[p.name] = {v: torch.empty((T, B, p.n), dtype=dtype, device=device) for v in names}
+        # per-step views, made once: out[name][v][t] is slots[name][t][v]
+        views = {v: buf.unbind(0) for v, buf in out[p.name].items()}
+        slots[p.name] = [{v: views[v][t] for v in names} for t in range(T)]
+    spikes = {p.name: slots[p.name] for p in members}
+    zeros = {p.name: torch.zeros((B, p.n), dtype=dtype, device=device) for p in members}
+    drive_t = {name: (None if d is None else d.unbind(0)) for name, d in drives.items()}
+    internal = {p.name: [(c.delay, spikes[c.source], weights[c.name]) for c in plan.internal[p.name]] for p in members}
+    for t in range(T):
+        for p in members:
+            drive = drive_t[p.name]
+            h = drive[t] if drive is not None else None
+            for d, src, W in internal[p.name]:
+                if t >= d:
+                    s = src[t - d]["z"]
+                    h = s @ W if h is None else torch.addmm(h, s, W)
+            if h is None:
+                h = zeros[p.name]
+            state[p.name], _ = spiking_step(p, state[p.name], h, slots[p.name][t])
+    return out
+
+
+def run(
+    plan: Plan,
+    pops: dict[str, PopConst],
+    weights: dict[str, torch.Tensor],
+    inputs: dict[str, SpikeTrain],
+    keep: dict[str, set[str]],
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Simulate all steps of ``inputs`` (``{name: [T, B, N]}``) from zero state.
+
+    ``keep`` names, per population, the variables to return for every step (``V`` before the
+    reset); spikes ``z`` of every LIF/ALIF population are always returned.
+    """
+    T, B = next(iter(inputs.values())).shape[:2]
+    spikes = dict(inputs)
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for group in plan.groups:
+        drives = {name: external_drive(plan.external[name], spikes, weights, pops[name].n) for name in group}
+        if not pops[group[0]].spiking:  # an LI population never feeds anything: it is a group alone
+            name = group[0]
+            out[name] = _run_li(pops[name], drives[name], T, B, keep.get(name, set()))
+            continue
+        res = _run_spiking_group([pops[n] for n in group], plan, drives, weights, T, B, keep)
+        out.update(res)
+        spikes.update({name: res[name]["z"] for name in group})
+    return out
+
+
+class Stepper:
+    """All populations advanced together, one step per :meth:`step` (the reference's loop).
+
+    The inputs' contributions are delivered for all steps at once; connections from LIF/ALIF
+    populations read a history of their last ``delay`` spike vectors.  After a step,
+    :meth:`delivered` gives the presynaptic spikes ``s[t - delay]`` a connection used.
+    """
+
+    def __init__(
+        self,
+        built: BuiltNetwork,
+        pops: dict[str, PopConst],
+        weights: dict[str, torch.Tensor],
+        inputs: dict[str, SpikeTrain],
+    ) -> None:
+        self.built = built
+        self.pops = pops
+        self.weights = weights
+        self.inputs = inputs
+        self.T, self.B = next(iter(inputs.values())).shape[:2]
+        self.drive = {
+            name: external_drive([c for c in built.incoming(name) if c.source in inputs], inputs, weights, p.n)
+            for name, p in pops.items()
+        }
+        self.recurrent = {name: [c for c in built.incoming(name) if c.source not in inputs] for name in pops}
+        depth: dict[str, int] = {}
+        for c in built.connections:
+            if c.source not in inputs:
+                depth[c.source] = max(depth.get(c.source, 0), c.delay)
+        some = next(iter(inputs.values())).dense
+        self._zeros = {
+            name: torch.zeros((self.B, p.n), dtype=some.dtype, device=some.device)
+            for name, p in {**{q.name: q for q in built.inputs}, **pops}.items()
+        }
+        self.history = {src: deque([self._zeros[src]] * d, maxlen=d) for src, d in depth.items()}
+        self.state = {name: zero_spiking_state(p, self.B) for name, p in pops.items() if p.spiking}
+        self.li_state = {name: (self._zeros[name], self._zeros[name]) for name, p in pops.items() if not p.spiking}
+        self._delivered: dict[str, torch.Tensor] = {}
+        self.t = -1
+
+    def delivered(self, c: BuiltConnection) -> torch.Tensor:
+        """``s_source[t - delay]`` ``[B, N_pre]`` for the step just taken."""
+        if c.source in self.inputs:
+            return self.inputs[c.source].dense[self.t - c.delay] if self.t >= c.delay else self._zeros[c.source]
+        return self._delivered[c.name]
+
+    def step(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Advance by one step; returns ``{population: {variable: [B, N]}}`` (``V`` before the reset)."""
+        self.t += 1
+        t = self.t
+        out = {}
+        for name, p in self.pops.items():
+            drive = self.drive[name]
+            h = drive[t] if drive is not None else None
+            for c in self.recurrent[name]:
+                s = self._delivered[c.name] = self.history[c.source][c.delay - 1]
+                h = s @ self.weights[c.name] if h is None else torch.addmm(h, s, self.weights[c.name])
+            if h is None:
+                h = self._zeros[name]
+            if p.spiking:
+                self.state[name], out[name] = spiking_step(p, self.state[name], h)
+            else:
+                I, V = li_step(p, *self.li_state[name], h)  # noqa: E741
+                self.li_state[name] = (I, V)
+                out[name] = {"V": V, "I": I}
+        for src, buf in self.history.items():
+            buf.appendleft(out[src]["z"])
+        return out

@@ -1,0 +1,63 @@
+"""Comparison helpers for the torch backend's tests (the NumPy reference in float64 is the judge)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import spikeloom as sl
+
+#: float64: max |torch - reference| / max |reference| per array (states, gradients, parameters)
+RTOL64 = 1e-10
+#: float32 against the float64 reference, on runs where no membrane comes within MARGIN of its
+#: threshold (so no spike can flip): states ...
+STATE_RTOL32 = 2e-5
+#: ... and gradients (elementwise rtol, plus an absolute floor relative to the largest entry)
+GRAD_RTOL32, GRAD_ATOL32 = 2e-3, 1e-4
+#: a float32 membrane closer than this to its threshold may spike differently from float64
+MARGIN = 1e-4
+
+
+def rel_err(actual, expected) -> float:
+    """``max |actual - expected| / max |expected|`` (absolute where ``expected`` is all zero)."""
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape
+    if actual.size == 0:
+        return 0.0
+    scale = np.max(np.abs(expected))
+    err = np.max(np.abs(actual - expected))
+    return float(err / scale) if scale > 0 else float(err)
+
+
+def assert_close(actual, expected, rtol: float, what: str) -> float:
+    err = rel_err(actual, expected)
+    assert err <= rtol, f"{what}: relative error {err:.3g} > {rtol:g}"
+    return err
+
+
+def assert_grads_close32(actual, expected, what: str) -> None:
+    scale = float(np.max(np.abs(expected))) if np.size(expected) else 0.0
+    np.testing.assert_allclose(actual, expected, rtol=GRAD_RTOL32, atol=GRAD_ATOL32 * scale + 1e-12, err_msg=what)
+
+
+def safe_steps(net: sl.Network, x, margin: float = MARGIN) -> int:
+    """Number of leading steps in which no LIF/ALIF membrane of the float64 reference run lies
+    within ``margin`` of its threshold (refractory or not): float32 spikes equal float64 spikes there."""
+    ref = sl.get_backend("numpy").compile(net, dtype="float64")
+    rec = ref.simulate(x)
+    T = next(iter(rec.values()))["V"].shape[0]
+    first = T
+    for p in net.built.neuron_populations:
+        if not p.spiking:
+            continue
+        theta = p.params["v_thresh"]
+        if p.kind == "ALIF":
+            theta = theta + p.params["beta"] * rec[p.name]["a"]
+        close = np.abs(rec[p.name]["V"] - theta) < margin
+        bad = np.nonzero(close.any(axis=(1, 2)))[0]
+        if bad.size:
+            first = min(first, int(bad[0]))
+    return first
+
+
+def truncate(x, steps: int):
+    return {k: v[:steps] for k, v in x.items()} if isinstance(x, dict) else x[:steps]

@@ -1,0 +1,89 @@
+"""The torch backend on a CUDA device: the same agreement with the reference as on the CPU.
+
+Every test here carries the ``gpu`` marker and is skipped at collection without a CUDA device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import spikeloom as sl  # noqa: E402
+
+from .corpus import CASES  # noqa: E402
+from .helpers import RTOL64, STATE_RTOL32, assert_close, assert_grads_close32, safe_steps, truncate  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+NUMPY = sl.get_backend("numpy")
+TORCH = sl.get_backend("torch")
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_cuda_float64_equals_reference(case):
+    net = case.network()
+    x, labels = case.inputs()
+    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    gpu = TORCH.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device="cuda")
+    assert all(t.device.type == "cuda" for t in gpu._native_params().values())
+    expected, actual = ref.simulate(x), gpu.simulate(x)
+    for pop, vars_ in expected.items():
+        for v, arr in vars_.items():
+            assert_close(actual[pop][v], arr, RTOL64, f"{pop}.{v}")
+    r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
+    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+    np.testing.assert_array_equal(g.predictions, r.predictions)
+    for name, value in r.grads.items():
+        assert_close(g.grads[name], value, RTOL64, name)
+    if case.eprop_ok:
+        ref = NUMPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+        gpu = TORCH.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64", device="cuda:0")
+        r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
+        assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+        for name, value in r.grads.items():
+            assert_close(g.grads[name], value, RTOL64, name)
+
+
+@pytest.mark.parametrize("case", CASES[:4], ids=str)
+def test_cuda_float32_close_to_reference(case):
+    net = case.network()
+    x, labels = case.inputs()
+    x = truncate(x, safe_steps(net, x))
+    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    gpu = TORCH.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float32", device="cuda")
+    expected, actual = ref.simulate(x), gpu.simulate(x)
+    for pop, vars_ in expected.items():
+        for v, arr in vars_.items():
+            if v == "z":
+                np.testing.assert_array_equal(actual[pop][v], arr)
+            else:
+                assert_close(actual[pop][v], arr, STATE_RTOL32, f"{pop}.{v}")
+    r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
+    for name, value in r.grads.items():
+        assert_grads_close32(g.grads[name], value, name)
+
+
+def test_cuda_train_steps_and_stepping():
+    case = CASES[3]
+    net = case.network()
+    x, labels = case.inputs()
+    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    gpu = TORCH.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device="cuda")
+    o_ref, o_gpu = sl.Adam(lr=1e-2), sl.Adam(lr=1e-2)
+    for _ in range(3):
+        ref.train_step(x, labels, o_ref)
+        gpu.train_step(x, labels, o_gpu)
+    assert all(t.device.type == "cuda" for t in gpu._native_params().values())
+    assert all(m.device.type == "cuda" for m in o_gpu.m.values())
+    for name, value in ref.get_params().items():
+        assert_close(gpu.get_params()[name], value, RTOL64, name)
+    state = ref.zero_state(case.B)
+    for t in range(5):
+        next_ref, rec_ref = ref.step(state, x[t])
+        _, rec_gpu = gpu.step(state, x[t])
+        for pop, vars_ in rec_ref.items():
+            for v, arr in vars_.items():
+                assert_close(rec_gpu[pop][v], arr, RTOL64, f"{pop}.{v} at step {t}")
+        state = next_ref
