@@ -227,7 +227,11 @@ class Compiled(abc.ABC):
         """Loss, predictions and gradients (host arrays by trainable name) for one batch."""
         inputs, labels = self._check_batch(x, labels, need_rule=True)
         loss, grads, pred = self._loss_and_grads(inputs, labels)
-        return StepResult(loss=loss, predictions=pred, grads={k: self._to_host(v) for k, v in grads.items()})
+        return StepResult(
+            loss=float(loss),
+            predictions=np.asarray(self._to_host(pred)),
+            grads={k: self._to_host(v) for k, v in grads.items()},
+        )
 
     def train_step(self, x, labels, optimizer) -> StepResult:
         """One optimiser step on one batch; parameters stay on the device.
@@ -242,7 +246,7 @@ class Compiled(abc.ABC):
         for name in grads:
             if name.endswith((".alpha_mem", ".alpha_syn")):
                 params[name] = self._clip(params[name], *ALPHA_CLIP)
-        return StepResult(loss=loss, predictions=pred)
+        return StepResult(loss=float(loss), predictions=np.asarray(self._to_host(pred)))
 
     def evaluate(self, x, labels) -> StepResult:
         """Loss and predictions without gradients (forward only)."""

@@ -269,7 +269,7 @@ class Trainer:
         return self.history
 
     def _snapshot(self):
-        scalars, arrays = self.optimizer.state_dict()
+        scalars, arrays = self.optimizer.state_dict(self.compiled._to_host)
         return (
             self.compiled.get_params(),
             (scalars, {k: v.copy() for k, v in arrays.items()}),

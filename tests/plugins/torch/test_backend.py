@@ -141,3 +141,18 @@ def test_inputs_are_not_written_to():
     copy = x.copy()
     c.simulate(x)
     np.testing.assert_array_equal(x, copy)
+
+
+def test_step_results_are_host_values():
+    """Losses and predictions leave the backend as a float and a NumPy array on every device."""
+    import spikeloom as sl
+
+    net = sl.Network(
+        [sl.SpikeInput("inp", 4), sl.LIF("h", 5, tau_syn=5.0), sl.LI("out", 3)],
+        [sl.Connection("inp", "h", weight=0.5), sl.Connection("h", "out")],
+    )
+    c = sl.get_backend("torch").compile(net, rule=sl.EProp(), readout=sl.Readout("out"), dtype="float32")
+    x = np.random.default_rng(0).random((10, 2, 4)) < 0.5
+    for res in (c.loss_and_grads(x, [0, 1]), c.train_step(x, [0, 1], sl.Adam()), c.evaluate(x, [0, 1])):
+        assert type(res.loss) is float
+        assert isinstance(res.predictions, np.ndarray) and res.predictions.shape == (2,)

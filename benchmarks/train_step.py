@@ -1,0 +1,143 @@
+"""Time one training step (forward, loss, backward, Adam) of a standard workload on a backend.
+
+Workload (the torch backend's speed target): 700 inputs (2 % Bernoulli spikes per step) -> 256
+recurrent current-based LIF (tau_syn 5 ms, tau_mem 20 ms) -> 20 LI readout, float32, BPTT; and the
+same network with ALIF neurons trained by e-prop.  Prints a table and writes JSON::
+
+    python benchmarks/train_step.py --backend torch --device cpu --sizes 100x32,500x32 --json out.json
+
+Reported per (rule, T, B): the median of ``--repeats`` timed steps after one warm-up, time per
+step of the sequence, and peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the
+process's peak resident memory so far, which only grows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import spikeloom as sl
+
+
+def network(model: str, seed: int = 0) -> sl.Network:
+    pop = sl.ALIF if model == "alif" else sl.LIF
+    return sl.Network(
+        [sl.SpikeInput("inp", 700), pop("hidden", 256, tau_syn=5.0, tau_mem=20.0), sl.LI("out", 20)],
+        [
+            sl.Connection("inp", "hidden", weight=sl.Normal(0.0, 1.0 / np.sqrt(700))),
+            sl.Connection("hidden", "hidden", weight=sl.Normal(0.0, 1.0 / np.sqrt(255))),
+            sl.Connection("hidden", "out", weight=sl.Normal(0.0, 1.0 / np.sqrt(256))),
+        ],
+        seed=seed,
+    )
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def measure(backend: str, device: str, rule: str, T: int, B: int, repeats: int) -> dict:
+    model = "alif" if rule == "eprop" else "lif"
+    compiled = sl.get_backend(backend).compile(
+        network(model),
+        rule=sl.EProp() if rule == "eprop" else sl.BPTT(),
+        readout=sl.Readout("out", "per_step"),
+        dtype="float32",
+        device=device,
+    )
+    rng = np.random.default_rng(T * 7919 + B)
+    x = rng.random((T, B, 700)) < 0.02
+    labels = rng.integers(0, 20, size=B)
+    opt = sl.Adam(lr=1e-3)
+    compiled.train_step(x, labels, opt)  # warm-up
+    reset_peak(device)
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        compiled.train_step(x, labels, opt)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {
+        "backend": backend,
+        "device": device,
+        "rule": rule,
+        "model": model,
+        "T": T,
+        "B": B,
+        "median_s": med,
+        "us_per_step": med / T * 1e6,
+        "peak_memory_mb": peak_memory_mb(device),
+        "times_s": times,
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backend", default="torch")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--rules", default="bptt,eprop")
+    p.add_argument("--sizes", default="100x32,500x32,1000x32,100x256,500x256,1000x256", help="TxB,...")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    rows = []
+    for rule in args.rules.split(","):
+        for size in args.sizes.split(","):
+            T, B = (int(v) for v in size.split("x"))
+            r = measure(args.backend, args.device, rule, T, B, args.repeats)
+            rows.append(r)
+            print(
+                f"{r['backend']:>6} {r['device']:>6} {rule:>5} T={T:<5} B={B:<4} "
+                f"{r['median_s'] * 1e3:9.1f} ms  {r['us_per_step']:8.1f} us/step  peak {r['peak_memory_mb']:8.1f} MiB",
+                flush=True,
+            )
+    if args.json:
+        meta = {"python": sys.version.split()[0], "machine": platform.machine(), "numpy": np.__version__}
+        try:
+            import torch
+
+            meta["torch"] = torch.__version__
+            if args.device.startswith("cuda"):
+                meta["gpu"] = torch.cuda.get_device_name()
+        except ImportError:
+            pass
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "results": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
