@@ -31,6 +31,7 @@ from .network import Network
 from .optim import Adam
 from .readout import Readout
 from .rules import BPTT, EProp, check_rule, rule_from_dict
+from .serialization import check_keys
 
 __all__ = [
     "Checkpoint",
@@ -323,14 +324,7 @@ def load_checkpoint(directory: str | os.PathLike, *, network: Network | None = N
     if missing:
         raise ValueError(f"{where}: missing files {missing}; a checkpoint holds {list(FILES)}")
     state = _read_json(directory / STATE_FILE)
-    if not isinstance(state, dict):
-        raise ValueError(f"{where}: state.json must hold a JSON object")
-    unknown = sorted(set(state) - _STATE_KEYS)
-    if unknown:
-        raise ValueError(f"{where}: state.json has unknown keys {unknown}")
-    lacking = sorted(_REQUIRED_STATE_KEYS - set(state))
-    if lacking:
-        raise ValueError(f"{where}: state.json lacks keys {lacking}")
+    check_keys(state, _STATE_KEYS, _REQUIRED_STATE_KEYS, f"{where}: state.json")
     if state["format"] != FORMAT:
         raise ValueError(f"{where}: state.json 'format' must be {FORMAT!r}, got {state['format']!r}")
     if state["version"] != VERSION:

@@ -74,7 +74,8 @@ def network_to_dict(network) -> dict:
     }
 
 
-def _check_keys(obj, allowed: set[str], required: set[str], where: str) -> None:
+def check_keys(obj, allowed: set[str], required: set[str], where: str) -> None:
+    """``ValueError`` naming ``where`` unless ``obj`` is a dict with only allowed and all required keys."""
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: expected a dict, got {type(obj).__name__}")
     unknown = sorted(set(obj) - allowed)
@@ -91,7 +92,7 @@ def _population_from_dict(obj, i: int):
         raise ValueError(f"{where}: 'kind' must be one of {sorted(POPULATION_KINDS)}, got {obj!r:.80}")
     cls = POPULATION_KINDS[obj["kind"]]
     fields = {f.name for f in attrs.fields(cls)}
-    _check_keys(obj, fields | {"kind"}, {"kind", "name", "n"}, where)
+    check_keys(obj, fields | {"kind"}, {"kind", "name", "n"}, where)
     kwargs = {k: v for k, v in obj.items() if k != "kind"}
     for f in cls.param_fields:
         if f in kwargs:
@@ -103,7 +104,7 @@ def _population_from_dict(obj, i: int):
 def _connection_from_dict(obj, i: int) -> Connection:
     where = f"connections[{i}]"
     allowed = {"name", "source", "target", "weight", "connectivity", "delay", "trainable", "allow_self"}
-    _check_keys(obj, allowed, {"source", "target"}, where)
+    check_keys(obj, allowed, {"source", "target"}, where)
     kwargs = dict(obj)
     if "weight" in kwargs:
         kwargs["weight"] = _weight_from_json(kwargs["weight"], f"{where}.weight")
@@ -115,7 +116,7 @@ def _connection_from_dict(obj, i: int) -> Connection:
 def network_from_dict(data) -> Network:  # noqa: F821
     from .network import Network
 
-    _check_keys(
+    check_keys(
         data,
         {"format", "version", "dt", "seed", "populations", "connections"},
         {"format", "version", "populations"},

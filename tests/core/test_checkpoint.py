@@ -121,7 +121,7 @@ MALFORMED = {
     "negative epoch": (lambda p: _rewrite_state(p, _set("epoch", -1)), "'epoch' must be an integer >= 0"),
     "bad history": (lambda p: _rewrite_state(p, _set("history", [1, 2])), "'history' must be a list of dicts"),
     "unknown state key": (lambda p: _rewrite_state(p, _set("surprise", 1)), r"unknown keys \['surprise'\]"),
-    "missing state key": (lambda p: _rewrite_state(p, lambda d: d.pop("epoch")), r"lacks keys \['epoch'\]"),
+    "missing state key": (lambda p: _rewrite_state(p, lambda d: d.pop("epoch")), r"missing keys \[.epoch.\]"),
     "bad rule": (lambda p: _rewrite_state(p, _set("rule", {"kind": "hebb"})), "'kind' must be 'bptt' or 'eprop'"),
     "bad readout": (
         lambda p: _rewrite_state(p, _set("readout", {"population": "nowhere", "mode": "per_step"})),
