@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-__all__ = ["add_subparser", "run", "main"]
+__all__ = ["add_subparser", "add_bench_subparser", "run", "main"]
 
 DTYPES = ("float32", "float64")
 #: the bench sizes (spikeloom_conformance.bench.SIZES)
@@ -50,6 +50,34 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     p.add_argument("-v", "--verbose", action="store_true", help="print every item as it runs")
     p.set_defaults(func=run)
+    return p
+
+
+def add_bench_subparser(subparsers) -> argparse.ArgumentParser:
+    """Add ``spikeloom bench [NAME ...]``: the speed suite alone (``conformance --bench-only``),
+    on every available CPU backend when no name is given."""
+    p = subparsers.add_parser(
+        "bench",
+        help="measure backends' speed on standard workloads (table, optional JSON)",
+        description=(
+            "Time standard workloads (SHD-shaped inference, BPTT and e-prop training steps) on backends and print "
+            "timesteps/s, samples/s, peak memory and the ratio to the NumPy reference measured in the same run."
+        ),
+    )
+    p.add_argument("backend", nargs="*", metavar="NAME", help="backend name(s); default: every available CPU backend")
+    p.add_argument("--device", help="device to run on (default: cpu if declared)")
+    p.add_argument("--size", choices=SIZE_NAMES, default="small", help="workload size (default: small)")
+    p.add_argument("--repeats", type=int, default=3, metavar="N", help="timed repeats per workload (default 3)")
+    p.add_argument("--workload", action="append", choices=WORKLOAD_NAMES, help="only this workload (repeatable)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
+
+    def run_bench_only(args: argparse.Namespace) -> int:
+        args.all = not args.backend
+        args.bench = args.bench_only = True
+        args.list, args.dtype, args.check, args.select, args.verbose = False, None, None, None, False
+        return run(args)
+
+    p.set_defaults(func=run_bench_only)
     return p
 
 

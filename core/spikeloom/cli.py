@@ -150,10 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_conformance_parser(sub) -> None:
     try:  # the kit is optional at run time; its parser module imports only argparse
-        from spikeloom_conformance.cli import add_subparser
+        from spikeloom_conformance.cli import add_bench_subparser, add_subparser
     except ImportError:
         return
     add_subparser(sub)
+    add_bench_subparser(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

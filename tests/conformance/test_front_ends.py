@@ -211,3 +211,14 @@ def test_cli_bench(capsys, tmp_path):
     assert "steps/s" in capsys.readouterr().out
     (row,) = json.loads(out_file.read_text())["bench"]
     assert row["workload"] == "inference" and row["speedup"] == 1.0
+
+
+def test_spikeloom_bench_is_the_speed_suite_alone(capsys, tmp_path):
+    out_file = tmp_path / "b.json"
+    rc = main(["bench", "numpy", "--workload", "inference", "--repeats", "1", "--json", str(out_file)])
+    assert rc == 0
+    assert "steps/s" in capsys.readouterr().out
+    data = json.loads(out_file.read_text())
+    assert data["conformance"] == []  # no checks ran
+    (row,) = data["bench"]
+    assert row["backend"] == "numpy" and row["workload"] == "inference"
