@@ -139,14 +139,20 @@ class TorchCompiled(Compiled):
         rule, readout = self.request.rule, self.request.readout
         with torch.no_grad():
             pops, weights = self._consts()
-            x = self._inputs(inputs)
             y = torch.as_tensor(labels, dtype=torch.int64).to(self._device)
             if isinstance(rule, BPTT):
                 from .bptt import bptt_loss_and_grads
 
+                x = self._inputs(inputs)
                 return bptt_loss_and_grads(self.built, self._plan, pops, weights, self._masks, rule, readout, x, y)
             from .eprop import eprop_loss_and_grads
+            from .spikes import StreamedInput
 
+            # e-prop reads its input one step at a time, so no device memory grows with T
+            x = {
+                name: StreamedInput(np.ascontiguousarray(v, dtype=self.dtype), self._device)
+                for name, v in inputs.items()
+            }
             return eprop_loss_and_grads(self.built, pops, weights, self._params, self._masks, rule, readout, x, y)
 
     def _native_params(self):

@@ -21,7 +21,7 @@ import torch
 from spikeloom.built import BuiltConnection, BuiltNetwork, BuiltPopulation
 
 from .plan import Plan
-from .spikes import SpikeTrain
+from .spikes import SpikeTrain, StreamedInput
 
 __all__ = [
     "PopConst",
@@ -322,16 +322,26 @@ class Stepper:
         self.weights = weights
         self.inputs = inputs
         self.T, self.B = next(iter(inputs.values())).shape[:2]
+        # streamed inputs are read one step at a time, like spiking sources (see StreamedInput)
+        streamed = {name for name, s in inputs.items() if isinstance(s, StreamedInput)}
+        self.streamed = {name: inputs[name] for name in streamed}
         self.drive = {
-            name: external_drive([c for c in built.incoming(name) if c.source in inputs], inputs, weights, p.n)
+            name: external_drive(
+                [c for c in built.incoming(name) if c.source in inputs and c.source not in streamed],
+                inputs,
+                weights,
+                p.n,
+            )
             for name, p in pops.items()
         }
-        self.recurrent = {name: [c for c in built.incoming(name) if c.source not in inputs] for name in pops}
+        self.recurrent = {
+            name: [c for c in built.incoming(name) if c.source not in inputs or c.source in streamed] for name in pops
+        }
         depth: dict[str, int] = {}
         for c in built.connections:
-            if c.source not in inputs:
+            if c.source not in inputs or c.source in streamed:
                 depth[c.source] = max(depth.get(c.source, 0), c.delay)
-        some = next(iter(inputs.values())).dense
+        some = next(iter(weights.values()))
         self._zeros = {
             name: torch.zeros((self.B, p.n), dtype=some.dtype, device=some.device)
             for name, p in {**{q.name: q for q in built.inputs}, **pops}.items()
@@ -344,7 +354,7 @@ class Stepper:
 
     def delivered(self, c: BuiltConnection) -> torch.Tensor:
         """``s_source[t - delay]`` ``[B, N_pre]`` for the step just taken."""
-        if c.source in self.inputs:
+        if c.source in self.inputs and c.source not in self.streamed:
             return self.inputs[c.source].dense[self.t - c.delay] if self.t >= c.delay else self._zeros[c.source]
         return self._delivered[c.name]
 
@@ -368,5 +378,5 @@ class Stepper:
                 self.li_state[name] = (I, V)
                 out[name] = {"V": V, "I": I}
         for src, buf in self.history.items():
-            buf.appendleft(out[src]["z"])
+            buf.appendleft(self.streamed[src].at(t) if src in self.streamed else out[src]["z"])
         return out

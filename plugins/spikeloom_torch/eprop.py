@@ -33,7 +33,7 @@ from spikeloom.rules import EProp, feedback_matrices, trained_populations
 
 from .dynamics import PopConst, Stepper
 from .losses import onehot
-from .spikes import SpikeTrain
+from .spikes import StreamedInput
 
 __all__ = ["eprop_loss_and_grads"]
 
@@ -75,11 +75,11 @@ def eprop_loss_and_grads(
     masks: dict[str, torch.Tensor],
     rule: EProp,
     readout: Readout,
-    inputs: dict[str, SpikeTrain],
+    inputs: dict[str, StreamedInput],
     labels: torch.Tensor,
 ):
     """``(loss, grads by trainable name, predictions)`` for one batch; grads are device tensors."""
-    some = next(iter(inputs.values())).dense
+    some = next(iter(weights.values()))
     dtype, device = some.dtype, some.device
     sim = Stepper(built, pops, weights, inputs)
     T, B = sim.T, sim.B

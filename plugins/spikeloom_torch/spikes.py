@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["SpikeTrain", "SPARSE_BELOW"]
+__all__ = ["SpikeTrain", "StreamedInput", "SPARSE_BELOW"]
 
 #: CPU inputs with a smaller fraction of non-zero entries use sparse products
 SPARSE_BELOW = 0.05
@@ -88,3 +88,17 @@ class SpikeTrain:
         if self._coo is not None:
             return self._sparse_prefix_t(delay) @ G2
         return self.dense[: T - delay].reshape(-1, n).T @ G2
+
+
+class StreamedInput:
+    """One input population's spikes ``[T, B, N]`` kept on the host; :meth:`at` moves one step to
+    the device.  e-prop reads its inputs this way, so its device memory does not grow with ``T``."""
+
+    def __init__(self, host: np.ndarray, device) -> None:
+        self.host = host
+        self.shape = tuple(host.shape)
+        self.device = device
+
+    def at(self, t: int) -> torch.Tensor:
+        """``x[t]`` ``[B, N]`` on the device."""
+        return torch.from_numpy(self.host[t]).to(self.device)
