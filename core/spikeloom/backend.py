@@ -156,6 +156,10 @@ class Compiled(abc.ABC):
     they go in and out as host NumPy arrays by stable names (``"hidden_to_out.weight"``,
     ``"out.bias"``, ``"hidden.alpha_mem"``)."""
 
+    #: whether :meth:`_simulate` and :meth:`_loss_and_grads` accept bool and uint8 input arrays
+    #: as given (see ``prepare_inputs(..., compact=True)``) instead of arrays of the compiled dtype
+    compact_inputs: bool = False
+
     def __init__(self, request: CompileRequest) -> None:
         self.request = request
         self.built = request.built
@@ -167,7 +171,7 @@ class Compiled(abc.ABC):
         """Run from zero state over all steps of ``x`` (``[T, B, N]`` spikes, or a dict of them per
         input population) and return the recorded states ``{pop: {var: [T, B, N]}}`` as NumPy
         arrays of the compiled dtype; ``V`` is recorded before the reset, ``z`` as 0/1."""
-        inputs = prepare_inputs(self.built, x, self.dtype)
+        inputs = prepare_inputs(self.built, x, self.dtype, compact=self.compact_inputs)
         return self._simulate(inputs, normalize_record(self.built, record))
 
     # -- one step at a time (state forcing) ------------------------------------------------------
@@ -218,7 +222,7 @@ class Compiled(abc.ABC):
         if readout is None or (need_rule and self.request.rule is None):
             what = "rule=BPTT()/EProp() and readout=Readout(...)" if need_rule else "readout=Readout(...)"
             raise ValueError(f"this network was compiled without a learning setup; compile with {what}")
-        inputs = prepare_inputs(self.built, x, self.dtype)
+        inputs = prepare_inputs(self.built, x, self.dtype, compact=self.compact_inputs)
         T, B = next(iter(inputs.values())).shape[:2]
         readout.steps(T)
         return inputs, check_labels(labels, B, self.built.populations[readout.population].n)

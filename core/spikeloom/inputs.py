@@ -11,15 +11,20 @@ import numpy as np
 
 from .built import BuiltNetwork
 
-__all__ = ["prepare_inputs", "normalize_record", "validate_params", "zero_state", "validate_state"]
+#: input dtypes that ``prepare_inputs(..., compact=True)`` passes through unconverted
+COMPACT_DTYPES = (np.dtype(np.bool_), np.dtype(np.uint8))
+
+__all__ = ["COMPACT_DTYPES", "prepare_inputs", "normalize_record", "validate_params", "zero_state", "validate_state"]
 
 
-def prepare_inputs(built: BuiltNetwork, x, dtype) -> dict[str, np.ndarray]:
+def prepare_inputs(built: BuiltNetwork, x, dtype, compact: bool = False) -> dict[str, np.ndarray]:
     """Check spikes ``x`` and return ``{input name: array [T, B, N] of dtype}``.
 
     ``x`` is an array ``[T, B, N]`` when the network has one ``SpikeInput``, else a mapping from
     every input's name to its array.  Entries may be bool, integer or float spike counts
-    (finite, >= 0); all inputs must share ``T`` and ``B``.
+    (finite, >= 0); all inputs must share ``T`` and ``B``.  With ``compact``, bool and uint8
+    arrays are returned as given (a backend that converts them itself then avoids a host copy
+    four or eight times larger); every other array is converted to ``dtype``.
     """
     inputs = {p.name: p for p in built.inputs}
     if not inputs:
@@ -63,7 +68,7 @@ def prepare_inputs(built: BuiltNetwork, x, dtype) -> dict[str, np.ndarray]:
             raise ValueError(f"{where}: contains NaN or inf; spike counts must be finite")
         if arr.dtype.kind in "if" and arr.size and arr.min() < 0:
             raise ValueError(f"{where}: contains negative values; spikes are counts >= 0")
-        out[name] = arr.astype(dtype, copy=False)
+        out[name] = arr if compact and arr.dtype in COMPACT_DTYPES else arr.astype(dtype, copy=False)
     return out
 
 

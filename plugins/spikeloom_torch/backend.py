@@ -13,6 +13,7 @@ import numpy as np
 import spikeloom
 from spikeloom import Availability, Backend, BackendUnavailable, Capabilities, Compiled, CompileRequest
 from spikeloom.capabilities import ALL_READOUTS, ALL_SURROGATES, device_kind
+from spikeloom.inputs import COMPACT_DTYPES
 from spikeloom.rules import BPTT
 
 __all__ = ["TorchBackend", "TorchCompiled"]
@@ -43,6 +44,8 @@ def _cuda_problem(torch, device: str) -> str:
 class TorchCompiled(Compiled):
     """A network compiled for torch: parameters are tensors of the compiled dtype on the device."""
 
+    compact_inputs = True  # bool / uint8 spikes stay compact on the host (see spikes.SpikeTrain)
+
     def __init__(self, request: CompileRequest, device) -> None:
         super().__init__(request)
         import torch
@@ -65,16 +68,18 @@ class TorchCompiled(Compiled):
         host = np.ascontiguousarray(np.asarray(arr).astype(self.dtype))
         return self._torch.from_numpy(host).to(self._device)
 
+    def _host_input(self, x: np.ndarray) -> np.ndarray:
+        """A contiguous, writable host array of input spikes: bool and uint8 stay as they are
+        (converted on the device, or never densified at all), other dtypes become the run's."""
+        host = np.ascontiguousarray(x) if x.dtype in COMPACT_DTYPES else np.ascontiguousarray(x, dtype=self.dtype)
+        if not host.flags.writeable:  # torch only wraps writable memory; it never writes to it
+            host = host.copy()
+        return host
+
     def _inputs(self, inputs: dict[str, np.ndarray]):
         from .spikes import SpikeTrain
 
-        out = {}
-        for name, x in inputs.items():
-            host = np.ascontiguousarray(x, dtype=self.dtype)
-            if not host.flags.writeable:  # torch only wraps writable memory; it never writes to it
-                host = host.copy()
-            out[name] = SpikeTrain(host, self._torch.from_numpy(host).to(self._device))
-        return out
+        return {name: SpikeTrain(self._host_input(x), self._device, self._tdtype) for name, x in inputs.items()}
 
     def _to_host(self, arr) -> np.ndarray:
         if isinstance(arr, self._torch.Tensor):
@@ -149,10 +154,7 @@ class TorchCompiled(Compiled):
             from .spikes import StreamedInput
 
             # e-prop reads its input one step at a time, so no device memory grows with T
-            x = {
-                name: StreamedInput(np.ascontiguousarray(v, dtype=self.dtype), self._device)
-                for name, v in inputs.items()
-            }
+            x = {name: StreamedInput(self._host_input(v), self._device, self._tdtype) for name, v in inputs.items()}
             return eprop_loss_and_grads(self.built, pops, weights, self._params, self._masks, rule, readout, x, y)
 
     def _native_params(self):

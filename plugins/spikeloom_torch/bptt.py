@@ -81,7 +81,7 @@ def bptt_loss_and_grads(
 ):
     """``(loss, grads by trainable name, predictions)`` for one batch; grads are device tensors."""
     rec = run(plan, pops, weights, inputs, _keep(built, readout))
-    some = next(iter(inputs.values())).dense
+    some = next(iter(inputs.values()))
     T, B = some.shape[:2]
     dtype, device = some.dtype, some.device
 

@@ -2,13 +2,13 @@
 
 Input spikes are usually sparse (a few percent of the entries).  On the CPU, when few enough
 entries are non-zero, the products ``x[:T-d] @ W`` (delivery) and ``x[:T-d]^T @ G`` (weight
-gradient) use compressed sparse rows, built once per call from the host array; elsewhere they are
-dense matrix products.  Both sum the same terms; only the order of the sums differs.
+gradient) add up the rows of ``W`` (or ``G``) that the non-zero entries select, each row of the
+result one "bag" of ``torch.nn.functional.embedding_bag``; the positions are found once per call
+from the host array, which may stay bool or uint8.  Elsewhere they are dense matrix products.
+Both sum the same terms; only the order of the sums differs.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import torch
@@ -19,48 +19,66 @@ __all__ = ["SpikeTrain", "StreamedInput", "SPARSE_BELOW"]
 SPARSE_BELOW = 0.05
 
 
-def _csr(crow: np.ndarray, col: np.ndarray, val: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
-    with warnings.catch_warnings():  # torch's notes that sparse CSR is in beta and unchecked here
-        warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
-        warnings.filterwarnings("ignore", message=".*[Ss]parse invariant checks.*")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(crow), torch.from_numpy(col), torch.from_numpy(val), shape, check_invariants=False
-        )
-
-
 class SpikeTrain:
-    """One input population's spikes ``[T, B, N]``: ``dense`` on the device, plus a sparse form
-    (CPU only) when the host array is sparse enough."""
+    """One input population's spikes ``[T, B, N]`` (host array ``host`` of the run's dtype, or
+    bool / uint8 counts), delivered to the run's ``device`` as ``dtype``.
 
-    def __init__(self, host: np.ndarray, dense: torch.Tensor) -> None:
-        self.dense = dense
-        self.shape = tuple(dense.shape)
+    On the CPU, when few enough entries are non-zero, the spikes are kept as the positions of
+    their non-zero entries only (and their counts where they are not all 1): delivery and weight
+    gradients then add up rows of the weights or of the gradient, and no dense ``[T, B, N]``
+    float array is made unless :attr:`dense` is asked for.
+    """
+
+    def __init__(self, host: np.ndarray, device: torch.device, dtype: torch.dtype) -> None:
+        self.host = host
+        self.shape = tuple(host.shape)
+        self.device = device
+        self.dtype = dtype
+        self._dense: torch.Tensor | None = None
         self._coo = None
-        if dense.device.type == "cpu" and host.size:
-            flat = host.reshape(-1, host.shape[2])
-            nz = np.flatnonzero(flat != 0)
+        if device.type == "cpu" and host.size:
+            flat = host.reshape(-1)
+            nz = np.flatnonzero(flat)
             if nz.size < SPARSE_BELOW * flat.size:
-                rows, cols = np.divmod(nz, flat.shape[1])
-                self._coo = (rows, cols, flat.reshape(-1)[nz])
-        self._fwd: dict[int, torch.Tensor] = {}
-        self._bwd: dict[int, torch.Tensor] = {}
+                rows, cols = np.divmod(nz, self.shape[2])
+                vals = None if host.dtype == np.bool_ else flat[nz]
+                if vals is not None and np.all(vals == 1):
+                    vals = None  # plain 0/1 spikes: sums of rows, no weights
+                self._coo = (rows, cols, vals)
+        self._fwd: dict[int, tuple] = {}
+        self._bwd: dict[int, tuple] = {}
+
+    @property
+    def dense(self) -> torch.Tensor:
+        """All spikes ``[T, B, N]`` as a dense tensor of the run's dtype on the device."""
+        if self._dense is None:
+            self._dense = torch.from_numpy(self.host).to(self.device).to(self.dtype)
+        return self._dense
 
     def _rows(self, delay: int) -> int:
         T, B, _ = self.shape
         return (T - delay) * B
 
-    def _sparse_prefix(self, delay: int) -> torch.Tensor:
-        """``x[:T-delay]`` as CSR ``[(T-delay) B, N]``."""
+    def _weights(self, vals: np.ndarray | None) -> torch.Tensor | None:
+        return None if vals is None else torch.from_numpy(np.ascontiguousarray(vals)).to(self.dtype)
+
+    def _by_row(self, delay: int) -> tuple:
+        """``x[:T-delay]`` ``[(T-delay) B, N]`` as bags: the columns of each row's entries
+        (``indices``), where each row starts (``offsets``) and the entries' counts."""
         if delay not in self._fwd:
             rows, cols, vals = self._coo
             R = self._rows(delay)
-            crow = np.searchsorted(rows, np.arange(R + 1))
-            k = int(crow[-1])
-            self._fwd[delay] = _csr(crow, cols[:k].copy(), vals[:k].copy(), (R, self.shape[2]))
+            starts = np.searchsorted(rows, np.arange(R + 1))
+            k = int(starts[-1])
+            self._fwd[delay] = (
+                torch.from_numpy(cols[:k].astype(np.int64)),
+                torch.from_numpy(starts[:-1].astype(np.int64)),
+                None if vals is None else self._weights(vals[:k]),
+            )
         return self._fwd[delay]
 
-    def _sparse_prefix_t(self, delay: int) -> torch.Tensor:
-        """``x[:T-delay]^T`` as CSR ``[N, (T-delay) B]``."""
+    def _by_column(self, delay: int) -> tuple:
+        """``x[:T-delay]^T`` ``[N, (T-delay) B]`` as bags (see :meth:`_by_row`)."""
         if delay not in self._bwd:
             rows, cols, vals = self._coo
             R = self._rows(delay)
@@ -68,14 +86,26 @@ class SpikeTrain:
             # a stable sort by column: radix sort on small integer keys
             keys = cols[:k].astype(np.uint16) if self.shape[2] <= 2**16 else cols[:k]
             order = np.argsort(keys, kind="stable")
-            crow = np.searchsorted(cols[:k][order], np.arange(self.shape[2] + 1))
-            self._bwd[delay] = _csr(crow, rows[:k][order].copy(), vals[:k][order].copy(), (self.shape[2], R))
+            starts = np.searchsorted(cols[:k][order], np.arange(self.shape[2]))
+            self._bwd[delay] = (
+                torch.from_numpy(rows[:k][order].astype(np.int64)),
+                torch.from_numpy(starts.astype(np.int64)),
+                None if vals is None else self._weights(vals[:k][order]),
+            )
         return self._bwd[delay]
 
     def deliver(self, delay: int, W: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
         """``out (+)= x[:T-delay] @ W`` for ``out`` ``[(T-delay) B, N_post]`` (``delay < T``)."""
         T, B, n = self.shape
-        x = self._sparse_prefix(delay) if self._coo is not None else self.dense[: T - delay].reshape(-1, n)
+        if self._coo is not None:
+            idx, offsets, counts = self._by_row(delay)
+            h = torch.nn.functional.embedding_bag(idx, W, offsets, mode="sum", per_sample_weights=counts)
+            if accumulate:
+                out.add_(h)
+            else:
+                out.copy_(h)
+            return
+        x = self.dense[: T - delay].reshape(-1, n)
         if accumulate:
             out.addmm_(x, W)
         else:
@@ -86,19 +116,22 @@ class SpikeTrain:
         T, B, n = self.shape
         G2 = G.reshape(-1, G.shape[2])
         if self._coo is not None:
-            return self._sparse_prefix_t(delay) @ G2
+            idx, offsets, counts = self._by_column(delay)
+            return torch.nn.functional.embedding_bag(idx, G2, offsets, mode="sum", per_sample_weights=counts)
         return self.dense[: T - delay].reshape(-1, n).T @ G2
 
 
 class StreamedInput:
-    """One input population's spikes ``[T, B, N]`` kept on the host; :meth:`at` moves one step to
-    the device.  e-prop reads its inputs this way, so its device memory does not grow with ``T``."""
+    """One input population's spikes ``[T, B, N]`` kept on the host (the run's dtype, or bool /
+    uint8 counts); :meth:`at` moves one step to the device as ``dtype``.  e-prop reads its inputs
+    this way, so its device memory does not grow with ``T``."""
 
-    def __init__(self, host: np.ndarray, device) -> None:
+    def __init__(self, host: np.ndarray, device, dtype: torch.dtype) -> None:
         self.host = host
         self.shape = tuple(host.shape)
         self.device = device
+        self.dtype = dtype
 
     def at(self, t: int) -> torch.Tensor:
         """``x[t]`` ``[B, N]`` on the device."""
-        return torch.from_numpy(self.host[t]).to(self.device)
+        return torch.from_numpy(self.host[t]).to(self.device).to(self.dtype)
