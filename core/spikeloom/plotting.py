@@ -1,4 +1,5 @@
-"""PNG figures of a training run: learning curves and spike rasters (matplotlib, Agg, imported lazily)."""
+"""PNG figures of a training run: learning curves, spike rasters and time-constant histograms (matplotlib, Agg,
+imported lazily)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_raster"]
+__all__ = ["plot_history", "plot_raster", "plot_time_constants"]
 
 
 def _pyplot():
@@ -77,6 +78,41 @@ def plot_raster(
         axes[-1, b].set_xlabel("time (ms)")
         if titles is not None and b < len(titles):
             axes[0, b].set_title(titles[b], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_time_constants(before, after, path: str | os.PathLike, *, dt: float = 1.0, bins: int = 30) -> None:
+    """Histograms of ``tau_mem``/``tau_syn`` (ms), one panel per population and time constant,
+    before and after training.
+
+    ``before``, ``after``: parameter dicts such as ``Compiled.get_params()`` gives them
+    (``"<pop>.alpha_mem"``/``"<pop>.alpha_syn"`` decay factors, converted with ``tau = -dt/ln(alpha)``,
+    ``dt`` in ms) or with ``"<pop>.tau_mem"``/``"<pop>.tau_syn"`` in ms; see
+    :func:`spikeloom.heterogeneity.time_constants`.
+    """
+    from .heterogeneity import time_constants
+
+    taus = {"before": time_constants(before, dt), "after": time_constants(after, dt)}
+    keys = sorted(set(taus["before"]) | set(taus["after"]))
+    if not keys:
+        raise ValueError(
+            "plot_time_constants: no '<pop>.alpha_mem', '<pop>.alpha_syn', '<pop>.tau_mem' or '<pop>.tau_syn' "
+            "entries in either parameter dict; train with train_tau_mem/train_tau_syn or pass time constants"
+        )
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        values = [v for v in (taus["before"].get(key), taus["after"].get(key)) if v is not None]
+        edges = np.histogram_bin_edges(np.concatenate(values), bins=bins)
+        for label, style in (("before", {"color": "0.6"}), ("after", {"color": "C0", "alpha": 0.6})):
+            if key in taus[label]:
+                ax.hist(taus[label][key], bins=edges, label=label, **style)
+        ax.set_title(f"{key[0]} {key[1]}", fontsize=9)
+        ax.set_xlabel(f"{key[1]} (ms)")
+        ax.set_ylabel("neurons")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
