@@ -20,6 +20,8 @@ from .connections import Connection
 from .connectivity import Dense, Explicit, FixedProbability
 from .distributions import Gamma, Normal, Uniform
 from .errors import BackendUnavailable, SpikeloomError, UnsupportedFeature
+from .fluctuation import FluctuationConfig, FluctuationReport, fluctuation_init
+from .heterogeneity import Heterogeneity, apply_heterogeneity, heterogeneous_network
 from .host import best_backend, get_backend, get_plugin_manager, list_backends
 from .initializers import KaimingUniform
 from .network import Network
@@ -32,6 +34,12 @@ from .training import Callback, NonFiniteLossError, Trainer
 
 __all__ = [
     "__version__",
+    "FluctuationConfig",
+    "FluctuationReport",
+    "Heterogeneity",
+    "apply_heterogeneity",
+    "fluctuation_init",
+    "heterogeneous_network",
     "ALIF",
     "Adam",
     "Atan",
