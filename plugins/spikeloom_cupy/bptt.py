@@ -1,0 +1,238 @@
+"""BPTT on the device: the reference's backward pass (SPEC §6) with hand-written kernels.
+
+The forward pass records ``V``, ``z``, ``a`` and the refractory flags of every step.  Groups run
+in the reverse of the forward order.  What reaches a population's spikes from later groups (and
+the activity regulariser) is one cuBLAS product over all steps; a population with no connection
+inside its group then runs its whole adjoint recursion in one launch (``spiking_backward``), the
+others step by step (``spiking_backward_step``, with the group's own connections delivered by a
+product per step).  Weight gradients are products over all steps; the loss is the reference's own
+function applied to the readout's ``Y`` on the host.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikeloom.built import BuiltNetwork
+from spikeloom.readout import Readout, readout_loss
+from spikeloom.rules import BPTT
+from spikeloom.surrogates import Atan
+
+from .consts import PopConst
+from .forward import run
+from .kernel_specs import SURROGATE_KINDS
+from .plan import Plan
+from .runtime import Runtime
+
+__all__ = ["bptt_loss_and_grads", "surrogate_args", "rate_regularizer"]
+
+
+def surrogate_args(surrogate) -> tuple[int, float, float]:
+    """``(kind, p, q)`` as ``common.cuh``'s ``sl_surrogate`` takes them."""
+    kind = SURROGATE_KINDS[surrogate.kind]
+    if isinstance(surrogate, Atan):
+        return kind, np.pi / 2.0 * surrogate.alpha, surrogate.alpha / 2.0
+    p = {"superspike": "beta", "triangle": "gamma", "sigmoid": "slope"}[surrogate.kind]
+    return kind, float(getattr(surrogate, p)), 0.0
+
+
+def rate_regularizer(rt: Runtime, spikes: dict, dt: float, c_reg: float, target_rate: float):
+    """The activity regulariser of SPEC §4 (the formula of ``spikeloom.readout.rate_regularizer``)
+    with its derivative per population as ``[N]`` (the same at every step and example)."""
+    if c_reg == 0 or not spikes:
+        return 0.0, {k: None for k in spikes}
+    n_total = sum(z.shape[2] for z in spikes.values())
+    value, grads = 0.0, {}
+    for name, z in spikes.items():
+        T, B, _ = z.shape
+        rate = z.mean(axis=(0, 1)) * (1000.0 / dt)
+        diff = rate - target_rate
+        value += float(rt.host((diff**2).sum()))
+        grads[name] = (c_reg * 2.0 * diff / n_total * (1000.0 / dt) / (T * B)).astype(rt.dtype)
+    return c_reg * value / n_total, grads
+
+
+def _shifted(rt: Runtime, x):
+    out = rt.xp.zeros_like(x)
+    out[1:] = x[:-1]
+    return out
+
+
+def _keep(built: BuiltNetwork) -> dict[str, set[str]]:
+    keep = {}
+    for p in built.neuron_populations:
+        need_I = p.train_tau_syn or (p.train_tau_mem and p.scale_input)
+        keep[p.name] = ({"z", "a", "refractory"} if p.spiking else set()) | ({"I"} if need_I else set())
+    return keep
+
+
+def bptt_loss_and_grads(
+    rt: Runtime,
+    built: BuiltNetwork,
+    plan: Plan,
+    pops: dict[str, PopConst],
+    weights: dict,
+    masks: dict,
+    rule: BPTT,
+    readout: Readout,
+    inputs: dict,
+    labels: np.ndarray,
+    recurrent_mode: str = "events",
+):
+    """``(loss, grads by trainable name as device arrays, predictions)`` for one batch."""
+    xp = rt.xp
+    rec = run(rt, built, plan, pops, weights, inputs, _keep(built), recurrent_mode)
+    T, B = next(iter(inputs.values())).shape[:2]
+    Y = rt.host(rec[readout.population]["V"])
+    loss, dY_host, pred = readout_loss(Y, labels, readout)
+    dY = rt.asarray(dY_host)
+    spiking = {p.name: rec[p.name]["z"] for p in built.neuron_populations if p.spiking}
+    reg, dreg = rate_regularizer(rt, spiking, built.dt, readout.c_reg, readout.target_rate)
+    loss += reg
+    kind, sp, sq = surrogate_args(rule.surrogate)
+    detach = int(rule.detach_reset)
+
+    gV_all = {name: rt.zeros((T, B, p.n)) for name, p in pops.items()}
+    gI_all = {name: rt.zeros((T, B, p.n)) for name, p in pops.items()}
+    for group in reversed(plan.groups):
+        if not pops[group[0]].spiking:
+            name, p = group[0], pops[group[0]]
+            is_out = name == readout.population
+            rt.launch(
+                "li_backward",
+                B * p.n,
+                T,
+                B,
+                p.n,
+                dY if is_out else rt.dummy,
+                int(is_out),
+                p.am,
+                p.as_,
+                p.g,
+                gV_all[name],
+                gI_all[name],
+            )
+            continue
+        ext = {}
+        for name in group:
+            p = pops[name]
+            e = None
+            if dreg.get(name) is not None:
+                e = xp.empty((T, B, p.n), dtype=rt.dtype)
+                e[...] = dreg[name]
+            for c in plan.downstream[name]:
+                if c.delay >= T:
+                    continue
+                if e is None:
+                    e = rt.zeros((T, B, p.n))
+                g_t = gI_all[c.target][c.delay :].reshape((T - c.delay) * B, pops[c.target].n)
+                e[: T - c.delay].reshape((T - c.delay) * B, p.n)[...] += g_t @ weights[c.name].T
+            ext[name] = e
+        if len(group) == 1 and not plan.feedback[group[0]] and not plan.internal[group[0]]:
+            name, p = group[0], pops[group[0]]
+            r = rec[name]
+            rt.launch(
+                "spiking_backward",
+                B * p.n,
+                T,
+                B,
+                p.n,
+                ext[name] if ext[name] is not None else rt.dummy,
+                int(ext[name] is not None),
+                r["V"],
+                r["z"],
+                r.get("a", rt.dummy),
+                r.get("refractory", rt.dummy),
+                int("refractory" in r),
+                p.am,
+                p.as_,
+                p.g,
+                p.vth,
+                p.rho,
+                p.beta,
+                int(p.alif),
+                int(p.zero_reset),
+                detach,
+                kind,
+                sp,
+                sq,
+                gV_all[name],
+                gI_all[name],
+            )
+            continue
+        ga = {name: rt.zeros((B, pops[name].n)) for name in group}
+        scratch = {name: rt.zeros((B, pops[name].n)) for name in group}
+        for t in range(T - 1, -1, -1):
+            for name in group:
+                p, r, gz = pops[name], rec[name], scratch[name]
+                if ext[name] is not None:
+                    gz[...] = ext[name][t]
+                else:
+                    gz[...] = 0
+                for c in plan.feedback[name]:
+                    if t + c.delay < T:
+                        gz += gI_all[c.target][t + c.delay] @ weights[c.name].T
+                has_next = t + 1 < T
+                rt.launch(
+                    "spiking_backward_step",
+                    B * p.n,
+                    B,
+                    p.n,
+                    gz,
+                    r["V"][t],
+                    r["z"][t],
+                    r["a"][t] if "a" in r else rt.dummy,
+                    r["refractory"][t] if "refractory" in r else rt.dummy,
+                    int("refractory" in r),
+                    gV_all[name][t + 1] if has_next else rt.dummy,
+                    gI_all[name][t + 1] if has_next else rt.dummy,
+                    int(has_next),
+                    ga[name],
+                    p.am,
+                    p.as_,
+                    p.g,
+                    p.vth,
+                    p.rho,
+                    p.beta,
+                    int(p.alif),
+                    int(p.zero_reset),
+                    detach,
+                    kind,
+                    sp,
+                    sq,
+                    gV_all[name][t],
+                    gI_all[name][t],
+                )
+
+    spikes = {**inputs, **spiking}
+    trainable = set(built.trainable_names())
+    grads = {}
+    for c in built.connections:
+        key = f"{c.name}.weight"
+        if key not in trainable:
+            continue
+        if c.delay < T:
+            src, tgt = spikes[c.source], gI_all[c.target]
+            R = (T - c.delay) * B
+            g = src[: T - c.delay].reshape(R, src.shape[2]).T @ tgt[c.delay :].reshape(R, tgt.shape[2])
+        else:
+            g = rt.zeros(c.mask.shape)
+        grads[key] = g * masks[c.name] if c.name in masks else g
+    for bp in built.neuron_populations:
+        p, r, gV = pops[bp.name], rec[bp.name], gV_all[bp.name]
+        if bp.kind == "LI":
+            grads[f"{bp.name}.bias"] = p.g * gV.sum(axis=(0, 1))
+        if bp.train_tau_mem:
+            if bp.kind == "LI":
+                v_prev = _shifted(rt, r["V"])
+            elif bp.reset == "subtract":
+                v_prev = _shifted(rt, r["V"] - p.vth * r["z"])
+            else:
+                v_prev = _shifted(rt, r["V"] * (1 - r["z"]))
+            if bp.scale_input:
+                drive = r["I"] + p.bias if bp.kind == "LI" else r["I"]
+                v_prev = v_prev - drive
+            grads[f"{bp.name}.alpha_mem"] = xp.sum(gV * v_prev, axis=(0, 1))
+        if bp.train_tau_syn:
+            grads[f"{bp.name}.alpha_syn"] = xp.sum(gI_all[bp.name] * _shifted(rt, r["I"]), axis=(0, 1))
+    return loss, {k: grads[k] for k in built.trainable_names()}, pred

@@ -1,0 +1,108 @@
+"""The CUDA kernels of the CuPy backend: which ``.cu`` file holds each, and its arguments.
+
+Each kernel is a template over the element type ``T`` (``float`` or ``double``) and is launched
+one-dimensionally with a grid-stride loop (see :mod:`.launch`).  The argument kinds below are the
+one description of each signature that the launchers (CuPy on a GPU, and the serial CPU emulation
+of the tests) convert arguments by:
+
+- ``i``: ``int`` (int32), ``l``: ``long long`` (int64), ``s``: a scalar ``T``;
+- ``p``: ``T*`` (a C-contiguous array of the run's dtype), ``lp``: ``long long*`` (int64 array).
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import attrs
+
+__all__ = ["KernelSpec", "KERNELS", "KERNEL_FILES", "COMPILE_OPTIONS", "DTYPES", "SURROGATE_KINDS", "kernel_source"]
+
+#: NVRTC/nvcc options every kernel is compiled with.  ``--fmad=false`` keeps products and sums
+#: separately rounded, as the NumPy reference computes them (no fused multiply-add contraction);
+#: no fast-math: exp and division are the IEEE-accurate library versions.
+COMPILE_OPTIONS = ("--std=c++14", "--fmad=false")
+
+#: the template instantiations: NumPy dtype name -> C++ type
+DTYPES = {"float32": "float", "float64": "double"}
+
+#: surrogate kind -> the number ``common.cuh`` switches on
+SURROGATE_KINDS = {"superspike": 0, "triangle": 1, "sigmoid": 2, "atan": 3}
+
+ARG_KINDS = frozenset({"i", "l", "s", "p", "lp"})
+
+
+@attrs.frozen
+class KernelSpec:
+    """One templated kernel: its name, the file that holds it and its argument kinds."""
+
+    name: str
+    file: str
+    args: tuple[str, ...] = attrs.field(converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        unknown = set(self.args) - ARG_KINDS
+        if unknown:
+            raise ValueError(
+                f"KernelSpec.args of {self.name!r}: unknown kinds {sorted(unknown)}; known {sorted(ARG_KINDS)}"
+            )
+
+    def instance(self, dtype: str) -> str:
+        """The C++ name of the instantiation for ``dtype`` (``"lif<float>"``)."""
+        return f"{self.name}<{DTYPES[dtype]}>"
+
+
+def _spec(name: str, file: str, args: str) -> KernelSpec:
+    return KernelSpec(name, file, args.split())
+
+
+KERNELS: dict[str, KernelSpec] = {
+    k.name: k
+    for k in (
+        _spec(
+            "spiking_forward",
+            "neuron.cu",
+            "i i i p i  p p p p p p lp  i i i  p p p p p",
+        ),
+        _spec(
+            "spiking_step",
+            "neuron.cu",
+            "i i p i p p i i  p p p p lp  p p p p p p lp  i i i  p p p p p",
+        ),
+        _spec("li_forward", "neuron.cu", "i i i p i p p p p i p p"),
+        _spec("li_step", "neuron.cu", "i i p i p p p p p p"),
+        _spec("propagate_csr", "propagate.cu", "l i lp lp p p p i"),
+        _spec("propagate_scan", "propagate.cu", "i i i p p p i"),
+        _spec(
+            "spiking_backward",
+            "bptt.cu",
+            "i i i p i p p p p i  p p p p p p  i i i i s s  p p",
+        ),
+        _spec(
+            "spiking_backward_step",
+            "bptt.cu",
+            "i i p p p p p i p p i p  p p p p p p  i i i i s s  p p",
+        ),
+        _spec("li_backward", "bptt.cu", "i i i p i p p p p p"),
+        _spec(
+            "eprop_synapse_step",
+            "eprop.cu",
+            "i i i i i i i  p p p p  p p p p p  p p p  p p p p  p p p p p  p p p s p",
+        ),
+    )
+}
+
+#: every kernel file, in a fixed order
+KERNEL_FILES = tuple(sorted({k.file for k in KERNELS.values()}))
+
+
+def kernel_dir():
+    """The directory (a ``Traversable``) that holds the ``.cu`` files and ``common.cuh``."""
+    return files(__package__).joinpath("kernels")
+
+
+def kernel_source(file: str) -> str:
+    """The text of one kernel file with ``common.cuh`` inlined (NVRTC then needs no include path)."""
+    d = kernel_dir()
+    common = d.joinpath("common.cuh").read_text()
+    text = d.joinpath(file).read_text()
+    return text.replace('#include "common.cuh"', common.replace("#pragma once", ""), 1)

@@ -1,0 +1,98 @@
+// BPTT backward passes (SPEC section 6, the reference's adjoint recursion), one thread per
+// (batch, neuron) element, from t = T-1 down to 0:
+//
+//   gz    = ext[t] + ga                             (ext: from later steps' targets and the regulariser)
+//   gVr   = alpha_mem gV[t+1]
+//   gz   += gVr dR/dz                               (only without detach_reset)
+//   gV[t] = gVr dR/dV + gz psi[t]                   (dR/dV = 1, or 1 - z[t] for the zero reset)
+//   ga    = -beta psi[t] gz + rho ga                (ALIF)
+//   gI[t] = g gV[t] + alpha_syn gI[t+1]
+//
+// psi is the surrogate of V[t] - theta[t], 0 while refractory.
+#include "common.cuh"
+
+template <typename T>
+__device__ __forceinline__ void sl_spiking_adjoint(
+    T ext, T V, T z, T a, T refr, T gV_next, T gI_next, int has_next, T& ga,
+    T am, T as, T g, T vth, T rho, T beta, int alif, int zero_reset, int detach,
+    int kind, T sp, T sq, T& gV, T& gI) {
+    T theta = alif ? vth + beta * a : vth;
+    T psi = sl_surrogate<T>(kind, sp, sq, V - theta, vth) * (T(1) - refr);
+    T gz = ext;
+    if (alif) gz = gz + ga;
+    T gVr = has_next ? am * gV_next : T(0);
+    if (!detach) gz = gz + gVr * (zero_reset ? -V : -vth);
+    T dR = zero_reset ? gVr * (T(1) - z) : gVr;
+    gV = dR + gz * psi;
+    if (alif) ga = -beta * psi * gz + rho * ga;
+    gI = has_next ? g * gV + as * gI_next : g * gV;
+}
+
+// All steps of a population with no connection inside its group; ext [T, B, N] (has_ext).
+template <typename T>
+__global__ void spiking_backward(
+    int steps, int B, int N, const T* ext, int has_ext, const T* rec_V, const T* rec_z, const T* rec_a,
+    const T* rec_ref, int has_ref, const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta,
+    int alif, int zero_reset, int detach, int kind, T sp, T sq, T* gV_all, T* gI_all) {
+    long long BN = (long long)B * N;
+    SL_GRID_STRIDE(k, BN) {
+        int j = (int)(k % N);
+        T c_am = am[j], c_as = as[j], c_g = g[j], c_vth = vth[j];
+        T c_rho = alif ? rho[j] : T(0), c_beta = alif ? beta[j] : T(0);
+        T ga = T(0), gV = T(0), gI = T(0);
+        for (int t = steps - 1; t >= 0; --t) {
+            long long idx = (long long)t * BN + k;
+            T gV_t, gI_t;
+            sl_spiking_adjoint<T>(has_ext ? ext[idx] : T(0), rec_V[idx], rec_z[idx], alif ? rec_a[idx] : T(0),
+                                  has_ref ? rec_ref[idx] : T(0), gV, gI, t + 1 < steps, ga, c_am, c_as, c_g, c_vth,
+                                  c_rho, c_beta, alif, zero_reset, detach, kind, sp, sq, gV_t, gI_t);
+            gV_all[idx] = gV_t;
+            gI_all[idx] = gI_t;
+            gV = gV_t;
+            gI = gI_t;
+        }
+    }
+}
+
+// One step t of a population inside a recurrent group: ext_t [B, N] already holds everything that
+// reaches z[t] (later groups, the regulariser, the group's own connections); ga [B, N] carries
+// dloss/da[t+1] between launches.  Pointers are of step t (rec_*, gV_t, gI_t) and t+1 (*_next).
+template <typename T>
+__global__ void spiking_backward_step(
+    int B, int N, const T* ext_t, const T* V_t, const T* z_t, const T* a_t, const T* ref_t, int has_ref,
+    const T* gV_next, const T* gI_next, int has_next, T* ga, const T* am, const T* as, const T* g, const T* vth,
+    const T* rho, const T* beta, int alif, int zero_reset, int detach, int kind, T sp, T sq, T* gV_t, T* gI_t) {
+    long long BN = (long long)B * N;
+    SL_GRID_STRIDE(k, BN) {
+        int j = (int)(k % N);
+        T a_k = alif ? ga[k] : T(0);
+        T gV, gI;
+        sl_spiking_adjoint<T>(ext_t[k], V_t[k], z_t[k], alif ? a_t[k] : T(0), has_ref ? ref_t[k] : T(0),
+                              has_next ? gV_next[k] : T(0), has_next ? gI_next[k] : T(0), has_next, a_k, am[j],
+                              as[j], g[j], vth[j], alif ? rho[j] : T(0), alif ? beta[j] : T(0), alif, zero_reset,
+                              detach, kind, sp, sq, gV, gI);
+        if (alif) ga[k] = a_k;
+        gV_t[k] = gV;
+        gI_t[k] = gI;
+    }
+}
+
+// The LI readout: gV[t] = alpha_mem gV[t+1] + dY[t], gI[t] = g gV[t] + alpha_syn gI[t+1].
+template <typename T>
+__global__ void li_backward(int steps, int B, int N, const T* dY, int has_dY, const T* am, const T* as,
+                            const T* g, T* gV_all, T* gI_all) {
+    long long BN = (long long)B * N;
+    SL_GRID_STRIDE(k, BN) {
+        int j = (int)(k % N);
+        T c_am = am[j], c_as = as[j], c_g = g[j];
+        T gV = T(0), gI = T(0);
+        for (int t = steps - 1; t >= 0; --t) {
+            long long idx = (long long)t * BN + k;
+            gV = c_am * gV;
+            if (has_dY) gV = gV + dY[idx];
+            gI = t + 1 < steps ? c_g * gV + c_as * gI : c_g * gV;
+            gV_all[idx] = gV;
+            gI_all[idx] = gI;
+        }
+    }
+}

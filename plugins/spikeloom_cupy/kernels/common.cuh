@@ -1,0 +1,41 @@
+// Shared device helpers of the spikeloom CuPy kernels: math overloads per dtype, the surrogate
+// derivatives of SPEC section 5, and the grid-stride loop every kernel uses (one thread per
+// element, no shared memory, no synchronisation: a kernel gives the same result whatever the
+// launch configuration, and a serial loop over the grid reproduces it exactly).
+#pragma once
+
+#define SL_GRID_STRIDE(i, n) \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+         i += (long long)blockDim.x * gridDim.x)
+
+__device__ __forceinline__ float sl_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double sl_abs(double x) { return fabs(x); }
+__device__ __forceinline__ float sl_exp(float x) { return expf(x); }
+__device__ __forceinline__ double sl_exp(double x) { return exp(x); }
+
+// surrogate kinds (the host passes these numbers; see spikeloom_cupy/kernel_specs.py)
+#define SL_SUPERSPIKE 0
+#define SL_TRIANGLE 1
+#define SL_SIGMOID 2
+#define SL_ATAN 3
+
+// psi(x) for x = V - theta, written in the reference's order of operations.
+// superspike: p = beta;  triangle: p = gamma;  sigmoid: p = slope;  atan: p = pi/2 alpha, q = alpha/2
+template <typename T>
+__device__ __forceinline__ T sl_surrogate(int kind, T p, T q, T x, T vth) {
+    if (kind == SL_SUPERSPIKE) {
+        T d = p * sl_abs(x) + T(1);
+        return T(1) / (d * d);
+    }
+    if (kind == SL_TRIANGLE) {
+        T c = T(1) - sl_abs(x) / vth;
+        return (p / vth) * (c > T(0) ? c : T(0));
+    }
+    if (kind == SL_SIGMOID) {
+        T e = sl_exp(-p * sl_abs(x));
+        T d = T(1) + e;
+        return p * e / (d * d);
+    }
+    T u = p * x;  // atan
+    return q / (T(1) + u * u);
+}

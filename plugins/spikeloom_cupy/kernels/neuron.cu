@@ -1,0 +1,149 @@
+// Forward neuron updates (SPEC section 3): one thread per (batch, neuron) element.
+//
+// spiking_forward / li_forward: the fused time loop of a population whose input does not depend on
+// its own recent spikes; the summed input h [T, B, N] is computed beforehand, each thread keeps
+// its state in registers and walks all T steps.
+// spiking_step / li_step: one step of a population whose input needs spikes of the previous steps
+// of its own group; the state lives in [B, N] arrays between launches and one recurrent
+// connection can be delivered inside the kernel, event-driven (only the rows of W of presynaptic
+// neurons that spiked are read).
+#include "common.cuh"
+
+// record flags
+#define SL_REC_I 1
+#define SL_REC_A 2
+#define SL_REC_REF 4
+
+template <typename T>
+__device__ __forceinline__ void sl_spiking_update(
+    T h, T& I, T& V, T& a, T& z, long long& ref,
+    T am, T as, T g, T vth, T rho, T beta, long long nref, int alif, int zero_reset,
+    T& V_rec, T& theta_rec, T& refr) {
+    I = as * I + h;
+    V = am * V + g * I;
+    T theta = vth;
+    if (alif) {
+        a = rho * a + z;
+        theta = vth + beta * a;
+    }
+    bool refractory = ref > 0;
+    z = (V >= theta && !refractory) ? T(1) : T(0);
+    V_rec = V;
+    theta_rec = theta;
+    refr = refractory ? T(1) : T(0);
+    if (zero_reset) {
+        V = V * (T(1) - z);
+    } else {
+        V = V - vth * z;
+    }
+    if (z > T(0)) {
+        ref = nref;
+    } else {
+        ref = ref - 1 > 0 ? ref - 1 : 0;
+    }
+}
+
+template <typename T>
+__global__ void spiking_forward(
+    int steps, int B, int N, const T* h, int has_h,
+    const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta, const long long* nref,
+    int alif, int zero_reset, int rec_flags,
+    T* rec_V, T* rec_z, T* rec_I, T* rec_a, T* rec_ref) {
+    long long BN = (long long)B * N;
+    SL_GRID_STRIDE(k, BN) {
+        int j = (int)(k % N);
+        T I = T(0), V = T(0), a = T(0), z = T(0);
+        long long ref = 0;
+        T c_am = am[j], c_as = as[j], c_g = g[j], c_vth = vth[j];
+        T c_rho = alif ? rho[j] : T(0), c_beta = alif ? beta[j] : T(0);
+        long long c_nref = nref[j];
+        for (int t = 0; t < steps; ++t) {
+            long long idx = (long long)t * BN + k;
+            T Vr, theta, refr;
+            sl_spiking_update<T>(has_h ? h[idx] : T(0), I, V, a, z, ref, c_am, c_as, c_g, c_vth, c_rho, c_beta,
+                                 c_nref, alif, zero_reset, Vr, theta, refr);
+            rec_V[idx] = Vr;
+            rec_z[idx] = z;
+            if (rec_flags & SL_REC_I) rec_I[idx] = I;
+            if (rec_flags & SL_REC_A) rec_a[idx] = a;
+            if (rec_flags & SL_REC_REF) rec_ref[idx] = refr;
+        }
+    }
+}
+
+// One step. h_ext [B, N] (has_h) is the input from everything delivered outside the kernel; the
+// recurrent connection (has_rec) adds sum_i s[b, i] W[i, j] over the i with s[b, i] != 0, s being
+// the source's spikes [B, n_pre] of step t - delay.  State arrays [B, N] are updated in place:
+// V after the reset, z the new spikes, ref the remaining refractory steps.  The recorded values
+// of this step go to the out_* arrays [B, N] (rec_flags as for spiking_forward).
+template <typename T>
+__global__ void spiking_step(
+    int B, int N, const T* h_ext, int has_h, const T* s_rec, const T* W_rec, int n_pre, int has_rec,
+    T* I_s, T* V_s, T* a_s, T* z_s, long long* ref_s,
+    const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta, const long long* nref,
+    int alif, int zero_reset, int rec_flags,
+    T* out_V, T* out_z, T* out_I, T* out_a, T* out_ref) {
+    long long BN = (long long)B * N;
+    SL_GRID_STRIDE(k, BN) {
+        int j = (int)(k % N);
+        long long b = k / N;
+        T h = has_h ? h_ext[k] : T(0);
+        if (has_rec) {
+            T acc = T(0);
+            const T* row = s_rec + b * n_pre;
+            for (int i = 0; i < n_pre; ++i) {
+                T s = row[i];
+                if (s != T(0)) acc += s * W_rec[(long long)i * N + j];
+            }
+            h = has_h ? h + acc : acc;
+        }
+        T I = I_s[k], V = V_s[k], a = alif ? a_s[k] : T(0), z = z_s[k];
+        long long ref = ref_s[k];
+        T Vr, theta, refr;
+        sl_spiking_update<T>(h, I, V, a, z, ref, am[j], as[j], g[j], vth[j], alif ? rho[j] : T(0),
+                             alif ? beta[j] : T(0), nref[j], alif, zero_reset, Vr, theta, refr);
+        I_s[k] = I;
+        V_s[k] = V;
+        if (alif) a_s[k] = a;
+        z_s[k] = z;
+        ref_s[k] = ref;
+        out_V[k] = Vr;
+        out_z[k] = z;
+        if (rec_flags & SL_REC_I) out_I[k] = I;
+        if (rec_flags & SL_REC_A) out_a[k] = a;
+        if (rec_flags & SL_REC_REF) out_ref[k] = refr;
+    }
+}
+
+// The LI readout over all steps: I = as I + h, V = am V + g (I + bias); records V (and I).
+template <typename T>
+__global__ void li_forward(
+    int steps, int B, int N, const T* h, int has_h, const T* am, const T* as, const T* g, const T* bias,
+    int rec_flags, T* rec_V, T* rec_I) {
+    long long BN = (long long)B * N;
+    SL_GRID_STRIDE(k, BN) {
+        int j = (int)(k % N);
+        T I = T(0), V = T(0);
+        T c_am = am[j], c_as = as[j], c_g = g[j], c_bias = bias[j];
+        for (int t = 0; t < steps; ++t) {
+            long long idx = (long long)t * BN + k;
+            I = c_as * I + (has_h ? h[idx] : T(0));
+            V = c_am * V + c_g * (I + c_bias);
+            rec_V[idx] = V;
+            if (rec_flags & SL_REC_I) rec_I[idx] = I;
+        }
+    }
+}
+
+// One LI step on state arrays [B, N] (updated in place).
+template <typename T>
+__global__ void li_step(int B, int N, const T* h, int has_h, T* I_s, T* V_s, const T* am, const T* as,
+                        const T* g, const T* bias) {
+    long long BN = (long long)B * N;
+    SL_GRID_STRIDE(k, BN) {
+        int j = (int)(k % N);
+        T I = as[j] * I_s[k] + (has_h ? h[k] : T(0));
+        I_s[k] = I;
+        V_s[k] = am[j] * V_s[k] + g[j] * (I + bias[j]);
+    }
+}

@@ -1,0 +1,128 @@
+"""Launch configuration and the kernel launchers.
+
+Every kernel loops over its elements with a grid-stride loop, so any grid covers any number of
+elements; :func:`launch_config` picks one block size and as many blocks as the elements need, up
+to :data:`MAX_BLOCKS` (further elements are taken by the same threads on later rounds of their
+loop).  :class:`CupyKernels` compiles the ``.cu`` files with ``cupy.RawModule`` (once per dtype and
+process) and launches them; the tests drive the same host code with a serial CPU emulation of the
+same kernels through the :class:`Kernels` interface.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernel_specs import COMPILE_OPTIONS, KERNELS, kernel_source
+
+__all__ = ["BLOCK", "MAX_BLOCKS", "launch_config", "thread_elements", "Kernels", "CupyKernels", "convert_args"]
+
+#: threads per block: a multiple of the warp size that keeps registers per thread ample
+BLOCK = 256
+#: at most this many blocks per launch (the grid-stride loop covers the rest)
+MAX_BLOCKS = 65535
+
+
+def launch_config(n: int, block: int = BLOCK, max_blocks: int = MAX_BLOCKS) -> tuple[int, int] | None:
+    """``(grid, block)`` for a kernel over ``n`` elements, or None when there is nothing to do."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise ValueError(f"launch_config: n must be an integer, got {n!r}")
+    if block < 1 or block > 1024:
+        raise ValueError(f"launch_config: block must lie in [1, 1024] threads, got {block}")
+    if max_blocks < 1:
+        raise ValueError(f"launch_config: max_blocks must be >= 1, got {max_blocks}")
+    n = int(n)
+    if n <= 0:
+        return None
+    return min(-(-n // block), max_blocks), block
+
+
+def thread_elements(n: int, grid: int, block: int, thread: int) -> range:
+    """The elements one thread (global index ``thread``) handles in a grid-stride loop over ``n``."""
+    return range(thread, n, grid * block)
+
+
+def convert_args(name: str, args, dtype: np.dtype, is_array, scalar):
+    """Check ``args`` against the kernel's declared kinds; arrays pass through (the launcher turns
+    them into pointers), numbers become ``scalar(kind, value)``."""
+    spec = KERNELS[name]
+    if len(args) != len(spec.args):
+        raise ValueError(f"kernel {name}: expected {len(spec.args)} arguments, got {len(args)}")
+    out = []
+    for pos, (kind, value) in enumerate(zip(spec.args, args, strict=True)):
+        if kind in ("p", "lp"):
+            want = dtype if kind == "p" else np.dtype(np.int64)
+            if not is_array(value):
+                raise ValueError(
+                    f"kernel {name}: argument {pos} must be an array of {want}, got {type(value).__name__}"
+                )
+            if value.dtype != want or not value.flags.c_contiguous:
+                raise ValueError(
+                    f"kernel {name}: argument {pos} must be a C-contiguous {want} array, got "
+                    f"{value.dtype} (contiguous: {value.flags.c_contiguous})"
+                )
+            out.append(value)
+        else:
+            out.append(scalar(kind, value))
+    return out
+
+
+class Kernels:
+    """Launches the named kernels for one dtype: ``launch(name, n, *args)`` runs ``n`` elements."""
+
+    def __init__(self, dtype) -> None:
+        self.dtype = np.dtype(dtype)
+
+    def _scalar(self, kind: str, value):
+        if kind == "i":
+            return np.int32(value)
+        if kind == "l":
+            return np.int64(value)
+        return self.dtype.type(value)
+
+    def launch(self, name: str, n: int, *args) -> None:
+        cfg = launch_config(n)
+        if cfg is None:
+            return
+        self._launch(name, cfg, convert_args(name, args, self.dtype, self._is_array, self._scalar))
+
+    def _is_array(self, value) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _launch(self, name, cfg, args) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+_MODULES: dict[tuple[str, str], object] = {}
+
+
+class CupyKernels(Kernels):
+    """The kernels compiled with ``cupy.RawModule`` (NVRTC, :data:`COMPILE_OPTIONS`)."""
+
+    def __init__(self, dtype) -> None:
+        super().__init__(dtype)
+        import cupy
+
+        self._cupy = cupy
+        self._functions = {}
+
+    def _function(self, name: str):
+        fn = self._functions.get(name)
+        if fn is None:
+            spec = KERNELS[name]
+            key = (spec.file, self.dtype.name)
+            module = _MODULES.get(key)
+            if module is None:
+                names = [k.instance(self.dtype.name) for k in KERNELS.values() if k.file == spec.file]
+                module = self._cupy.RawModule(
+                    code=kernel_source(spec.file), options=COMPILE_OPTIONS, name_expressions=names
+                )
+                _MODULES[key] = module
+            fn = self._functions[name] = module.get_function(spec.instance(self.dtype.name))
+        return fn
+
+    def _is_array(self, value) -> bool:
+        return isinstance(value, self._cupy.ndarray)
+
+    def _launch(self, name, cfg, args) -> None:
+        grid, block = cfg
+        self._function(name)((grid,), (block,), tuple(args))

@@ -1,0 +1,47 @@
+"""Where the CuPy backend's arrays live and how its kernels run: an array module (CuPy on a GPU)
+and a kernel launcher, bundled with the run's dtype.
+
+The host code of the backend is written once against this bundle.  On a GPU it is
+``Runtime(cupy, CupyKernels(dtype), dtype)``; the tests run the same host code on NumPy arrays
+with a serial CPU emulation of the same kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Runtime"]
+
+
+class Runtime:
+    """``xp`` (the array module), ``kernels`` (a :class:`~spikeloom_cupy.launch.Kernels`), ``dtype``."""
+
+    def __init__(self, xp, kernels, dtype) -> None:
+        self.xp = xp
+        self.kernels = kernels
+        self.dtype = np.dtype(dtype)
+        #: passed for pointer arguments a kernel does not read (its flags say so)
+        self.dummy = xp.zeros(1, dtype=self.dtype)
+        self.dummy_l = xp.zeros(1, dtype=np.int64)
+
+    def launch(self, name: str, n: int, *args) -> None:
+        self.kernels.launch(name, n, *args)
+
+    def asarray(self, host, dtype=None):
+        """A new C-contiguous device array (cast on the host first, as the reference casts)."""
+        arr = np.ascontiguousarray(np.asarray(host).astype(dtype or self.dtype))
+        return self.xp.array(arr, copy=True)
+
+    def zeros(self, shape, dtype=None):
+        return self.xp.zeros(shape, dtype=dtype or self.dtype)
+
+    def host(self, arr) -> np.ndarray:
+        """A host NumPy copy of a device array (NumPy arrays are copied too)."""
+        if isinstance(arr, np.ndarray):
+            return arr.copy()
+        if hasattr(arr, "get"):
+            return arr.get()
+        return np.asarray(arr)
+
+    def scalar(self, arr) -> float:
+        return float(self.host(arr))
