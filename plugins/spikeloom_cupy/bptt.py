@@ -162,16 +162,21 @@ def bptt_loss_and_grads(
             continue
         ga = {name: rt.zeros((B, pops[name].n)) for name in group}
         scratch = {name: rt.zeros((B, pops[name].n)) for name in group}
+        # the first connection inside the group goes into the kernel (with W^T, made once)
+        fused = {name: plan.feedback[name][0] if plan.feedback[name] else None for name in group}
+        w_t = {name: xp.ascontiguousarray(weights[c.name].T) for name, c in fused.items() if c is not None}
         for t in range(T - 1, -1, -1):
             for name in group:
-                p, r, gz = pops[name], rec[name], scratch[name]
-                if ext[name] is not None:
-                    gz[...] = ext[name][t]
-                else:
-                    gz[...] = 0
-                for c in plan.feedback[name]:
-                    if t + c.delay < T:
-                        gz += gI_all[c.target][t + c.delay] @ weights[c.name].T
+                p, r = pops[name], rec[name]
+                gz, has_gz = (ext[name][t], True) if ext[name] is not None else (rt.dummy, False)
+                rest = [c for c in plan.feedback[name][1:] if t + c.delay < T]
+                if rest:
+                    scratch[name][...] = gz if has_gz else 0
+                    for c in rest:
+                        scratch[name] += gI_all[c.target][t + c.delay] @ weights[c.name].T
+                    gz, has_gz = scratch[name], True
+                fc = fused[name]
+                has_fb = fc is not None and t + fc.delay < T
                 has_next = t + 1 < T
                 rt.launch(
                     "spiking_backward_step",
@@ -179,6 +184,11 @@ def bptt_loss_and_grads(
                     B,
                     p.n,
                     gz,
+                    int(has_gz),
+                    gI_all[fc.target][t + fc.delay] if has_fb else rt.dummy,
+                    w_t[name] if has_fb else rt.dummy,
+                    pops[fc.target].n if has_fb else 0,
+                    int(has_fb),
                     r["V"][t],
                     r["z"][t],
                     r["a"][t] if "a" in r else rt.dummy,

@@ -20,6 +20,7 @@ from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
 from spikeloom.rules import EProp, feedback_matrices, trained_populations
 
+from .bptt import surrogate_args
 from .consts import PopConst
 from .forward import Stepper
 from .runtime import Runtime
@@ -42,6 +43,7 @@ EP_FLAGS = {
     "hetero": 256,
     "r_delta": 512,
     "r_unit": 1024,
+    "recompute": 2048,
 }
 
 
@@ -107,6 +109,8 @@ def eprop_loss_and_grads(
         syn_v = syn_I or p.zero_reset or not _shared(am_h) or not _shared(g_h)
         to_out = [c for c in built.outgoing(name) if c.target == out_name]
         depth = max(c.delay for c in to_out)
+        # delay 1 to a single readout connection: e[t-1] is recomputed from the traces of t-1
+        recompute = len(to_out) == 1 and depth == 1
         conns = [c for c in built.incoming(name) if f"{c.name}.weight" in trainable]
         traces = {}
         for c in conns:
@@ -119,7 +123,7 @@ def eprop_loss_and_grads(
                 "eps_I": rt.zeros(per_syn) if syn_I else rt.dummy,
                 "eps_v": rt.zeros(per_syn) if syn_v else rt.dummy,
                 "eps_a": rt.zeros(per_syn) if p.alif else rt.dummy,
-                "e_hist": rt.zeros((depth, *per_syn)),
+                "e_hist": rt.dummy if recompute else rt.zeros((depth, *per_syn)),
                 "ebar": {
                     rc.name: (rt.dummy if r_delta else rt.zeros((*per_syn, Kf)), rt.zeros((*per_syn, Kf)))
                     for rc in to_out
@@ -135,6 +139,7 @@ def eprop_loss_and_grads(
             "syn_I": syn_I,
             "syn_v": syn_v,
             "depth": depth,
+            "recompute": recompute,
             "to_out": to_out,
             "psi_prev": rt.zeros((B, p.n)),
             "z_prev": rt.zeros((B, p.n)),
@@ -142,6 +147,7 @@ def eprop_loss_and_grads(
             "traces": traces,
         }
 
+    kind, sp, sq = surrogate_args(rule.surrogate)
     rate_decay = math.exp(-built.dt / RATE_TAU)
     rate_target = rule.target_rate * built.dt / 1000.0
     loss_acc = rt.zeros(())
@@ -175,11 +181,24 @@ def eprop_loss_and_grads(
 
         for name, st in state.items():
             p, r = st["p"], rec[name]
-            theta = p.vth + p.beta * r["a"] if p.alif else p.vth
-            psi = rule.surrogate(r["V"] - theta, p.vth)
-            if "refractory" in r:
-                psi = psi * (1 - r["refractory"])
-            psi = xp.ascontiguousarray(psi.astype(dt, copy=False))
+            psi = rt.zeros((B, p.n))
+            rt.launch(
+                "eprop_psi",
+                B * p.n,
+                B,
+                p.n,
+                r["V"],
+                r.get("a", rt.dummy),
+                r.get("refractory", rt.dummy),
+                int("refractory" in r),
+                p.vth,
+                p.beta,
+                int(p.alif),
+                kind,
+                sp,
+                sq,
+                psi,
+            )
             R = rt.dummy
             if rule.c_reg:
                 st["rate"] = rate_decay * st["rate"] + (1 - rate_decay) * r["z"]
@@ -202,7 +221,9 @@ def eprop_loss_and_grads(
                     flags = 0
                     if k == 0:
                         flags |= EP_FLAGS["update"] | (EP_FLAGS["has_R"] if rule.c_reg else 0)
-                    if k == len(st["to_out"]) - 1:
+                    if st["recompute"]:
+                        flags |= EP_FLAGS["recompute"]
+                    elif k == len(st["to_out"]) - 1:
                         flags |= EP_FLAGS["write_e"]
                     flags |= EP_FLAGS["alif"] if p.alif else 0
                     flags |= EP_FLAGS["syn_I"] if st["syn_I"] else 0

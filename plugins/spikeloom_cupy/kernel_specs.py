@@ -80,9 +80,10 @@ KERNELS: dict[str, KernelSpec] = {
         _spec(
             "spiking_backward_step",
             "bptt.cu",
-            "i i p p p p p i p p i p  p p p p p p  i i i i s s  p p",
+            "i i p i p p i i  p p p p i p p i p  p p p p p p  i i i i s s  p p",
         ),
         _spec("li_backward", "bptt.cu", "i i i p i p p p p p"),
+        _spec("eprop_psi", "eprop.cu", "i i p p p i p p i i s s p"),
         _spec(
             "eprop_synapse_step",
             "eprop.cu",

@@ -27,6 +27,20 @@
 #define SL_EP_HETERO 256    // per-neuron readout time constants (e_bar has a readout axis)
 #define SL_EP_R_DELTA 512   // the readout has a delta synapse
 #define SL_EP_R_UNIT 1024   // the readout's input gain is 1
+#define SL_EP_RECOMPUTE 2048  // delay 1, one readout connection: e[t-1] is recomputed from the
+                              // traces of t-1 instead of being kept in e_hist
+
+// psi[b, j] = surrogate(V - theta) (1 - refractory), theta = v_thresh + beta a (ALIF)
+template <typename T>
+__global__ void eprop_psi(int B, int N, const T* V, const T* a, const T* refr, int has_ref, const T* vth,
+                          const T* beta, int alif, int kind, T sp, T sq, T* psi) {
+    SL_GRID_STRIDE(k, (long long)B * N) {
+        int j = (int)(k % N);
+        T theta = alif ? vth[j] + beta[j] * a[k] : vth[j];
+        T v = sl_surrogate<T>(kind, sp, sq, V[k] - theta, vth[j]);
+        psi[k] = has_ref ? v * (T(1) - refr[k]) : v;
+    }
+}
 
 template <typename T>
 __global__ void eprop_synapse_step(
@@ -52,11 +66,16 @@ __global__ void eprop_synapse_step(
             long long bj = (long long)b * n_post + j;
             long long k = bi * n_post + j;
             T ev;
+            T e_d = T(0);
             if (flags & SL_EP_UPDATE) {
                 T ev_old = syn_v ? eps_v[k] : epsv_pre_prev[bi];
+                T pp = psi_prev[bj];
                 if (alif) {
-                    T pp = psi_prev[bj];
-                    eps_a[k] = pp * ev_old + (c_rho - pp * c_beta) * eps_a[k];
+                    T a_old = eps_a[k];
+                    if (flags & SL_EP_RECOMPUTE) e_d = pp * (ev_old - c_beta * a_old);
+                    eps_a[k] = pp * ev_old + (c_rho - pp * c_beta) * a_old;
+                } else if (flags & SL_EP_RECOMPUTE) {
+                    e_d = pp * ev_old;
                 }
                 T eI;
                 if (syn_I) {
@@ -78,7 +97,7 @@ __global__ void eprop_synapse_step(
             T elig = alif ? ev - c_beta * eps_a[k] : ev;
             T e = psi[bj] * elig;
             if ((flags & SL_EP_UPDATE) && (flags & SL_EP_HAS_R)) acc_r += R[bj] * e;
-            T e_d = e_hist[(long long)read_slot * BPN + k];
+            if (!(flags & SL_EP_RECOMPUTE)) e_d = e_hist[(long long)read_slot * BPN + k];
             for (int q = 0; q < Kf; ++q) {
                 long long f = k * Kf + q;
                 T cur;
