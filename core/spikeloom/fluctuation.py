@@ -105,8 +105,9 @@ class FluctuationConfig:
     initialises connections onto readouts too, centred (``mu_u = 0``) with that standard deviation
     of the readout's membrane.  ``recurrent_rate_hz``: the rate (Hz) assumed for afferents whose
     rate is not yet measured when their target is initialised (self-connections, feedback from
-    later populations); ``None`` assumes the fan-in-weighted mean rate of the target's measured
-    afferents.
+    later populations), and used as is; ``None`` assumes the fan-in-weighted mean rate of the
+    target's measured afferents, and a population with self-connections is then drawn twice: once
+    with that assumption, once more with its own rate measured after the first draw.
     """
 
     xi: float = attrs.field(default=1.5, converter=_real("xi"), validator=_check_xi)
@@ -220,7 +221,8 @@ def _summary_value(arr: np.ndarray):
 class AfferentInit:
     """How one connection onto an initialised population was drawn.
 
-    ``rate_hz``: the source's rate (Hz), measured (``rate_measured``) or assumed;
+    ``rate_hz``: the source's rate (Hz), measured on the sample (``rate_measured``; for a
+    self-connection: the population's own rate after a first draw) or assumed;
     ``n_pre``: the mean number of synapses per target neuron; ``recurrent``: the source is the
     target itself or is initialised after it; ``variance_share``: its share of the membrane
     variance; ``mu_w``, ``sigma_w``: ``[n]`` per target neuron.
@@ -453,8 +455,12 @@ def fluctuation_init(
         pop = built.populations[name]
         reports[name] = _init_population(network, pop, config, rates_khz, measured, weights)
         if pop.spiking:
-            sub = _subnetwork(network, measured | {name}, weights)
-            rate = simulate_rates(sub, inputs, [name])[name]
+            rate = simulate_rates(_subnetwork(network, measured | {name}, weights), inputs, [name])[name]
+            self_fed = any(c.source == name for c in built.incoming(name))
+            if self_fed and config.recurrent_rate_hz is None and rate > 0:
+                # its own rate was assumed; draw again with the rate just measured, then measure anew
+                reports[name] = _init_population(network, pop, config, rates_khz, measured, weights, rate / 1000.0)
+                rate = simulate_rates(_subnetwork(network, measured | {name}, weights), inputs, [name])[name]
             rates_khz[name] = rate / 1000.0
             reports[name] = attrs.evolve(reports[name], rate_hz=rate)
         measured.add(name)
@@ -470,7 +476,9 @@ def fluctuation_init(
     return new_network, report
 
 
-def _init_population(network, pop, config, rates_khz, measured, weights) -> PopulationInit:
+def _init_population(network, pop, config, rates_khz, measured, weights, own_rate=None) -> PopulationInit:
+    """Draw the afferent weights of ``pop`` into ``weights``; ``own_rate`` (1/ms): the rate of its
+    self-connections, measured in a first pass (else assumed like other recurrent afferents)."""
     built = network.built
     where = f"fluctuation_init: {pop.kind} {pop.name!r}"
     incoming = built.incoming(pop.name)
@@ -503,6 +511,11 @@ def _init_population(network, pop, config, rates_khz, measured, weights) -> Popu
         total_n = sum(n for _, n in ff_rates)
         assumed = sum(r * n for r, n in ff_rates) / total_n
     rates = np.array([rates_khz[c.source] if c.source in measured else assumed for c in incoming])
+    from_data = ~recurrent
+    if own_rate is not None:
+        is_self = np.array([c.source == pop.name for c in incoming])
+        rates = np.where(is_self, own_rate, rates)
+        from_data |= is_self
     shares = variance_shares(recurrent, config.alpha)
     n_pre = np.stack([c.mask.sum(axis=0).astype(np.float64) for c in incoming])
     mu_w, var = weight_moments(n_pre, rates, shares, eps_bar, eps_hat, mu_u, sigma_u)
@@ -525,7 +538,7 @@ def _init_population(network, pop, config, rates_khz, measured, weights) -> Popu
                 connection=c.name,
                 source=c.source,
                 rate_hz=float(rates[k] * 1000.0),
-                rate_measured=not bool(recurrent[k]),
+                rate_measured=bool(from_data[k]),
                 n_pre=float(n_pre[k].mean()),
                 recurrent=bool(recurrent[k]),
                 variance_share=float(shares[k]),

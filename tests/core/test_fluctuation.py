@@ -296,7 +296,7 @@ def test_a_readout_can_be_initialised_too():
     assert std == pytest.approx(0.5, rel=0.2)
 
 
-def test_recurrent_population_without_a_given_rate_assumes_its_feed_forward_rate():
+def test_a_self_connection_is_drawn_again_with_the_populations_own_measured_rate():
     rng = np.random.default_rng(9)
     net = sl.Network(
         [sl.SpikeInput("inp", 100), sl.LIF("h", 50, tau_syn=5.0)],
@@ -304,11 +304,17 @@ def test_recurrent_population_without_a_given_rate_assumes_its_feed_forward_rate
         seed=3,
     )
     x = poisson(rng, 200, 4, 100, 25.0)
-    _, report = fluctuation_init(net, x)
+    new, report = fluctuation_init(net, x)
     ff, rec = report.populations["h"].afferents
-    assert rec.recurrent and not rec.rate_measured
-    assert rec.rate_hz == pytest.approx(ff.rate_hz)
-    assert report.populations["h"].rate_hz > 0
+    assert rec.recurrent and rec.rate_measured and not ff.recurrent
+    # the self-connection's rate is h's own rate after a first draw that assumed the input's rate
+    first = fluctuation_init(net, x, FluctuationConfig(recurrent_rate_hz=ff.rate_hz))[1].populations["h"]
+    assert first.afferents[1].rate_hz == pytest.approx(ff.rate_hz) and not first.afferents[1].rate_measured
+    assert rec.rate_hz == pytest.approx(first.rate_hz, rel=1e-12)
+    assert rec.rate_hz != pytest.approx(ff.rate_hz, rel=0.05)
+    # and the reported rate of h is what the returned network fires at
+    z = NUMPY.compile(new, dtype="float64").simulate(x, record={"h": ("z",)})["h"]["z"]
+    assert report.populations["h"].rate_hz == pytest.approx(1000 * z.mean(), rel=1e-12)
 
 
 def test_feedback_connections_count_as_recurrent():
