@@ -38,6 +38,7 @@ SHD_FILES = {"train": "shd_train.h5", "test": "shd_test.h5"}
 SHD_URL = "https://zenkelab.org/datasets/"
 SHD_DT = 1.0  # ms: the grid of Knight & Nowotny's e-prop runs (SPEC §10: 1370 steps)
 SHD_DURATION = 1400.0  # ms: the longest example lasts about 1.37 s
+_CHUNK = 1024  # examples converted at a time
 
 
 def _h5py():
@@ -116,9 +117,13 @@ def read_shd(
         else:
             rows = np.arange(n)
         whole = len(rows) == n
-        times = times_ds[:] if whole else times_ds[rows]
-        units = units_ds[:] if whole else units_ds[rows]
         labels = np.asarray(labels_ds[:] if whole else labels_ds[rows])
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise ValueError(
+                f"{path}: 'labels' must be a 1-d array of integers, got dtype {labels.dtype}, shape {labels.shape}"
+            )
+        if labels.min() < 0 or labels.max() >= SHD_CLASSES:
+            raise ValueError(f"{path}: 'labels' must lie in [0, {SHD_CLASSES - 1}], got {labels.min()}..{labels.max()}")
         extra = {}
         if "extra/speaker" in f:
             speaker = f["extra/speaker"]
@@ -128,40 +133,23 @@ def read_shd(
         class_names = None
         if "extra/keys" in f:
             class_names = tuple(k.decode() if isinstance(k, bytes) else str(k) for k in f["extra/keys"][:])
+        # a chunk of examples at a time, so that the float64 temporaries stay small next to the result
+        kept, steps, channels, dropped = [], [], [], 0
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            if whole:
+                times, units = times_ds[chunk[0] : chunk[-1] + 1], units_ds[chunk[0] : chunk[-1] + 1]
+            else:
+                times, units = times_ds[chunk], units_ds[chunk]
+            k, s, c, d = _bin_chunk(times, units, chunk, path, dt=dt, n_steps=n_steps, pool=int(pool))
+            kept.append(k)
+            steps.append(s)
+            channels.append(c)
+            dropped += d
 
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(
-            f"{path}: 'labels' must be a 1-d array of integers, got dtype {labels.dtype}, shape {labels.shape}"
-        )
-    if labels.min() < 0 or labels.max() >= SHD_CLASSES:
-        raise ValueError(f"{path}: 'labels' must lie in [0, {SHD_CLASSES - 1}], got {labels.min()}..{labels.max()}")
-    lengths_t = np.fromiter((len(t) for t in times), dtype=np.int64, count=len(times))
-    lengths_u = np.fromiter((len(u) for u in units), dtype=np.int64, count=len(units))
-    bad = np.flatnonzero(lengths_t != lengths_u)
-    if bad.size:
-        i = bad[0]
-        raise ValueError(
-            f"{path}: example {rows[i]} has {lengths_t[i]} entries in 'spikes/times' but {lengths_u[i]} in "
-            "'spikes/units'; each spike needs a time and a unit"
-        )
-    all_t = np.concatenate([np.asarray(t, dtype=np.float64) for t in times]) if lengths_t.sum() else np.zeros(0)
-    all_u = np.concatenate([np.asarray(u) for u in units]) if lengths_u.sum() else np.zeros(0, np.int64)
-    if all_u.size and all_u.dtype.kind not in "iu":
-        raise ValueError(f"{path}: 'spikes/units' must hold integers, got dtype {all_u.dtype}")
-    if all_t.size:
-        if not np.all(np.isfinite(all_t)) or all_t.min() < 0:
-            raise ValueError(f"{path}: 'spikes/times' must hold finite times >= 0 (seconds), got min {all_t.min()}")
-        if all_u.min() < 0 or all_u.max() >= SHD_CHANNELS:
-            raise ValueError(
-                f"{path}: 'spikes/units' must lie in [0, {SHD_CHANNELS - 1}], got {all_u.min()}..{all_u.max()}"
-            )
-    steps = time_to_step(all_t * 1000.0, dt)
-    keep = steps < n_steps
-    dropped = int((~keep).sum())
-    example = np.repeat(np.arange(len(rows)), lengths_t)
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(example[keep], minlength=len(rows)))])
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(kept))])
     events = RaggedEvents(
-        offsets, steps[keep], all_u[keep].astype(np.int64) // int(pool), n_steps=n_steps, n_channels=n_inputs
+        offsets, np.concatenate(steps), np.concatenate(channels), n_steps=n_steps, n_channels=n_inputs
     )
     return RaggedDataset(
         events,
@@ -173,6 +161,43 @@ def read_shd(
         class_names=class_names,
         extra=extra,
         dropped_events=dropped,
+    )
+
+
+def _bin_chunk(times, units, rows, path: Path, *, dt: float, n_steps: int, pool: int):
+    """``(kept per example, steps uint16, channels uint16, dropped)`` of the ragged ``times``
+    (seconds) and ``units`` of the examples ``rows``, checked."""
+    lengths_t = np.fromiter((len(t) for t in times), dtype=np.int64, count=len(times))
+    lengths_u = np.fromiter((len(u) for u in units), dtype=np.int64, count=len(units))
+    bad = np.flatnonzero(lengths_t != lengths_u)
+    if bad.size:
+        i = bad[0]
+        raise ValueError(
+            f"{path}: example {rows[i]} has {lengths_t[i]} entries in 'spikes/times' but {lengths_u[i]} in "
+            "'spikes/units'; each spike needs a time and a unit"
+        )
+    if not lengths_t.sum():
+        return np.zeros(len(rows), np.int64), np.zeros(0, np.uint16), np.zeros(0, np.uint16), 0
+    all_t = np.concatenate([np.asarray(t, dtype=np.float64) for t in times])
+    all_u = np.concatenate([np.asarray(u) for u in units])
+    if all_u.dtype.kind not in "iu":
+        raise ValueError(f"{path}: 'spikes/units' must hold integers, got dtype {all_u.dtype}")
+    if not np.all(np.isfinite(all_t)) or all_t.min() < 0:
+        raise ValueError(f"{path}: 'spikes/times' must hold finite times >= 0 (seconds), got min {all_t.min()}")
+    if all_u.min() < 0 or all_u.max() >= SHD_CHANNELS:
+        raise ValueError(
+            f"{path}: 'spikes/units' must lie in [0, {SHD_CHANNELS - 1}], got {all_u.min()}..{all_u.max()}"
+        )
+    steps = time_to_step(all_t * 1000.0, dt)
+    keep = steps < n_steps
+    example = np.repeat(np.arange(len(rows)), lengths_t)
+    kept = np.bincount(example[keep], minlength=len(rows))
+    small = np.uint16 if n_steps <= 65536 else np.int64
+    return (
+        kept,
+        steps[keep].astype(small),
+        (all_u[keep].astype(np.int64) // pool).astype(np.uint16),
+        int((~keep).sum()),
     )
 
 

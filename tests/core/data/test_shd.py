@@ -83,7 +83,11 @@ def test_bin_edges_count_in_the_later_bin(tmp_path):
     assert _spikes(x) == {(3, 0, 1): 1, (6, 0, 2): 1, (7, 0, 3): 1}
 
 
-def test_matches_a_plain_loop_on_random_files(tmp_path):
+@pytest.mark.parametrize("chunk", [1024, 5])
+def test_matches_a_plain_loop_on_random_files(tmp_path, monkeypatch, chunk):
+    import spikeloom.data.shd as shd_module
+
+    monkeypatch.setattr(shd_module, "_CHUNK", chunk)  # examples are converted a chunk at a time
     path = random_shd(tmp_path / "r.h5", 12, seed=3, mean_spikes=300)
     import h5py
 
@@ -92,6 +96,7 @@ def test_matches_a_plain_loop_on_random_files(tmp_path):
         units = [np.asarray(u) for u in f["spikes/units"][:]]
     for dt, pool, counts in ((1.0, 1, False), (4.0, 5, True), (25.0, 1, True)):
         ds = read_shd(path, dt=dt, pool=pool, counts=counts)
+        assert ds.events.counts().tolist() == [int((t < 1.4).sum()) for t in times]
         order = [5, 0, 11, 5]
         x, _ = ds.batch(order)
         expected = np.zeros_like(x)
@@ -120,13 +125,17 @@ def test_the_reader_keeps_events_ragged_not_dense(tmp_path):
     assert x.shape == (1400, 1, 700)
 
 
-def test_limit_reads_a_seeded_subset_and_metadata(tmp_path):
+def test_limit_reads_a_seeded_subset_and_metadata(tmp_path, monkeypatch):
+    import spikeloom.data.shd as shd_module
+
     labels = [0, 1, 2, 3, 4, 5, 6, 7]
     path = write_shd(tmp_path / "f.h5", [[0.5]] * 8, [[i] for i in range(8)], labels, speaker=np.arange(8) + 100)
     full = read_shd(path)
     assert full.class_names[:2] == ("digit-0", "digit-1") and full.extra["speaker"].tolist() == list(range(100, 108))
     part = read_shd(path, limit=3, seed=4)
     assert len(part) == 3
+    monkeypatch.setattr(shd_module, "_CHUNK", 2)
+    np.testing.assert_array_equal(read_shd(path, limit=3, seed=4).batch([0, 1, 2])[0], part.batch([0, 1, 2])[0])
     rows = part.extra["speaker"] - 100
     assert part.labels.tolist() == rows.tolist()  # label i belongs to row i
     x, _ = part.batch([0, 1, 2])
