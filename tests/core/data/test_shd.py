@@ -83,7 +83,7 @@ def test_bin_edges_count_in_the_later_bin(tmp_path):
     assert _spikes(x) == {(3, 0, 1): 1, (6, 0, 2): 1, (7, 0, 3): 1}
 
 
-@pytest.mark.parametrize("chunk", [1024, 5])
+@pytest.mark.parametrize("chunk", [256, 5])
 def test_matches_a_plain_loop_on_random_files(tmp_path, monkeypatch, chunk):
     import spikeloom.data.shd as shd_module
 
