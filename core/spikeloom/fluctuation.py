@@ -446,6 +446,14 @@ def fluctuation_init(
         for p in built.neuron_populations
         if built.incoming(p.name) and (p.spiking or config.readout_sigma_u is not None)
     ]
+    for p in built.neuron_populations:
+        if p.spiking and not built.incoming(p.name):
+            fed = sorted({c.target for c in built.outgoing(p.name) if c.target in targets})
+            if fed:
+                raise ValueError(
+                    f"fluctuation_init: {p.kind} {p.name!r} has no incoming connection, so it never fires, yet it "
+                    f"feeds {fed}; connect it to an input or remove it"
+                )
     order = _order(built, targets)
     simulate_rates = _compiler(backend, dtype, device)
     weights: dict[str, np.ndarray] = {}

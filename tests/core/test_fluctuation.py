@@ -441,6 +441,30 @@ def test_populations_cut_off_from_the_inputs_are_an_error():
         fluctuation_init(net, x)
 
 
+def test_a_source_without_input_is_an_error():
+    net = sl.Network(
+        [sl.SpikeInput("inp", 10), sl.LIF("lonely", 5), sl.LIF("h", 5)],
+        [sl.Connection("inp", "h"), sl.Connection("lonely", "h")],
+    )
+    x = poisson(np.random.default_rng(0), 50, 2, 10, 50.0)
+    with pytest.raises(ValueError, match=r"LIF 'lonely' has no incoming connection, so it never fires, yet it feeds"):
+        fluctuation_init(net, x)
+
+
+def test_an_empty_dataset_is_an_error():
+    class Empty:
+        n_inputs, n_classes, n_steps = 100, 2, 10
+
+        def __len__(self):
+            return 0
+
+        def batch(self, indices):  # pragma: no cover - never called
+            raise AssertionError
+
+    with pytest.raises(ValueError, match=r"fluctuation_init: the data set is empty"):
+        fluctuation_init(_one_layer(), Empty())
+
+
 @pytest.mark.parametrize(
     "args,match",
     [
