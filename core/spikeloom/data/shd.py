@@ -49,12 +49,14 @@ def _h5py():
     return h5py
 
 
-def _check_options(dt, duration, pool, limit, where: str) -> tuple[int, int]:
+def _check_options(dt, duration, pool, limit, seed, where: str) -> tuple[int, int]:
     n_steps = n_steps_for(duration, dt, where)
     if isinstance(pool, bool) or not isinstance(pool, numbers.Integral) or pool < 1:
         raise ValueError(f"{where}: pool must be an integer >= 1 (channels merged per input), got {pool!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
         raise ValueError(f"{where}: limit must be None or an integer >= 1, got {limit!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}")
     return n_steps, -(-SHD_CHANNELS // int(pool))
 
 
@@ -93,7 +95,7 @@ def read_shd(
     """
     path = Path(path)
     where = f"read_shd({path.name})"
-    n_steps, n_inputs = _check_options(dt, duration, pool, limit, where)
+    n_steps, n_inputs = _check_options(dt, duration, pool, limit, seed, where)
     if not path.is_file():
         raise FileNotFoundError(f"SHD file {path.name!r} not found at {path} (get the SHD files from {SHD_URL})")
     h5py = _h5py()

@@ -130,6 +130,8 @@ class SMNISTDataset:
             raise ValueError(f"{where}: cue_steps must be an integer >= 0 (0: no recall cue), got {cue_steps!r}")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
             raise ValueError(f"{where}: limit must be None or an integer >= 1, got {limit!r}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}")
         images = read_idx(images_path, IDX_IMAGES_MAGIC)
         labels = np.asarray(read_idx(labels_path, IDX_LABELS_MAGIC))
         if len(images) != len(labels):

@@ -128,3 +128,14 @@ def test_a_shd_file_trains_with_the_core_trainer(tmp_path):
     trainer = _trainer(train, hidden=8)
     history = trainer.fit(train, 1)
     assert np.isfinite(history[0]["train_loss"]) and trainer.evaluate(test)["n"] == 8
+
+
+def test_docs_name_every_data_set_and_option():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "data.md").read_text()
+    for name in DATASETS:
+        assert f"`{name}`" in text, name
+        for option in dataset_options(name):
+            if name != "digits":  # the digits' encoder options are documented in training.md
+                assert f"`{option}`" in text, (name, option)

@@ -221,6 +221,7 @@ def test_speaker_of_the_wrong_length_is_an_error(tmp_path):
         ({"duration": -5.0}, "duration must be a positive number of milliseconds"),
         ({"pool": 0}, "pool must be an integer >= 1"),
         ({"limit": 0}, "limit must be None or an integer >= 1"),
+        ({"seed": -2}, "seed must be an integer >= 0"),
     ],
 )
 def test_bad_options(small, kwargs, match):

@@ -170,6 +170,7 @@ def test_labels_out_of_range_and_count_mismatch(tmp_path):
         ({"n_thresholds": 1}, "n_thresholds must be an integer >= 2"),
         ({"cue_steps": -1}, "cue_steps must be an integer >= 0"),
         ({"limit": 0}, "limit must be None or an integer >= 1"),
+        ({"seed": 1.5}, "seed must be an integer >= 0"),
     ],
 )
 def test_bad_options(tmp_path, kwargs, match):
