@@ -1,0 +1,191 @@
+"""The CuPy backend's host code and kernels, emulated serially on the CPU, against the NumPy
+reference: every state of every step, the BPTT and e-prop losses and gradients, optimiser steps
+and state-forced stepping, over a corpus covering every model feature (float64: max relative
+error 1e-12; float32 on the steps where no membrane lies within 1e-4 of its threshold)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spikeloom as sl
+
+from ..torch.corpus import CASES, Case
+from ..torch.helpers import STATE_RTOL32, assert_close, assert_grads_close32, safe_steps, truncate
+
+NUMPY = sl.get_backend("numpy")
+#: float64: max |emulated - reference| / max |reference| per array
+RTOL64 = 1e-12
+
+
+def _pair(backend, case, rule, dtype="float64"):
+    net = case.network()
+    r = case.bptt() if rule == "bptt" else case.eprop()
+    ro = case.readout(rule)
+    return (
+        NUMPY.compile(net, rule=r, readout=ro, dtype="float64"),
+        backend.compile(net, rule=r, readout=ro, dtype=dtype, device="cpu"),
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_float64_states_and_bptt_grads_equal_the_reference(emulated, case):
+    ref, emu = _pair(emulated, case, "bptt")
+    x, labels = case.inputs()
+    record = {
+        p.name: ("V", "I", "z", "a") if p.kind == "ALIF" else ("V", "I") + (("z",) if p.spiking else ())
+        for p in case.network().built.neuron_populations
+    }
+    expected, actual = ref.simulate(x, record), emu.simulate(x, record)
+    for pop, vars_ in expected.items():
+        for v, arr in vars_.items():
+            assert actual[pop][v].dtype == np.float64
+            assert_close(actual[pop][v], arr, RTOL64, f"{pop}.{v}")
+    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+    np.testing.assert_array_equal(g.predictions, r.predictions)
+    assert set(g.grads) == set(r.grads)
+    for name, value in r.grads.items():
+        assert_close(g.grads[name], value, RTOL64, name)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.eprop_ok], ids=str)
+def test_float64_eprop_grads_equal_the_reference(emulated, case):
+    ref, emu = _pair(emulated, case, "eprop")
+    x, labels = case.inputs()
+    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+    np.testing.assert_array_equal(g.predictions, r.predictions)
+    assert set(g.grads) == set(r.grads)
+    for name, value in r.grads.items():
+        assert np.any(value != 0), f"{name}: the reference gradient is zero, the comparison would prove nothing"
+        assert_close(g.grads[name], value, RTOL64, name)
+
+
+@pytest.mark.parametrize("case", CASES[:4], ids=str)
+def test_float32_close_to_the_reference(emulated, case):
+    ref, emu = _pair(emulated, case, "bptt", "float32")
+    x, labels = case.inputs()
+    x = truncate(x, safe_steps(case.network(), x))
+    expected, actual = ref.simulate(x), emu.simulate(x)
+    for pop, vars_ in expected.items():
+        for v, arr in vars_.items():
+            assert actual[pop][v].dtype == np.float32
+            if v == "z":
+                np.testing.assert_array_equal(actual[pop][v], arr)
+            else:
+                assert_close(actual[pop][v], arr, STATE_RTOL32, f"{pop}.{v}")
+    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    for name, value in r.grads.items():
+        assert g.grads[name].dtype == np.float32
+        assert_grads_close32(g.grads[name], value, name)
+
+
+def test_event_and_dense_delivery_agree(emulated):
+    """The recurrent connections delivered by the event-driven kernels and by dense products."""
+    case = CASES[2]
+    net = case.network()
+    x, labels = case.inputs()
+    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    expected = ref.loss_and_grads(x, labels)
+    for mode in ("events", "dense"):
+        emu = emulated.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device="cpu")
+        emu.recurrent_mode = mode
+        got = emu.loss_and_grads(x, labels)
+        for name, value in expected.grads.items():
+            assert_close(got.grads[name], value, RTOL64, f"{mode}: {name}")
+
+
+def test_dense_input_delivery_matches(emulated):
+    """Inputs dense enough for the cuBLAS path (density 0.3) and sparse ones (0.03) both agree."""
+    for density in (0.3, 0.03):
+        case = Case("dense-inputs", recurrent=True, density=density, T=20)
+        ref, emu = _pair(emulated, case, "bptt")
+        x, _ = case.inputs()
+        expected, actual = ref.simulate(x), emu.simulate(x)
+        for pop, vars_ in expected.items():
+            for v, arr in vars_.items():
+                assert_close(actual[pop][v], arr, RTOL64, f"density {density}: {pop}.{v}")
+
+
+def test_group_with_several_internal_connections(emulated):
+    """Two populations driving each other, one with two connections inside the group: the step
+    kernels' fused connection plus the ones summed beforehand, forward and backward."""
+    net = sl.Network(
+        [sl.SpikeInput("x", 6), sl.ALIF("a", 5, tau_syn=4.0, beta=0.2, tau_adapt=30.0), sl.LIF("b", 4), sl.LI("o", 3)],
+        [
+            sl.Connection("x", "a", weight=sl.Normal(0.4, 0.3)),
+            sl.Connection("a", "a", weight=sl.Normal(0.0, 0.4)),
+            sl.Connection("a", "b", weight=sl.Normal(0.3, 0.3), delay=2),
+            sl.Connection("b", "a", weight=sl.Normal(0.0, 0.4)),
+            sl.Connection("b", "o", weight=sl.Normal(0.0, 0.5)),
+            sl.Connection("a", "o", weight=sl.Normal(0.0, 0.5), delay=3),
+        ],
+        seed=4,
+    )
+    rng = np.random.default_rng(0)
+    x, labels = rng.random((25, 3, 6)) < 0.4, rng.integers(0, 3, 3)
+    rule, ro = sl.BPTT(sl.Sigmoid(4.0), detach_reset=False), sl.Readout("o", "mean")
+    ref = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64")
+    emu = emulated.compile(net, rule=rule, readout=ro, dtype="float64", device="cpu")
+    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+    for name, value in r.grads.items():
+        assert np.any(value != 0), name
+        assert_close(g.grads[name], value, RTOL64, name)
+
+
+def test_train_steps_and_stepping(emulated):
+    case = CASES[3]
+    ref, emu = _pair(emulated, case, "bptt")
+    x, labels = case.inputs()
+    o_ref, o_emu = sl.Adam(lr=1e-2), sl.Adam(lr=1e-2)
+    for _ in range(3):
+        ref.train_step(x, labels, o_ref)
+        emu.train_step(x, labels, o_emu)
+    for name, value in ref.get_params().items():
+        assert_close(emu.get_params()[name], value, 1e-10, name)
+    state = ref.zero_state(case.B)
+    for t in range(6):
+        next_ref, rec_ref = ref.step(state, x[t])
+        next_emu, rec_emu = emu.step(state, x[t])
+        for pop, vars_ in rec_ref.items():
+            assert set(rec_emu[pop]) == set(vars_)
+            for v, arr in vars_.items():
+                assert_close(rec_emu[pop][v], arr, RTOL64, f"{pop}.{v} at step {t}")
+        for pop, vars_ in next_ref["populations"].items():
+            for v, arr in vars_.items():
+                np.testing.assert_allclose(next_emu["populations"][pop][v], arr, rtol=RTOL64, atol=1e-14)
+        for src, hist in next_ref["history"].items():
+            np.testing.assert_array_equal(next_emu["history"][src], hist)
+        state = next_ref
+
+
+def test_eprop_memory_does_not_grow_with_T(emulated):
+    """e-prop keeps nothing per step: from T = 20 to T = 320 the peak of allocated memory grows by
+    no more than the inputs themselves (the caller's spikes and their cast copy, 2 channels),
+    far less than one recording of the 40 hidden neurons would take."""
+    import tracemalloc
+
+    net = sl.Network(
+        [sl.SpikeInput("x", 2), sl.ALIF("h", 40, v_thresh=0.3), sl.LI("o", 2)],
+        [
+            sl.Connection("x", "h", weight=sl.Normal(0.5, 0.3)),
+            sl.Connection("h", "h", weight=sl.Normal(0.0, 0.2)),
+            sl.Connection("h", "o", weight=sl.Normal(0.0, 0.5)),
+        ],
+    )
+    emu = emulated.compile(net, rule=sl.EProp(), readout=sl.Readout("o"), dtype="float64", device="cpu")
+    rng = np.random.default_rng(1)
+    peaks = {}
+    for T in (20, 320):
+        x, labels = rng.random((T, 4, 2)) < 0.3, rng.integers(0, 2, 4)
+        emu.loss_and_grads(x, labels)  # warm-up
+        tracemalloc.start()
+        emu.loss_and_grads(x, labels)
+        peaks[T] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    growth = peaks[320] - peaks[20]
+    input_growth = 300 * 4 * 2 * (8 + 1)  # float64 copy + the bool array
+    one_recording = 300 * 4 * 40 * 8
+    assert growth <= 2 * input_growth + 8192 < one_recording, (peaks, input_growth)

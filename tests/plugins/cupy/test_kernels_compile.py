@@ -1,0 +1,70 @@
+"""Every kernel file compiles with nvcc to PTX, for every dtype instantiation (skipped only where
+nvcc is absent); and the kernel declarations are consistent with the files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from spikeloom_cupy.kernel_specs import COMPILE_OPTIONS, DTYPES, KERNEL_FILES, KERNELS, kernel_dir, kernel_source
+
+NVCC = shutil.which("nvcc")
+
+
+def _instantiating_source(file: str) -> str:
+    """The file (``common.cuh`` inlined) plus one host-side reference to every instantiation, which
+    makes nvcc emit them."""
+    refs = [
+        f"auto* sl_ref_{spec.name}_{dname} = &{spec.instance(dname)};"
+        for spec in KERNELS.values()
+        if spec.file == file
+        for dname in DTYPES
+    ]
+    return kernel_source(file) + "\n" + "\n".join(refs) + "\n"
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("file", KERNEL_FILES)
+def test_nvcc_ptx_compiles_every_instantiation(file, tmp_path):
+    src = tmp_path / file
+    src.write_text(_instantiating_source(file))
+    ptx = tmp_path / (file + ".ptx")
+    cmd = [NVCC, "--ptx", *COMPILE_OPTIONS, str(src), "-o", str(ptx)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr.lower(), proc.stderr
+    entries = re.findall(r"\.entry\s+(\S+)\(", ptx.read_text())
+    for spec in KERNELS.values():
+        if spec.file != file:
+            continue
+        # Itanium mangling: the name, then the template argument f (float) or d (double)
+        for code in ("f", "d"):
+            assert any(spec.name in e and f"I{code}E" in e for e in entries), (spec.name, code, entries)
+    assert len(entries) == 2 * sum(1 for k in KERNELS.values() if k.file == file)
+
+
+def test_every_declared_kernel_is_defined_in_its_file_with_matching_arity():
+    for spec in KERNELS.values():
+        text = kernel_dir().joinpath(spec.file).read_text()
+        m = re.search(r"__global__ void " + spec.name + r"\((.*?)\)\s*\{", text, re.S)
+        assert m, f"{spec.name} not found in {spec.file}"
+        params = [p for p in m.group(1).split(",") if p.strip()]
+        assert len(params) == len(spec.args), (spec.name, len(params), len(spec.args))
+        for kind, param in zip(spec.args, params, strict=True):
+            ctype = param.split()[-2] if param.split()[0] == "const" else param.split()[0]
+            expected = {"i": "int", "l": "long", "s": "T", "p": "T*", "lp": "long"}[kind]
+            assert ctype.startswith(expected), (spec.name, param, kind)
+
+
+def test_every_kernel_file_is_declared_and_ships_with_the_package():
+    on_disk = {p.name for p in kernel_dir().iterdir() if p.name.endswith(".cu")}
+    assert on_disk == set(KERNEL_FILES)
+    assert kernel_dir().joinpath("common.cuh").is_file()
+
+
+def test_compile_options_declare_no_fast_math():
+    assert "--fmad=false" in COMPILE_OPTIONS
+    assert not any("fast" in o for o in COMPILE_OPTIONS)

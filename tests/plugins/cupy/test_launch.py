@@ -1,0 +1,129 @@
+"""Launch configuration, argument checking, the delivery choice and the group plan (no GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spikeloom as sl
+from spikeloom_cupy.delivery import EVENT_MAX_DENSITY, choose_delivery
+from spikeloom_cupy.kernel_specs import KERNELS, KernelSpec
+from spikeloom_cupy.launch import BLOCK, MAX_BLOCKS, Kernels, convert_args, launch_config, thread_elements
+from spikeloom_cupy.plan import make_plan
+
+
+@pytest.mark.parametrize("n", [1, 5, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 7, 10**6])
+def test_launch_config_covers_n_with_whole_blocks(n):
+    grid, block = launch_config(n)
+    assert block == BLOCK
+    assert grid == min(-(-n // BLOCK), MAX_BLOCKS)
+    assert (grid - 1) * block < n <= grid * block or grid == MAX_BLOCKS
+
+
+def test_launch_config_caps_the_grid_and_skips_empty_launches():
+    n = (MAX_BLOCKS + 10) * BLOCK
+    assert launch_config(n) == (MAX_BLOCKS, BLOCK)
+    assert launch_config(0) is None
+    assert launch_config(-3) is None
+    with pytest.raises(ValueError, match="block must lie in"):
+        launch_config(10, block=2048)
+    with pytest.raises(ValueError, match="n must be an integer"):
+        launch_config(2.5)
+    with pytest.raises(ValueError, match="max_blocks"):
+        launch_config(10, max_blocks=0)
+
+
+@pytest.mark.parametrize("n,block,max_blocks", [(1000, 32, 4), (1000, 256, 65535), (7, 4, 1), (12345, 64, 3)])
+def test_grid_stride_loop_visits_every_element_once(n, block, max_blocks):
+    grid, block = launch_config(n, block, max_blocks)
+    seen = np.zeros(n, dtype=int)
+    for thread in range(grid * block):
+        for k in thread_elements(n, grid, block, thread):
+            seen[k] += 1
+    assert np.all(seen == 1)
+
+
+class _Recorder(Kernels):
+    def __init__(self, dtype):
+        super().__init__(dtype)
+        self.calls = []
+
+    def _is_array(self, value):
+        return isinstance(value, np.ndarray)
+
+    def _launch(self, name, cfg, args):
+        self.calls.append((name, cfg, args))
+
+
+def test_launch_converts_scalars_to_the_declared_kinds():
+    k = _Recorder("float32")
+    a = np.zeros(4, np.float32)
+    k.launch("propagate_scan", 4, 1, 2, 2, a, a, a, 1)
+    name, cfg, args = k.calls[0]
+    assert cfg == (1, BLOCK)
+    assert [type(v) for v in args] == [np.int32, np.int32, np.int32, np.ndarray, np.ndarray, np.ndarray, np.int32]
+    k.launch("spiking_backward", 4, *([1] * 3), a, 1, a, a, a, a, 1, *([a] * 6), 0, 0, 1, 0, 2.0, 0.5, a, a)
+    scalars = k.calls[1][2][20:22]
+    assert all(type(v) is np.float32 for v in scalars)
+    k.launch("propagate_scan", 0, 1, 2, 2, a, a, a, 1)
+    assert len(k.calls) == 2  # nothing to do: no launch
+
+
+def test_launch_refuses_wrong_arrays_and_counts():
+    k = _Recorder("float64")
+    f32, f64 = np.zeros(4, np.float32), np.zeros(4, np.float64)
+    with pytest.raises(ValueError, match="expected 7 arguments"):
+        k.launch("propagate_scan", 4, 1, 2, 2, f64, f64, f64)
+    with pytest.raises(ValueError, match="argument 3 must be a C-contiguous float64"):
+        k.launch("propagate_scan", 4, 1, 2, 2, f32, f64, f64, 1)
+    with pytest.raises(ValueError, match="argument 4 must be a C-contiguous"):
+        k.launch("propagate_scan", 4, 1, 2, 2, f64, np.zeros((4, 4))[:, 0], f64, 1)
+    with pytest.raises(ValueError, match="must be an array"):
+        k.launch("propagate_scan", 4, 1, 2, 2, 3.0, f64, f64, 1)
+    with pytest.raises(ValueError, match="int64"):
+        convert_args("propagate_csr", [1, 1, f64, f64, f64, f64, f64, 0], np.dtype(np.float64), k._is_array, k._scalar)
+
+
+def test_kernel_spec_validates_kinds():
+    with pytest.raises(ValueError, match="unknown kinds"):
+        KernelSpec("k", "neuron.cu", ("i", "q"))
+    assert KERNELS["spiking_step"].instance("float64") == "spiking_step<double>"
+
+
+def test_choose_delivery():
+    assert choose_delivery(0.0) == "events"
+    assert choose_delivery(EVENT_MAX_DENSITY) == "events"
+    assert choose_delivery(min(1.0, EVENT_MAX_DENSITY * 2)) == "dense"
+    assert choose_delivery(0.5, threshold=0.6) == "events"
+    with pytest.raises(ValueError, match="density"):
+        choose_delivery(1.5)
+
+
+def test_plan_groups_and_fusion():
+    net = sl.Network(
+        [
+            sl.SpikeInput("x", 3),
+            sl.LIF("a", 4),
+            sl.LIF("b", 4),
+            sl.LIF("c", 4),
+            sl.LIF("d", 2),
+            sl.LI("out", 2),
+        ],
+        [
+            sl.Connection("x", "a", weight=1.0),
+            sl.Connection("a", "b", weight=1.0),
+            sl.Connection("b", "c", weight=1.0),
+            sl.Connection("c", "b", weight=1.0, delay=2),
+            sl.Connection("c", "d", weight=1.0),
+            sl.Connection("d", "d", weight=1.0),
+            sl.Connection("d", "out", weight=1.0),
+            sl.Connection("a", "out", weight=1.0),
+        ],
+    )
+    plan = make_plan(net.built)
+    assert plan.groups == (("a",), ("b", "c"), ("d",), ("out",))
+    assert plan.fused("a") and plan.fused("out")
+    assert not plan.fused("b") and not plan.fused("c") and not plan.fused("d")
+    assert [c.name for c in plan.feedback["c"]] == ["c_to_b"]
+    assert [c.name for c in plan.downstream["c"]] == ["c_to_d"]
+    assert [c.name for c in plan.external["b"]] == ["a_to_b"]
