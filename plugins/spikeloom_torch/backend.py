@@ -52,6 +52,7 @@ class TorchCompiled(Compiled):
 
         from .dynamics import StaticConsts
         from .plan import make_plan
+        from .workspace import Workspace
 
         self._torch = torch
         self._device = device
@@ -60,6 +61,7 @@ class TorchCompiled(Compiled):
         self._static = {p.name: StaticConsts(p, self._tdtype, device) for p in self.built.neuron_populations}
         self._masks = {c.name: self._to_device(c.mask) for c in self.built.connections if not c.dense}
         self._params = {k: self._to_device(v) for k, v in self.built.initial_params().items()}
+        self._workspace = Workspace()  # BPTT's arrays [T, B, N], kept from one call to the next
 
     # -- conversions ------------------------------------------------------------------------------
     def _to_device(self, arr: np.ndarray):
@@ -149,7 +151,9 @@ class TorchCompiled(Compiled):
                 from .bptt import bptt_loss_and_grads
 
                 x = self._inputs(inputs)
-                return bptt_loss_and_grads(self.built, self._plan, pops, weights, self._masks, rule, readout, x, y)
+                return bptt_loss_and_grads(
+                    self.built, self._plan, pops, weights, self._masks, rule, readout, x, y, self._workspace
+                )
             from .eprop import eprop_loss_and_grads
             from .spikes import StreamedInput
 

@@ -26,6 +26,8 @@ from .dynamics import PopConst, run
 from .losses import rate_regularizer, readout_loss
 from .plan import Plan
 from .spikes import SpikeTrain
+from .surrogate_ops import surrogate_
+from .workspace import Workspace
 
 __all__ = ["bptt_loss_and_grads"]
 
@@ -68,6 +70,16 @@ def _backward_li(p: PopConst, dY: torch.Tensor | None, gV_all: torch.Tensor, gI_
             gI = gI_t.addcmul_(p.alpha_syn, gI)
 
 
+def _psi(p: PopConst, r: dict[str, torch.Tensor], rule: BPTT, x: torch.Tensor) -> torch.Tensor:
+    """The surrogate ``psi`` ``[T, B, N]`` (0 while refractory), written into ``x``, which holds
+    ``V`` on entry; the recorded ``a`` becomes the threshold (nothing reads it afterwards)."""
+    theta = r["a"].mul_(p.beta).add_(p.v_thresh) if p.kind == "ALIF" else p.v_thresh
+    psi = surrogate_(rule.surrogate, x.sub_(theta), p.v_thresh)
+    if "refractory" in r:
+        psi.mul_(r["refractory"].neg_().add_(1.0))
+    return psi
+
+
 def bptt_loss_and_grads(
     built: BuiltNetwork,
     plan: Plan,
@@ -78,20 +90,34 @@ def bptt_loss_and_grads(
     readout: Readout,
     inputs: dict[str, SpikeTrain],
     labels: torch.Tensor,
+    workspace: Workspace | None = None,
 ):
-    """``(loss, grads by trainable name, predictions)`` for one batch; grads are device tensors."""
-    rec = run(plan, pops, weights, inputs, _keep(built, readout))
+    """``(loss, grads by trainable name, predictions)`` for one batch; grads are device tensors.
+
+    The arrays ``[T, B, N]`` of the forward and backward passes come from ``workspace`` (kept
+    from call to call); the feed-forward drive of a LIF/ALIF population is dead once the forward
+    pass is over, and its buffer then holds the population's adjoint ``gI``.
+    """
     some = next(iter(inputs.values()))
     T, B = some.shape[:2]
     dtype, device = some.dtype, some.device
+    ws = Workspace() if workspace is None else workspace
+    alloc = lambda key, shape: ws.get(key, shape, dtype, device)  # noqa: E731
+    rec = run(plan, pops, weights, inputs, _keep(built, readout), alloc)
 
     loss, dY, pred = readout_loss(rec[readout.population]["V"], labels, readout)
     spiking = {p.name: rec[p.name]["z"] for p in built.neuron_populations if p.spiking}
     reg, dreg = rate_regularizer(spiking, built.dt, readout.c_reg, readout.target_rate)
     loss += reg
 
-    gV_all = {name: torch.empty((T, B, p.n), dtype=dtype, device=device) for name, p in pops.items()}
-    gI_all = {name: torch.empty((T, B, p.n), dtype=dtype, device=device) for name, p in pops.items()}
+    described = {pop.name: pop for pop in built.neuron_populations}
+    gV_all: dict[str, torch.Tensor | None] = {}
+    gI_all: dict[str, torch.Tensor] = {}
+    for name, p in pops.items():
+        shape = (T, B, p.n)
+        gI_all[name] = alloc(("drive", name) if p.spiking else ("gI", name), shape)
+        # gV of every step is needed only for the readout's bias and trained alpha_mem
+        gV_all[name] = alloc(("gV", name), shape) if not p.spiking or described[name].train_tau_mem else None
 
     for group in reversed(plan.groups):
         if not pops[group[0]].spiking:
@@ -100,56 +126,85 @@ def bptt_loss_and_grads(
             continue
         ctx = {}
         for name in group:
-            p, r = pops[name], rec[name]
-            # what reaches z from later groups and the regulariser, for all steps at once
-            ext = None if dreg[name] is None else dreg[name].expand(T, B, p.n).clone()
+            p, r, gI = pops[name], rec[name], gI_all[name]
+            # what reaches z from later groups and the regulariser, for all steps at once: kept in
+            # gI[t] until step t of the loop below reads it and overwrites it
+            has_ext = dreg[name] is not None
+            if has_ext:
+                gI.copy_(dreg[name].expand(T, B, p.n))
             for c in sorted(plan.downstream[name], key=lambda c: c.delay):
                 if c.delay >= T:
                     continue
                 g_target = gI_all[c.target][c.delay :].reshape(-1, pops[c.target].n)
-                if ext is None:  # the shortest delay first: it writes the most rows
-                    ext = torch.empty((T, B, p.n), dtype=dtype, device=device)
-                    ext[T - c.delay :].zero_()
-                    torch.mm(g_target, weights[c.name].T, out=ext[: T - c.delay].view(-1, p.n))
+                rows = gI[: T - c.delay].view(-1, p.n)
+                if not has_ext:  # the shortest delay first: it writes the most rows
+                    gI[T - c.delay :].zero_()
+                    torch.mm(g_target, weights[c.name].T, out=rows)
+                    has_ext = True
                 else:
-                    ext[: T - c.delay].view(-1, p.n).addmm_(g_target, weights[c.name].T)
-            theta = p.v_thresh + p.beta * r["a"] if p.kind == "ALIF" else p.v_thresh
-            psi = rule.surrogate(r["V"] - theta, p.v_thresh)
-            if "refractory" in r:
-                psi = psi * (1 - r["refractory"])
+                    rows.addmm_(g_target, weights[c.name].T)
+            keep_V = described[name].train_tau_mem or (not rule.detach_reset and p.reset == "zero")
+            x = alloc(("psi", name), (T, B, p.n)).copy_(r["V"]) if keep_V else r["V"]
+            general = not rule.detach_reset or p.reset != "subtract"
+            gV = gV_all[name]
             ctx[name] = dict(
-                ext=ext,
-                psi=psi,
-                keep=None if p.reset == "subtract" else 1 - r["z"],
-                neg_beta_psi=-p.beta * psi if p.kind == "ALIF" else None,
-                ga=torch.zeros((B, p.n), dtype=dtype, device=device),
+                ext=has_ext,
+                psi=_psi(p, r, rule, x).unbind(0),
+                keep=(1 - r["z"]).unbind(0) if p.reset != "subtract" else None,
+                general=general,
+                ga=torch.zeros((B, p.n), dtype=dtype, device=device) if p.kind == "ALIF" else None,
+                neg_beta=-p.beta if p.kind == "ALIF" else None,
                 zero=torch.zeros((B, p.n), dtype=dtype, device=device),
+                gz_buf=torch.empty((B, p.n), dtype=dtype, device=device),
                 feedback=[(c.delay, gI_all[c.target].unbind(0), weights[c.name].T) for c in plan.feedback[name]],
-                gV=gV_all[name].unbind(0),
-                gI=gI_all[name].unbind(0),
+                # gV[t] of every step, or two buffers used in turn
+                gV=gV.unbind(0) if gV is not None else None,
+                gV_pair=None if gV is not None else [torch.empty((B, p.n), dtype=dtype, device=device) for _ in "01"],
+                gI=gI.unbind(0),
                 reset_dz=None if rule.detach_reset else (-p.v_thresh if p.reset == "subtract" else -r["V"]),
             )
         for t in range(T - 1, -1, -1):
             for name in group:
                 p, cx = pops[name], ctx[name]
-                gz = cx["ext"][t] if cx["ext"] is not None else cx["zero"]
+                gI_rows, buf = cx["gI"], cx["gz_buf"]
+                gz = gI_rows[t] if cx["ext"] else None
                 for d, gI_target, Wt in cx["feedback"]:
                     if t + d < T:
-                        gz = torch.addmm(gz, gI_target[t + d], Wt)
+                        if gz is None:
+                            gz = torch.mm(gI_target[t + d], Wt, out=buf)
+                        elif gz is buf:
+                            gz.addmm_(gI_target[t + d], Wt)
+                        else:
+                            gz = torch.addmm(gz, gI_target[t + d], Wt, out=buf)
                 if p.kind == "ALIF":
-                    gz = gz + cx["ga"]
-                gV_t, gI_t = cx["gV"][t], cx["gI"][t]
-                gVr = p.alpha_mem * cx["gV"][t + 1] if t + 1 < T else cx["zero"]
-                if cx["reset_dz"] is not None:
-                    rdz = cx["reset_dz"] if p.reset == "subtract" else cx["reset_dz"][t]
-                    gz = torch.addcmul(gz, gVr, rdz)
-                if cx["keep"] is not None:
-                    gVr = gVr * cx["keep"][t]
-                torch.addcmul(gVr, gz, cx["psi"][t], out=gV_t)
-                if p.kind == "ALIF":
-                    cx["ga"] = torch.addcmul(cx["neg_beta_psi"][t] * gz, p.rho, cx["ga"])
+                    gz = cx["ga"].clone() if gz is None else gz.add_(cx["ga"])
+                elif gz is None:
+                    gz = cx["zero"]
+                if cx["gV_pair"] is None:
+                    gV_t, gV_next = cx["gV"][t], (cx["gV"][t + 1] if t + 1 < T else None)
+                else:
+                    gV_t, gV_next = cx["gV_pair"][t % 2], (cx["gV_pair"][(t + 1) % 2] if t + 1 < T else None)
+                psi_t = cx["psi"][t]
+                if cx["general"]:
+                    gVr = p.alpha_mem * gV_next if gV_next is not None else cx["zero"]
+                    if cx["reset_dz"] is not None:
+                        rdz = cx["reset_dz"] if p.reset == "subtract" else cx["reset_dz"][t]
+                        gz = torch.addcmul(gz, gVr, rdz)
+                    if cx["keep"] is not None:
+                        gVr = gVr * cx["keep"][t]
+                    pg = gz * psi_t
+                    if p.kind == "ALIF":
+                        cx["ga"].mul_(p.rho).addcmul_(cx["neg_beta"], pg)
+                    torch.add(gVr, pg, out=gV_t)
+                else:
+                    torch.mul(gz, psi_t, out=gV_t)
+                    if p.kind == "ALIF":  # ga[t] = -beta psi gz + rho ga[t+1]
+                        cx["ga"].mul_(p.rho).addcmul_(cx["neg_beta"], gV_t)
+                    if gV_next is not None:
+                        gV_t.addcmul_(p.alpha_mem, gV_next)
+                gI_t = gI_rows[t]  # ext[t] was read into gz above; now gI[t] takes its own value
                 if t + 1 < T and not p.delta:
-                    torch.addcmul(gV_t if p.unit_gain else p.g * gV_t, p.alpha_syn, cx["gI"][t + 1], out=gI_t)
+                    torch.addcmul(gV_t if p.unit_gain else p.g * gV_t, p.alpha_syn, gI_rows[t + 1], out=gI_t)
                 elif p.unit_gain:
                     gI_t.copy_(gV_t)
                 else:

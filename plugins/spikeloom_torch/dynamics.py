@@ -13,6 +13,7 @@ fused into one multiply-add (fewer kernels per step).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,10 @@ __all__ = [
 
 #: the state variables :func:`run` can keep for every step (``refractory`` is internal: 1 while refractory)
 STATE_VARS = ("V", "I", "a", "z", "refractory")
+
+#: ``alloc(key, shape)``: an uninitialised tensor of the run's dtype and device (e.g. a
+#: :class:`~.workspace.Workspace` buffer named ``key``); None allocates a new one
+Alloc = Callable[[Hashable, tuple[int, ...]], torch.Tensor] | None
 
 
 @dataclass(frozen=True)
@@ -188,14 +193,18 @@ def external_drive(
     spikes: dict[str, torch.Tensor | SpikeTrain],
     weights: dict[str, torch.Tensor],
     n: int,
+    alloc: Alloc = None,
+    key: Hashable = None,
 ) -> torch.Tensor | None:
-    """``h[t] = sum_c s_c[t - d_c] @ W_c`` for all steps at once, ``[T, B, n]`` (None without connections)."""
+    """``h[t] = sum_c s_c[t - d_c] @ W_c`` for all steps at once, ``[T, B, n]`` (None without
+    connections); the result is ``alloc(key, ...)`` when ``alloc`` is given."""
     h, filled = None, 0  # h[:filled] holds values; the rest is not yet written
     for c in sorted(conns, key=lambda c: c.delay):  # the shortest delay first writes the most rows
         s, W = spikes[c.source], weights[c.name]
         T, B, n_pre = s.shape
         if h is None:
-            h = torch.empty((T, B, n), dtype=W.dtype, device=W.device)
+            shape = (T, B, n)
+            h = torch.empty(shape, dtype=W.dtype, device=W.device) if alloc is None else alloc(key, shape)
         d = min(c.delay, T)
         if filled < d:
             h[filled:d].zero_()
@@ -243,8 +252,11 @@ def _run_spiking_group(
     T: int,
     B: int,
     keep: dict[str, set[str]],
+    alloc: Alloc = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
     dtype, device = members[0].alpha_mem.dtype, members[0].alpha_mem.device
+    if alloc is None:
+        alloc = lambda key, shape: torch.empty(shape, dtype=dtype, device=device)  # noqa: E731
     state = {p.name: zero_spiking_state(p, B) for p in members}
     out, slots = {}, {}
     for p in members:
@@ -253,7 +265,7 @@ def _run_spiking_group(
             names.discard("a")
         if not p.refractory:  # never refractory: callers treat a missing entry as all zero
             names.discard("refractory")
-        out[p.name] = {v: torch.empty((T, B, p.n), dtype=dtype, device=device) for v in names}
+        out[p.name] = {v: alloc(("record", p.name, v), (T, B, p.n)) for v in names}
         # per-step views, made once: out[name][v][t] is slots[name][t][v]
         views = {v: buf.unbind(0) for v, buf in out[p.name].items()}
         slots[p.name] = [{v: views[v][t] for v in names} for t in range(T)]
@@ -266,9 +278,9 @@ def _run_spiking_group(
             drive = drive_t[p.name]
             h = drive[t] if drive is not None else None
             for d, src, W in internal[p.name]:
-                if t >= d:
+                if t >= d:  # the drive is this function's own: add to it in place
                     s = src[t - d]["z"]
-                    h = s @ W if h is None else torch.addmm(h, s, W)
+                    h = torch.mm(s, W) if h is None else h.addmm_(s, W)
             if h is None:
                 h = zeros[p.name]
             state[p.name], _ = spiking_step(p, state[p.name], h, slots[p.name][t])
@@ -281,22 +293,27 @@ def run(
     weights: dict[str, torch.Tensor],
     inputs: dict[str, SpikeTrain],
     keep: dict[str, set[str]],
+    alloc: Alloc = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Simulate all steps of ``inputs`` (``{name: [T, B, N]}``) from zero state.
 
     ``keep`` names, per population, the variables to return for every step (``V`` before the
-    reset); spikes ``z`` of every LIF/ALIF population are always returned.
+    reset); spikes ``z`` of every LIF/ALIF population are always returned.  With ``alloc``, the
+    large arrays (recordings of LIF/ALIF populations, feed-forward drives) come from it.
     """
     T, B = next(iter(inputs.values())).shape[:2]
     spikes = dict(inputs)
     out: dict[str, dict[str, torch.Tensor]] = {}
     for group in plan.groups:
-        drives = {name: external_drive(plan.external[name], spikes, weights, pops[name].n) for name in group}
+        drives = {
+            name: external_drive(plan.external[name], spikes, weights, pops[name].n, alloc, ("drive", name))
+            for name in group
+        }
         if not pops[group[0]].spiking:  # an LI population never feeds anything: it is a group alone
             name = group[0]
             out[name] = _run_li(pops[name], drives[name], T, B, keep.get(name, set()))
             continue
-        res = _run_spiking_group([pops[n] for n in group], plan, drives, weights, T, B, keep)
+        res = _run_spiking_group([pops[n] for n in group], plan, drives, weights, T, B, keep, alloc)
         out.update(res)
         spikes.update({name: res[name]["z"] for name in group})
     return out
