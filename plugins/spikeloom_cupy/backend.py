@@ -8,6 +8,7 @@ GPU that is CuPy with kernels compiled by NVRTC from the ``.cu`` files under ``k
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import numpy as np
@@ -41,6 +42,17 @@ def cupy_problem(device: str | None = None) -> str:
         if index >= count:
             return f"there is no CUDA device {index}; this machine has {count} (cuda:0 .. cuda:{count - 1})"
     return ""
+
+
+def _on_device(method):
+    """Run a :class:`CupyCompiled` method with the compiled device current (``cuda:N``)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.rt.on_device():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class CupyCompiled(Compiled):
@@ -81,6 +93,7 @@ class CupyCompiled(Compiled):
         self.recurrent_mode = choose_delivery(density)
 
     # -- the Compiled interface -------------------------------------------------------------------
+    @_on_device
     def _simulate(self, inputs, record):
         from .forward import run
 
@@ -92,6 +105,7 @@ class CupyCompiled(Compiled):
         self._update_mode(rec)
         return {name: {v: self.rt.host(rec[name][v]) for v in vars_} for name, vars_ in record.items()}
 
+    @_on_device
     def _step(self, state, x_t):
         from .forward import Stepper
 
@@ -109,6 +123,7 @@ class CupyCompiled(Compiled):
                 public[name] = {"V": public[name]["V"], "I": public[name]["I"]}
         return sim.get_state(), public
 
+    @_on_device
     def _loss_and_grads(self, inputs, labels):
         rule, readout = self.request.rule, self.request.readout
         pops, weights = self._consts()
@@ -150,9 +165,11 @@ class CupyCompiled(Compiled):
     def _to_host(self, arr) -> np.ndarray:
         return self.rt.host(arr) if not isinstance(arr, np.ndarray) else arr
 
+    @_on_device
     def _get_params(self):
         return {k: self.rt.host(v) for k, v in self._params.items()}
 
+    @_on_device
     def _set_params(self, params):
         for k, v in params.items():
             self._params[k] = self.rt.asarray(v)
@@ -194,5 +211,6 @@ class CupyBackend(Backend):
         from .launch import CupyKernels
 
         index = int(device.split(":", 1)[1]) if ":" in device else 0
-        with cupy.cuda.Device(index):
-            return CupyCompiled(request, Runtime(cupy, CupyKernels(request.dtype), request.dtype))
+        runtime = Runtime(cupy, CupyKernels(request.dtype), request.dtype, lambda: cupy.cuda.Device(index))
+        with runtime.on_device():
+            return CupyCompiled(request, runtime)

@@ -8,6 +8,8 @@ with a serial CPU emulation of the same kernels.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 __all__ = ["Runtime"]
@@ -16,13 +18,20 @@ __all__ = ["Runtime"]
 class Runtime:
     """``xp`` (the array module), ``kernels`` (a :class:`~spikeloom_cupy.launch.Kernels`), ``dtype``."""
 
-    def __init__(self, xp, kernels, dtype) -> None:
+    def __init__(self, xp, kernels, dtype, device=None) -> None:
         self.xp = xp
         self.kernels = kernels
         self.dtype = np.dtype(dtype)
+        #: a callable returning the context that makes this runtime's device current (CuPy:
+        #: ``cupy.cuda.Device(index)``); None: nothing to switch
+        self._device = device
         #: passed for pointer arguments a kernel does not read (its flags say so)
         self.dummy = xp.zeros(1, dtype=self.dtype)
         self.dummy_l = xp.zeros(1, dtype=np.int64)
+
+    def on_device(self):
+        """A context manager in which arrays and launches go to this runtime's device."""
+        return self._device() if self._device is not None else contextlib.nullcontext()
 
     def launch(self, name: str, n: int, *args) -> None:
         self.kernels.launch(name, n, *args)

@@ -1,0 +1,124 @@
+"""The CuPy backend on a CUDA device: kernels compiled by NVRTC, and the same agreement with the
+reference as the emulated kernels show on the CPU.
+
+Every test here carries the ``gpu`` marker (skipped at collection without a CUDA device) and
+needs CuPy (skipped without it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spikeloom as sl
+
+from ..torch.corpus import CASES
+from ..torch.helpers import STATE_RTOL32, assert_close, assert_grads_close32, safe_steps, truncate
+
+pytestmark = pytest.mark.gpu
+
+NUMPY = sl.get_backend("numpy")
+#: float64 on the device: the GPU's exp may differ from NumPy's by an ulp; sums run in other orders
+RTOL64 = 1e-10
+
+
+@pytest.fixture(scope="module")
+def cupy():
+    cp = pytest.importorskip("cupy")
+    avail = sl.get_backend("cupy").availability()
+    if not avail.available:
+        pytest.skip(f"cupy backend unavailable: {avail.reason}")
+    return cp
+
+
+def test_nvrtc_compiles_every_kernel(cupy):
+    from spikeloom_cupy.kernel_specs import KERNELS
+    from spikeloom_cupy.launch import CupyKernels
+
+    for dtype in ("float32", "float64"):
+        k = CupyKernels(dtype)
+        for name in KERNELS:
+            assert k._function(name) is not None
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_cuda_float64_equals_reference(cupy, case):
+    net = case.network()
+    x, labels = case.inputs()
+    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    gpu = sl.get_backend("cupy").compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device="cuda")
+    assert all(isinstance(a, cupy.ndarray) for a in gpu._native_params().values())
+    expected, actual = ref.simulate(x), gpu.simulate(x)
+    for pop, vars_ in expected.items():
+        for v, arr in vars_.items():
+            assert_close(actual[pop][v], arr, RTOL64, f"{pop}.{v}")
+    r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
+    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+    np.testing.assert_array_equal(g.predictions, r.predictions)
+    for name, value in r.grads.items():
+        assert_close(g.grads[name], value, RTOL64, name)
+    if case.eprop_ok:
+        ref = NUMPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+        gpu = sl.get_backend("cupy").compile(
+            net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64", device="cuda:0"
+        )
+        r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
+        assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+        for name, value in r.grads.items():
+            assert_close(g.grads[name], value, RTOL64, name)
+
+
+@pytest.mark.parametrize("case", CASES[:4], ids=str)
+def test_cuda_float32_close_to_reference(cupy, case):
+    net = case.network()
+    x, labels = case.inputs()
+    x = truncate(x, safe_steps(net, x))
+    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    gpu = sl.get_backend("cupy").compile(net, rule=case.bptt(), readout=case.readout(), dtype="float32", device="cuda")
+    expected, actual = ref.simulate(x), gpu.simulate(x)
+    for pop, vars_ in expected.items():
+        for v, arr in vars_.items():
+            if v == "z":
+                np.testing.assert_array_equal(actual[pop][v], arr)
+            else:
+                assert_close(actual[pop][v], arr, STATE_RTOL32, f"{pop}.{v}")
+    r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
+    for name, value in r.grads.items():
+        assert_grads_close32(g.grads[name], value, name)
+
+
+def test_cuda_matches_the_emulated_kernels(cupy, emulated):
+    """The device and the CPU emulation run the same kernels: their float64 results agree to round-off."""
+    case = CASES[2]
+    net = case.network()
+    x, labels = case.inputs()
+    emu = emulated.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64", device="cpu")
+    gpu = sl.get_backend("cupy").compile(
+        net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64", device="cuda"
+    )
+    e, g = emu.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
+    for name, value in e.grads.items():
+        assert_close(g.grads[name], value, 1e-12, name)
+
+
+def test_cuda_train_steps_and_stepping(cupy):
+    case = CASES[3]
+    net = case.network()
+    x, labels = case.inputs()
+    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    gpu = sl.get_backend("cupy").compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device="cuda")
+    o_ref, o_gpu = sl.Adam(lr=1e-2), sl.Adam(lr=1e-2)
+    for _ in range(3):
+        ref.train_step(x, labels, o_ref)
+        gpu.train_step(x, labels, o_gpu)
+    assert all(isinstance(a, cupy.ndarray) for a in gpu._native_params().values())
+    for name, value in ref.get_params().items():
+        assert_close(gpu.get_params()[name], value, RTOL64, name)
+    state = ref.zero_state(case.B)
+    for t in range(5):
+        next_ref, rec_ref = ref.step(state, x[t])
+        _, rec_gpu = gpu.step(state, x[t])
+        for pop, vars_ in rec_ref.items():
+            for v, arr in vars_.items():
+                assert_close(rec_gpu[pop][v], arr, RTOL64, f"{pop}.{v} at step {t}")
+        state = next_ref
