@@ -101,13 +101,22 @@ def test_missing_directory_names_file_directory_and_source(tmp_path):
 
 
 def _trainer(train, hidden=24):
-    from spikeloom.experiments import digits_network, make_readout
+    """A recurrent LIF classifier for ``train`` (built from the public API, ``dt`` = 1 ms) and its Trainer."""
     from spikeloom.training import Trainer
 
-    net = digits_network(train.n_inputs, hidden, model="lif", n_classes=train.n_classes, seed=0)
-    compiled = sl.get_backend("numpy").compile(
-        net, rule=sl.EProp(), readout=make_readout(train.n_steps, train.n_steps), dtype="float32"
-    )
+    pops = [
+        sl.SpikeInput("inp", train.n_inputs),
+        sl.LIF("hidden", hidden, tau_mem=20.0, v_thresh=0.6, refractory=5.0),
+        sl.LI("out", train.n_classes, tau_mem=20.0),
+    ]
+    conns = [
+        sl.Connection("inp", "hidden", weight=sl.Normal(0.0, 1.0 / np.sqrt(train.n_inputs))),
+        sl.Connection("hidden", "hidden", weight=sl.Normal(0.0, 1.0 / np.sqrt(hidden - 1))),
+        sl.Connection("hidden", "out", weight=sl.Normal(0.0, 1.0 / np.sqrt(hidden))),
+    ]
+    net = sl.Network(pops, conns, dt=1.0, seed=0)
+    readout = sl.Readout("out", "per_step", window=(0, None))
+    compiled = sl.get_backend("numpy").compile(net, rule=sl.EProp(), readout=readout, dtype="float32")
     return Trainer(compiled, sl.Adam(lr=1e-2), batch_size=16, seed=0, progress=False)
 
 
