@@ -61,53 +61,98 @@ def _read_toml(path: str) -> dict:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .errors import SpikeloomError
-    from .experiments import DigitsConfig, resume_config, run_digits
+    from .experiments import TrainConfig, resume_config, run_experiment
     from .training import NonFiniteLossError
 
-    given = {k: getattr(args, k) for k in DigitsConfig.keys() if getattr(args, k, None) is not None}
+    given = {k: getattr(args, k) for k in TrainConfig.keys() if getattr(args, k, None) is not None}
+    if args.data_option:
+        given["data_options"] = _parse_data_options(args.data_option)
     settings: dict = {}
     if args.config:
         raw = _read_toml(args.config)
-        DigitsConfig.from_dict(raw, where=f"config file {args.config}")  # names the file in errors
+        TrainConfig.from_dict(raw, where=f"config file {args.config}")  # names the file in errors
         settings = {k.replace("-", "_"): v for k, v in raw.items()}
+    if "data_options" in given and isinstance(settings.get("data_options"), dict):
+        given["data_options"] = {**settings["data_options"], **given["data_options"]}
     settings.update(given)
     if args.resume:
         config = resume_config(args.resume, settings)
     else:
-        config = DigitsConfig.from_dict(settings, where="spikeloom train")
+        config = TrainConfig.from_dict(settings, where="spikeloom train")
     try:
-        run_digits(config, resume=args.resume, progress=not args.no_progress, plots=not args.no_plots)
-    except (SpikeloomError, NonFiniteLossError, ImportError) as exc:
+        run_experiment(config, resume=args.resume, progress=not args.no_progress, plots=not args.no_plots)
+    except (SpikeloomError, NonFiniteLossError, ImportError, FileNotFoundError) as exc:
         print(f"spikeloom train: error: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
+def _parse_data_options(items: list[str]) -> dict:
+    """``["pool=2", "duration=1000"]`` -> ``{"pool": 2, "duration": 1000}`` (values read as TOML
+    values where they parse, else kept as strings)."""
+    import tomllib
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--data-option must look like KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key.strip()] = value.strip()
+    return options
+
+
 def _add_train_parser(sub) -> None:
     from .data.digits import ENCODINGS
-    from .experiments import MODELS, RULES, DigitsConfig
+    from .data.registry import DATASETS
+    from .experiments import HETEROGENEITIES, INITS, MODELS, RULES, TrainConfig
+    from .readout import MODES
 
     p = sub.add_parser(
         "train",
-        help="train a recurrent spiking network on the embedded digits data set",
+        help="train a spiking classifier (default: the embedded digits data set)",
         description=(
-            "Train a recurrent ALIF (or LIF) network on scikit-learn's 8x8 digits encoded as spike trains, "
-            "print the test accuracy and write a checkpoint, metrics.json and PNG plots to --out. "
-            "Every option can also be set in a TOML file given with --config (same names, '_' or '-'); "
-            "options on the command line win."
+            "Train a recurrent ALIF (or LIF) network on a data set (default: scikit-learn's 8x8 digits encoded "
+            "as spike trains, no download), print the test accuracy and write a checkpoint, metrics.json and "
+            "PNG plots to --out. Every option can also be set in a TOML file given with --config (same names, "
+            "'_' or '-'); options on the command line win."
         ),
     )
-    d = DigitsConfig()
+    d = TrainConfig()
+    p.add_argument("--dataset", choices=DATASETS, help=f"data set (default: {d.dataset})")
+    p.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="folder with the SHD or MNIST files")
+    p.add_argument(
+        "--data-option",
+        dest="data_option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a further option of the data set's loader, e.g. pool=2 or duration=1000 for SHD (repeatable)",
+    )
     p.add_argument("--backend", metavar="NAME", help="backend (default: the best available one that supports the run)")
     p.add_argument("--rule", choices=RULES, help=f"learning rule (default: {d.rule})")
     p.add_argument("--model", choices=MODELS, help=f"hidden neuron model (default: {d.model})")
-    p.add_argument("--hidden", type=int, metavar="N", help=f"hidden neurons (default: {d.hidden})")
+    p.add_argument("--hidden", type=int, metavar="N", help=f"hidden neurons per layer (default: {d.hidden})")
+    p.add_argument("--layers", type=int, metavar="N", help=f"hidden layers (default: {d.layers})")
     p.add_argument("--epochs", type=int, metavar="N", help=f"epochs in total, also when resuming (default: {d.epochs})")
     p.add_argument("--batch-size", dest="batch_size", type=int, metavar="N", help=f"default: {d.batch_size}")
     p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d.lr:g})")
     p.add_argument("--seed", type=int, help=f"seed of weights, data split, shuffling (default: {d.seed})")
-    p.add_argument("--out", metavar="DIR", help=f"output folder (default: {d.out})")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<dataset>)")
     p.add_argument("--encoding", choices=ENCODINGS, help=f"spike encoding of the digits (default: {d.encoding})")
+    p.add_argument("--loss", choices=MODES, help=f"readout mode of the loss (default: {d.loss})")
+    p.add_argument("--init", choices=INITS, help=f"weight initialisation (default: {d.init})")
+    p.add_argument("--xi", type=float, help=f"fluctuation init: threshold distance in std (default: {d.xi:g})")
+    p.add_argument(
+        "--heterogeneity",
+        choices=HETEROGENEITIES,
+        help=f"time constants: homogeneous/heterogeneous start, fixed/trained (default: {d.heterogeneity})",
+    )
+    p.add_argument("--tau-mem", dest="tau_mem", type=float, metavar="MS", help=f"default: {d.tau_mem:g}")
+    p.add_argument(
+        "--tau-syn", dest="tau_syn", type=float, metavar="MS", help=f"0: delta synapses (default: {d.tau_syn:g})"
+    )
     p.add_argument("--dtype", choices=("float32", "float64"), help=f"floating-point type (default: {d.dtype})")
     p.add_argument("--device", help=f"device, e.g. cpu or cuda:0, where the backend has it (default: {d.device})")
     p.add_argument("--window", type=int, metavar="STEPS", help=f"loss over the last STEPS steps (default: {d.window})")

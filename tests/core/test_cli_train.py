@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 for _module in ("sklearn", "safetensors", "matplotlib"):
@@ -12,7 +13,7 @@ for _module in ("sklearn", "safetensors", "matplotlib"):
 import spikeloom as sl  # noqa: E402
 from spikeloom.checkpoint import FILES, load_checkpoint  # noqa: E402
 from spikeloom.cli import main  # noqa: E402
-from spikeloom.experiments import DigitsConfig, build_digits, compile_on_best  # noqa: E402
+from spikeloom.experiments import TrainConfig, build_experiment, compile_on_best  # noqa: E402
 
 TINY = ["--backend", "numpy", "--hidden", "8", "--limit", "24", "--batch-size", "8", "--no-progress"]
 
@@ -59,7 +60,7 @@ def test_without_backend_the_best_capable_backend_runs(tmp_path):
         )
         == 0
     )
-    network, rule, readout, _, _ = build_digits(DigitsConfig(hidden=4, limit=8))
+    network, rule, readout, _, _ = build_experiment(TrainConfig(hidden=4, limit=8))
     expected, _ = compile_on_best(network, rule, readout)
     assert _metrics(out)["backend"] == expected.name
 
@@ -67,7 +68,7 @@ def test_without_backend_the_best_capable_backend_runs(tmp_path):
 def test_backends_that_cannot_run_the_experiment_are_skipped(fake_plugins, toy_backend, make_plugin):
     fake_plugins(fancy=make_plugin(toy_backend("fancy", priority=100)))  # declares no learning rule
     assert sl.best_backend().name == "fancy"
-    network, rule, readout, _, _ = build_digits(DigitsConfig(hidden=4, limit=8))
+    network, rule, readout, _, _ = build_experiment(TrainConfig(hidden=4, limit=8))
     backend, compiled = compile_on_best(network, rule, readout)
     assert backend.name == "numpy" and isinstance(compiled, sl.Compiled)
     with pytest.raises(ValueError, match="no available backend can run this experiment: fancy: .*numpy: "):
@@ -150,3 +151,53 @@ def test_help_lists_the_options(capsys):
         "--resume",
     ):
         assert option in text
+
+
+def test_randman_deep_fluctuation_heterogeneous_run(tmp_path):
+    out = tmp_path / "run"
+    args = ["--dataset", "randman", "--rule", "bptt", "--model", "lif", "--layers", "2", "--tau-syn", "5"]
+    args += ["--init", "fluctuation", "--heterogeneity", "HetInit-HetTr", "--data-option", "samples_per_class=20"]
+    assert main(["train", "--epochs", "1", "--out", str(out), *TINY[:2], *TINY[2:4], *TINY[6:], *args]) == 0
+    metrics = _metrics(out)
+    config = metrics["config"]
+    assert (config["dataset"], config["layers"], config["init"], config["heterogeneity"]) == (
+        "randman",
+        2,
+        "fluctuation",
+        "HetInit-HetTr",
+    )
+    assert config["data_options"] == {"samples_per_class": 20}
+    # the report of the initialisation, and rates of both hidden layers at the start
+    assert metrics["init"]["order"] == ["hidden1", "hidden2"]
+    assert set(metrics["rates_hz"]["start"]) == {"hidden1", "hidden2"}
+    assert (out / "time_constants.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ckpt = load_checkpoint(out / "checkpoint")
+    hidden = [p for p in ckpt.network.populations if p.kind == "LIF"]
+    assert [p.name for p in hidden] == ["hidden1", "hidden2"]
+    assert all(p.train_tau_mem and p.train_tau_syn for p in hidden)
+    # weights were drawn by the fluctuation init: explicit arrays, not the default distribution
+    assert all(isinstance(c.weight, np.ndarray) for c in ckpt.network.connections if c.target != "out")
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--dataset", "shd"], "data_dir is needed for dataset='shd'"),
+        (["--dataset", "digits", "--data-dir", "x"], "data_dir must not be set for dataset='digits'"),
+        (["--heterogeneity", "HetInit-HetTr"], "needs rule='bptt'"),
+        (["--init", "fluctuation", "--xi", "3.5"], "xi must lie in (1, 3)"),
+        (["--data-option", "pool"], "--data-option must look like KEY=VALUE"),
+        (["--dataset", "randman", "--data-option", "bogus=1"], "unknown option ['bogus']"),
+    ],
+)
+def test_bad_experiment_settings_are_refused(tmp_path, capsys, args, match):
+    code = main(["train", "--out", str(tmp_path / "run"), "--no-progress", *args])
+    assert code in (1, 2)
+    assert match in capsys.readouterr().err
+
+
+def test_missing_data_files_name_the_file(tmp_path, capsys):
+    code = main(["train", "--dataset", "smnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "idx" in err.lower()
