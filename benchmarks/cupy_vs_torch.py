@@ -1,0 +1,213 @@
+"""Time training steps of the CuPy backend against the torch backend on the same CUDA device.
+
+Workload (SHD-shaped, as ``train_step.py``): 700 inputs (2 % Bernoulli spikes per step) -> N
+recurrent ALIF (tau_syn 5 ms, tau_mem 20 ms) -> 20 LI readout, float32, per-step loss, one
+``train_step`` (forward, loss, gradients, Adam) with BPTT or e-prop.  Each (rule, T, B, N) is
+compiled once per backend, run once to warm up (and compile kernels), then timed ``--repeats``
+times (median reported, the device synchronised around each step).  Peak device memory: torch's
+``max_memory_allocated``; CuPy's memory pool size after one step from an emptied pool.  Prints a
+table and writes JSON::
+
+    python benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --json out.json
+
+``--budget`` (seconds) skips what is left once that much time has passed, so the script fits a
+short GPU session; ``--eprop-memory TxB,...`` adds CuPy e-prop peak memory at several T.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import spikeloom as sl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_step import network as standard_network  # noqa: E402
+
+
+def network(n_hidden: int) -> sl.Network:
+    if n_hidden == 256:
+        return standard_network("alif")
+    return sl.Network(
+        [sl.SpikeInput("inp", 700), sl.ALIF("hidden", n_hidden, tau_syn=5.0, tau_mem=20.0), sl.LI("out", 20)],
+        [
+            sl.Connection("inp", "hidden", weight=sl.Normal(0.0, 1.0 / np.sqrt(700))),
+            sl.Connection("hidden", "hidden", weight=sl.Normal(0.0, 1.0 / np.sqrt(n_hidden - 1))),
+            sl.Connection("hidden", "out", weight=sl.Normal(0.0, 1.0 / np.sqrt(n_hidden))),
+        ],
+        seed=0,
+    )
+
+
+def backend_for(name: str) -> sl.Backend:
+    if name == "cupy":  # works whether or not the package's entry points are installed
+        from spikeloom_cupy.backend import CupyBackend
+
+        return CupyBackend()
+    return sl.get_backend(name)
+
+
+def sync(name: str) -> None:
+    if name == "cupy":
+        import cupy
+
+        cupy.cuda.Device().synchronize()
+    else:
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def reset_memory(name: str) -> None:
+    sync(name)
+    if name == "cupy":
+        import cupy
+
+        cupy.get_default_memory_pool().free_all_blocks()
+    else:
+        import torch
+
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_mib(name: str) -> float:
+    sync(name)
+    if name == "cupy":
+        import cupy
+
+        return cupy.get_default_memory_pool().total_bytes() / 2**20
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def measure(name: str, rule: str, T: int, B: int, N: int, repeats: int) -> dict:
+    compiled = backend_for(name).compile(
+        network(N),
+        rule=sl.EProp() if rule == "eprop" else sl.BPTT(),
+        readout=sl.Readout("out", "per_step"),
+        dtype="float32",
+        device="cuda",
+    )
+    rng = np.random.default_rng(T * 7919 + B)
+    x = rng.random((T, B, 700)) < 0.02
+    labels = rng.integers(0, 20, size=B)
+    opt = sl.Adam(lr=1e-3)
+    reset_memory(name)
+    t0 = time.perf_counter()
+    first = compiled.train_step(x, labels, opt)  # warm-up: kernel compilation, allocator pools
+    sync(name)
+    warm = time.perf_counter() - t0
+    peak = peak_memory_mib(name)
+    times = []
+    for _ in range(repeats):
+        sync(name)
+        t0 = time.perf_counter()
+        compiled.train_step(x, labels, opt)
+        sync(name)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times) if times else warm
+    return {
+        "backend": name,
+        "rule": rule,
+        "T": T,
+        "B": B,
+        "N": N,
+        "median_s": med,
+        "warmup_s": warm,
+        "us_per_step": med / T * 1e6,
+        "peak_memory_mib": peak,
+        "first_loss": first.loss,
+        "times_s": times,
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rules", default="bptt,eprop")
+    p.add_argument("--sizes", default="200x64x256,1000x256x256", help="TxBxN,...")
+    p.add_argument("--backends", default="torch,cupy")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")
+    p.add_argument("--eprop-memory", default="", help="TxB,... : CuPy e-prop peak memory at these sizes (N=256)")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    rows, failures = [], 0
+    jobs = [
+        ("speed", b, rule, *(int(v) for v in size.split("x")))
+        for size in args.sizes.split(",")
+        for rule in args.rules.split(",")
+        for b in args.backends.split(",")
+    ]
+    jobs += [
+        ("memory", "cupy", "eprop", *(int(v) for v in size.split("x")), 256)
+        for size in args.eprop_memory.split(",")
+        if size
+    ]
+    for kind, name, rule, T, B, N in jobs:
+        label = f"{kind:<6} {name:>5} {rule:>5} T={T:<5} B={B:<4} N={N:<5}"
+        if args.budget is not None and time.perf_counter() - start > args.budget:
+            print(f"{label} skipped: time budget of {args.budget:.0f} s spent", flush=True)
+            rows.append({"kind": kind, "backend": name, "rule": rule, "T": T, "B": B, "N": N, "skipped": "budget"})
+            continue
+        try:
+            r = measure(name, rule, T, B, N, args.repeats if kind == "speed" else 0)
+        except Exception as exc:  # report and go on: one failure must not hide the other numbers
+            failures += 1
+            print(f"{label} FAILED: {type(exc).__name__}: {exc}", flush=True)
+            rows.append({"kind": kind, "backend": name, "rule": rule, "T": T, "B": B, "N": N, "error": repr(exc)})
+            continue
+        r["kind"] = kind
+        rows.append(r)
+        if kind == "speed":
+            print(
+                f"{label} {r['median_s'] * 1e3:9.1f} ms/train_step  {r['us_per_step']:8.1f} us/step  "
+                f"peak {r['peak_memory_mib']:8.1f} MiB  (warm-up {r['warmup_s']:.1f} s, loss {r['first_loss']:.4f})",
+                flush=True,
+            )
+        else:
+            print(f"{label} peak {r['peak_memory_mib']:8.1f} MiB (one e-prop step, {r['warmup_s']:.1f} s)", flush=True)
+    print("\nspeed-up of cupy over torch (median train_step time, same GPU):")
+    for rule in args.rules.split(","):
+        for size in args.sizes.split(","):
+            T, B, N = (int(v) for v in size.split("x"))
+            got = {
+                r["backend"]: r.get("median_s")
+                for r in rows
+                if r["kind"] == "speed" and r["rule"] == rule and (r["T"], r["B"], r["N"]) == (T, B, N)
+            }
+            if got.get("torch") and got.get("cupy"):
+                print(f"  {rule:>5} T={T:<5} B={B:<4} N={N:<5} {got['torch'] / got['cupy']:6.2f}x")
+            else:
+                print(f"  {rule:>5} T={T:<5} B={B:<4} N={N:<5} n/a")
+    if args.json:
+        meta = {"python": sys.version.split()[0], "machine": platform.machine(), "numpy": np.__version__}
+        try:
+            import torch
+
+            meta["torch"] = torch.__version__
+            meta["gpu"] = torch.cuda.get_device_name()
+        except Exception:
+            pass
+        try:
+            import cupy
+
+            meta["cupy"] = cupy.__version__
+        except Exception:
+            pass
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "results": rows}, f, indent=1)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The CuPy backend's checks on a CUDA machine, in one run of about 4 minutes (H200):
+#   1. the gpu-marked tests of tests/plugins/cupy (NVRTC compiles every kernel; the corpus against
+#      the NumPy reference in float64 and float32; the device against the emulated kernels);
+#   2. the conformance kit on the cupy backend (device cuda);
+#   3. training-step speed of cupy against torch on the same GPU (BPTT and e-prop, recurrent ALIF,
+#      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256), and CuPy e-prop memory at two T.
+# Each part runs even if an earlier one fails; the summary at the end says what passed (with the
+# test counts; a part where every test was skipped counts as a failure).
+# Run from anywhere:  bash benchmarks/gpu_cupy_check.sh     (results also go to $OUT/ when set)
+set -u
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+RESULTS=${OUT:-}
+if [ -n "$RESULTS" ]; then mkdir -p "$RESULTS"; fi
+XML=${RESULTS:-$(mktemp -d)}
+
+# the package importable even where it is not installed (then no entry points: handled below)
+if ! $PY -c "import spikeloom, spikeloom_cupy, spikeloom_conformance" 2>/dev/null; then
+    export PYTHONPATH="$PWD/core:$PWD/plugins:$PWD/conformance${PYTHONPATH:+:$PYTHONPATH}"
+fi
+# the kit's pytest plugin: through its entry point when installed, else loaded by name
+KIT_PLUGIN=""
+if ! $PY -c "import sys; from importlib.metadata import entry_points; sys.exit(0 if any(e.name == 'spikeloom_conformance' for e in entry_points(group='pytest11')) else 1)"; then
+    KIT_PLUGIN="-p spikeloom_conformance.pytest_plugin"
+fi
+junit() { echo "--junitxml=$XML/$1.xml"; }
+# "N passed, N failed, N skipped" from a pytest junit file (a run where everything skipped is no pass)
+counts() {
+    $PY - "$XML/$1.xml" <<'PYEOF'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception as exc:
+    print(f"no results ({type(exc).__name__})"); sys.exit()
+s = root if root.tag == "testsuite" else root.find("testsuite")
+n, f, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+print(f"{n - f - e - sk} passed, {f + e} failed, {sk} skipped")
+PYEOF
+}
+
+SUMMARY=()
+part() {  # part NAME SECONDS command...
+    local name=$1 limit=$2 xml=$3
+    shift 3
+    echo
+    echo "=================== $name (limit ${limit}s) ==================="
+    local t0=$SECONDS
+    timeout --kill-after=10 "$limit" "$@"
+    local rc=$?
+    local took=$((SECONDS - t0))
+    local detail=""
+    if [ -n "$xml" ]; then
+        detail=" [$(counts "$xml")]"
+        case "$detail" in *"[0 passed"*) [ $rc -eq 0 ] && rc=99 ;; esac
+    fi
+    if [ $rc -eq 99 ]; then
+        SUMMARY+=("FAIL  $name: nothing ran (everything skipped)$detail")
+    elif [ $rc -eq 0 ]; then
+        SUMMARY+=("PASS  $name (${took}s)$detail")
+    elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        SUMMARY+=("FAIL  $name: timed out after ${limit}s$detail")
+    else
+        SUMMARY+=("FAIL  $name: exit status $rc (${took}s)$detail")
+    fi
+}
+
+$PY - <<'PYEOF'
+import spikeloom_cupy.backend as b
+print("cupy backend availability:", b.cupy_problem() or "available")
+try:
+    import cupy
+    print("cupy", cupy.__version__, "device:", cupy.cuda.runtime.getDeviceProperties(0)["name"].decode())
+except Exception as exc:
+    print("cupy:", exc)
+PYEOF
+
+part "gpu tests (tests/plugins/cupy -m gpu)" 75 gpu_tests \
+    $PY -m pytest tests/plugins/cupy -m gpu -q -rs -p no:cacheprovider $(junit gpu_tests)
+part "conformance kit on cupy (cuda)" 100 conformance_cupy \
+    $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_cupy.backend:CupyBackend \
+        --spikeloom-device cuda -q -p no:cacheprovider $(junit conformance_cupy)
+part "speed: cupy vs torch (train_step, CUDA)" 95 "" \
+    $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
+        --repeats 2 --budget 70 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
+
+echo
+echo "=================== summary ==================="
+for line in "${SUMMARY[@]}"; do echo "$line"; done
+if [ -n "$RESULTS" ]; then printf '%s\n' "${SUMMARY[@]}" > "$RESULTS/summary.txt"; fi
