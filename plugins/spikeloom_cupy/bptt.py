@@ -162,41 +162,33 @@ def bptt_loss_and_grads(
             continue
         ga = {name: rt.zeros((B, pops[name].n)) for name in group}
         scratch = {name: rt.zeros((B, pops[name].n)) for name in group}
-        # the first connection inside the group goes into the kernel (with W^T, made once)
-        fused = {name: plan.feedback[name][0] if plan.feedback[name] else None for name in group}
-        w_t = {name: xp.ascontiguousarray(weights[c.name].T) for name, c in fused.items() if c is not None}
-        for t in range(T - 1, -1, -1):
-            for name in group:
-                p, r = pops[name], rec[name]
-                gz, has_gz = (ext[name][t], True) if ext[name] is not None else (rt.dummy, False)
-                rest = [c for c in plan.feedback[name][1:] if t + c.delay < T]
-                if rest:
-                    scratch[name][...] = gz if has_gz else 0
-                    for c in rest:
-                        scratch[name] += gI_all[c.target][t + c.delay] @ weights[c.name].T
-                    gz, has_gz = scratch[name], True
-                fc = fused[name]
-                has_fb = fc is not None and t + fc.delay < T
-                has_next = t + 1 < T
-                rt.launch(
-                    "spiking_backward_step",
+        steppers = {}
+        for name in group:
+            p, r = pops[name], rec[name]
+            # the first connection inside the group goes into the kernel (with W^T, made once)
+            fc = plan.feedback[name][0] if plan.feedback[name] else None
+            rest = plan.feedback[name][1:]
+
+            def args(t, ext_arg, has_ext, ext_per_step, p=p, r=r, fc=fc, name=name, ga=ga):
+                return [
                     B * p.n,
+                    t,
+                    T,
                     B,
                     p.n,
-                    gz,
-                    int(has_gz),
-                    gI_all[fc.target][t + fc.delay] if has_fb else rt.dummy,
-                    w_t[name] if has_fb else rt.dummy,
-                    pops[fc.target].n if has_fb else 0,
-                    int(has_fb),
-                    r["V"][t],
-                    r["z"][t],
-                    r["a"][t] if "a" in r else rt.dummy,
-                    r["refractory"][t] if "refractory" in r else rt.dummy,
+                    ext_arg,
+                    int(has_ext),
+                    int(ext_per_step),
+                    gI_all[fc.target] if fc is not None else rt.dummy,
+                    xp.ascontiguousarray(weights[fc.name].T) if fc is not None else rt.dummy,
+                    pops[fc.target].n if fc is not None else 0,
+                    fc.delay if fc is not None else 0,
+                    int(fc is not None),
+                    r["V"],
+                    r["z"],
+                    r.get("a", rt.dummy),
+                    r.get("refractory", rt.dummy),
                     int("refractory" in r),
-                    gV_all[name][t + 1] if has_next else rt.dummy,
-                    gI_all[name][t + 1] if has_next else rt.dummy,
-                    int(has_next),
                     ga[name],
                     p.am,
                     p.as_,
@@ -210,9 +202,31 @@ def bptt_loss_and_grads(
                     kind,
                     sp,
                     sq,
-                    gV_all[name][t],
-                    gI_all[name][t],
-                )
+                    gV_all[name],
+                    gI_all[name],
+                ]
+
+            if not rest:  # the same arguments at every step but t: prepared once
+                has_ext = ext[name] is not None
+                n, *a = args(0, ext[name] if has_ext else rt.dummy, has_ext, True)
+                steppers[name] = rt.prepare("spiking_backward_step", n, *a)
+                continue
+            fixed = args(0, scratch[name], True, False)
+
+            def stepper(t, name=name, rest=rest, fixed=fixed, gz=scratch[name], e=ext[name]):
+                if e is not None:
+                    gz[...] = e[t]
+                else:
+                    gz[...] = 0
+                for c in rest:
+                    if t + c.delay < T:
+                        gz += gI_all[c.target][t + c.delay] @ weights[c.name].T
+                rt.launch("spiking_backward_step", fixed[0], t, *fixed[2:])
+
+            steppers[name] = stepper
+        for t in range(T - 1, -1, -1):
+            for name in group:
+                steppers[name](t)
 
     spikes = {**inputs, **spiking}
     trainable = set(built.trainable_names())

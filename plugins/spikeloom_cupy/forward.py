@@ -146,20 +146,39 @@ def _run_group(rt, plan, group, pops, weights, drives, keep, T, B, spikes, recur
         spikes[name] = recs[name]["z"]
     state = {name: _zero_state(rt, pops[name], B) for name in group}
     scratch = {name: rt.zeros((B, pops[name].n)) for name in group}
+    steppers = {}
+    for name in group:
+        p, internal = pops[name], plan.internal[name]
+        fused = internal[0] if internal and recurrent_mode == "events" else None
+        rest = [c for c in internal if c is not fused]
+        common = dict(
+            rt=rt,
+            p=p,
+            st=state[name],
+            src=(spikes[fused.source], weights[fused.name], fused.delay, 0) if fused is not None else None,
+            flags=_flags(p, keep.get(name, set())),
+            outs=_rec_args(rt, recs[name]),
+            per_step=True,
+        )
+        if not rest:  # the same arguments at every step but t: prepared once
+            steppers[name] = _step_launcher(h=drives[name], h_per_step=True, **common)
+            continue
+
+        def stepper(t, name=name, rest=rest, common=common):
+            h = scratch[name]
+            if drives[name] is not None:
+                h[...] = drives[name][t]
+            else:
+                h[...] = 0
+            for c in rest:
+                if t >= c.delay:
+                    deliver_step(rt, spikes[c.source][t - c.delay], weights[c.name], h, True, recurrent_mode)
+            rt.launch("spiking_step", *_step_args(t=t, h=h, h_per_step=False, **common))
+
+        steppers[name] = stepper
     for t in range(T):
         for name in group:
-            p = pops[name]
-            _spiking_step(
-                rt,
-                p,
-                state[name],
-                drives[name][t] if drives[name] is not None else None,
-                [(spikes[c.source][t - c.delay], weights[c.name]) for c in plan.internal[name] if t >= c.delay],
-                scratch[name],
-                _flags(p, keep.get(name, set())),
-                _rec_args(rt, recs[name], t),
-                recurrent_mode,
-            )
+            steppers[name](t)
     return recs
 
 
@@ -170,35 +189,28 @@ def _zero_state(rt: Runtime, p: PopConst, B: int) -> dict:
     return st
 
 
-def _spiking_step(
-    rt: Runtime, p: PopConst, st: dict, drive_t, delivered: list, scratch, flags: int, outs: list, mode: str
-):
-    """One ``spiking_step`` launch; the first delivered ``(spikes [B, N_pre], W)`` pair goes into
-    the kernel (event-driven), the others are summed into ``scratch`` first."""
+def _step_args(
+    rt: Runtime, p: PopConst, st: dict, t: int, h, h_per_step: bool, src, flags: int, outs: list, per_step: bool
+) -> list:
+    """``(n, *arguments)`` of ``spiking_step``; ``src`` is ``(spikes, W, delay, ring)`` of the
+    connection the kernel delivers itself, or None."""
     B = st["V"].shape[0]
-    fused = delivered[0] if delivered and mode == "events" else None
-    rest = delivered[1:] if fused is not None else delivered
-    h = drive_t
-    if rest:
-        if h is None:
-            scratch[...] = 0
-        else:
-            scratch[...] = h
-        for s, W in rest:
-            deliver_step(rt, s, W, scratch, True, mode)
-        h = scratch
-    s_rec, W_rec = fused if fused is not None else (rt.dummy, rt.dummy)
-    rt.launch(
-        "spiking_step",
+    spikes, W, delay, ring = src if src is not None else (rt.dummy, rt.dummy, 0, 0)
+    return [
         B * p.n,
+        t,
         B,
         p.n,
+        int(per_step),
         h if h is not None else rt.dummy,
         int(h is not None),
-        s_rec,
-        W_rec,
-        s_rec.shape[1] if fused is not None else 0,
-        int(fused is not None),
+        int(h_per_step),
+        spikes,
+        W,
+        spikes.shape[-1] if src is not None else 0,
+        delay,
+        ring,
+        int(src is not None),
         st["I"],
         st["V"],
         st["a"],
@@ -209,7 +221,14 @@ def _spiking_step(
         int(p.zero_reset),
         flags,
         *outs,
-    )
+    ]
+
+
+def _step_launcher(**kwargs):
+    """``run(t)`` for ``spiking_step`` with arguments fixed but the step."""
+    rt = kwargs["rt"]
+    n, *args = _step_args(t=0, **kwargs)
+    return rt.prepare("spiking_step", n, *args)
 
 
 class Stepper:
@@ -292,10 +311,6 @@ class Stepper:
         rt, t, B = self.rt, self.t, self.B
         out = {}
         for name, p in self.pops.items():
-            delivered = [
-                (self.ring[c.source][(t - c.delay) % self.depth[c.source]], self.weights[c.name])
-                for c in self.built.incoming(name)
-            ]
             rec = {v: rt.zeros((B, p.n)) for v in ("V", "I")}
             if p.spiking:
                 rec["z"] = rt.zeros((B, p.n))
@@ -304,14 +319,27 @@ class Stepper:
                 if p.has_ref or track_ref:
                     rec["refractory"] = rt.zeros((B, p.n))
                 flags = REC_I | (REC_A if "a" in rec else 0) | (REC_REF if "refractory" in rec else 0)
-                _spiking_step(
-                    rt, p, self.state[name], None, delivered, self.scratch[name], flags, _rec_args(rt, rec), self.mode
-                )
+                conns = self.built.incoming(name)
+                fused = conns[0] if conns and self.mode == "events" else None
+                h = None
+                if len(conns) > (1 if fused is not None else 0):
+                    h = self.scratch[name]
+                    h[...] = 0
+                    for c in conns:
+                        if c is not fused:
+                            s_c = self.ring[c.source][(t - c.delay) % self.depth[c.source]]
+                            deliver_step(rt, s_c, self.weights[c.name], h, True, self.mode)
+                src = None
+                if fused is not None:
+                    src = (self.ring[fused.source], self.weights[fused.name], fused.delay, self.depth[fused.source])
+                args = _step_args(rt, p, self.state[name], t, h, False, src, flags, _rec_args(rt, rec), False)
+                rt.launch("spiking_step", *args)
             else:
                 h = self.scratch[name]
                 h[...] = 0
-                for s, W in delivered:
-                    deliver_step(rt, s, W, h, True, self.mode)
+                for c in self.built.incoming(name):
+                    s_c = self.ring[c.source][(t - c.delay) % self.depth[c.source]]
+                    deliver_step(rt, s_c, self.weights[c.name], h, True, self.mode)
                 st = self.state[name]
                 rt.launch("li_step", B * p.n, B, p.n, h, 1, st["I"], st["V"], p.am, p.as_, p.g, p.bias)
                 rec["V"][...] = st["V"]

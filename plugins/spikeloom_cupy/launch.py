@@ -41,16 +41,40 @@ def thread_elements(n: int, grid: int, block: int, thread: int) -> range:
     return range(thread, n, grid * block)
 
 
-def convert_args(name: str, args, dtype: np.dtype, is_array, scalar):
+_INT32: dict[int, np.int32] = {}
+_INT64: dict[int, np.int64] = {}
+
+
+def _int32(value) -> np.int32:
+    """``np.int32(value)``, memoised: the same few flags and sizes recur at every launch."""
+    out = _INT32.get(value)
+    if out is None:
+        out = np.int32(value)
+        if len(_INT32) < 4096:
+            _INT32[value] = out
+    return out
+
+
+def _int64(value) -> np.int64:
+    out = _INT64.get(value)
+    if out is None:
+        out = np.int64(value)
+        if len(_INT64) < 4096:
+            _INT64[value] = out
+    return out
+
+
+def convert_args(name: str, args, dtype: np.dtype, is_array, scalar=None):
     """Check ``args`` against the kernel's declared kinds; arrays pass through (the launcher turns
-    them into pointers), numbers become ``scalar(kind, value)``."""
+    them into pointers), numbers become ``int32``/``int64``/the dtype's scalar type."""
     spec = KERNELS[name]
     if len(args) != len(spec.args):
         raise ValueError(f"kernel {name}: expected {len(spec.args)} arguments, got {len(args)}")
     out = []
+    int64 = np.dtype(np.int64)
     for pos, (kind, value) in enumerate(zip(spec.args, args, strict=True)):
-        if kind in ("p", "lp"):
-            want = dtype if kind == "p" else np.dtype(np.int64)
+        if kind == "p" or kind == "lp":
+            want = dtype if kind == "p" else int64
             if not is_array(value):
                 raise ValueError(
                     f"kernel {name}: argument {pos} must be an array of {want}, got {type(value).__name__}"
@@ -61,8 +85,12 @@ def convert_args(name: str, args, dtype: np.dtype, is_array, scalar):
                     f"{value.dtype} (contiguous: {value.flags.c_contiguous})"
                 )
             out.append(value)
+        elif kind == "i":
+            out.append(_int32(value))
+        elif kind == "l":
+            out.append(_int64(value))
         else:
-            out.append(scalar(kind, value))
+            out.append(dtype.type(value))
     return out
 
 
@@ -72,18 +100,25 @@ class Kernels:
     def __init__(self, dtype) -> None:
         self.dtype = np.dtype(dtype)
 
-    def _scalar(self, kind: str, value):
-        if kind == "i":
-            return np.int32(value)
-        if kind == "l":
-            return np.int64(value)
-        return self.dtype.type(value)
-
     def launch(self, name: str, n: int, *args) -> None:
         cfg = launch_config(n)
         if cfg is None:
             return
-        self._launch(name, cfg, convert_args(name, args, self.dtype, self._is_array, self._scalar))
+        self._launch(name, cfg, convert_args(name, args, self.dtype, self._is_array))
+
+    def prepare(self, name: str, n: int, *args):
+        """Check and convert the arguments once; returns ``run(t)``, which launches with the first
+        argument (the step) replaced by ``t``.  The time loops launch the same kernel on the same
+        arrays at every step, so only the step number changes."""
+        cfg = launch_config(n)
+        rest = convert_args(name, args, self.dtype, self._is_array)[1:]
+        if cfg is None:
+            return lambda t: None
+
+        def run(t: int) -> None:
+            self._launch(name, cfg, [_int32(t), *rest])
+
+        return run
 
     def _is_array(self, value) -> bool:  # pragma: no cover - overridden
         raise NotImplementedError

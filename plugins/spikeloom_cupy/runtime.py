@@ -36,6 +36,10 @@ class Runtime:
     def launch(self, name: str, n: int, *args) -> None:
         self.kernels.launch(name, n, *args)
 
+    def prepare(self, name: str, n: int, *args):
+        """``run(t)`` launching ``name`` with these arguments and the first one replaced by ``t``."""
+        return self.kernels.prepare(name, n, *args)
+
     def asarray(self, host, dtype=None):
         """A new C-contiguous device array (cast on the host first, as the reference casts)."""
         arr = np.ascontiguousarray(np.asarray(host).astype(dtype or self.dtype))

@@ -54,39 +54,46 @@ __global__ void spiking_backward(
     }
 }
 
-// One step t of a population inside a recurrent group: ext_t [B, N] (has_ext) holds what reaches
-// z[t] from later groups, the regulariser and all but one of the group's own connections, which
-// the kernel adds itself (has_fb: gI_fb [B, n_fb] of step t + delay, Wt_fb [n_fb, N]); ga [B, N] carries
-// dloss/da[t+1] between launches.  Pointers are of step t (rec_*, gV_t, gI_t) and t+1 (*_next).
+// One step t of a population inside a recurrent group.  ext (has_ext) holds what reaches z[t]
+// from later groups, the regulariser and all but one of the group's own connections: [T, B, N]
+// read at step t with ext_per_step, else [B, N].  The kernel adds the remaining connection itself
+// (has_fb: to a population of n_fb neurons with the given delay, while t + delay < T):
+// sum_m gI_target[t + delay][b, m] W[j, m], from gI_fb [T, B, n_fb] and Wt_fb = W^T [n_fb, N]
+// (neighbouring threads read neighbouring addresses).  Records and adjoints are [T, B, N]; ga
+// [B, N] carries dloss/da[t+1] between launches.  Only t changes between the launches of one
+// run (and ext's pointer where it is a per-step buffer).
 template <typename T>
 __global__ void spiking_backward_step(
-    int B, int N, const T* ext_t, int has_ext, const T* gI_fb, const T* Wt_fb, int n_fb, int has_fb,
-    const T* V_t, const T* z_t, const T* a_t, const T* ref_t, int has_ref,
-    const T* gV_next, const T* gI_next, int has_next, T* ga, const T* am, const T* as, const T* g, const T* vth,
-    const T* rho, const T* beta, int alif, int zero_reset, int detach, int kind, T sp, T sq, T* gV_t, T* gI_t) {
+    int t, int steps, int B, int N, const T* ext, int has_ext, int ext_per_step,
+    const T* gI_fb, const T* Wt_fb, int n_fb, int fb_delay, int has_fb,
+    const T* rec_V, const T* rec_z, const T* rec_a, const T* rec_ref, int has_ref, T* ga,
+    const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta,
+    int alif, int zero_reset, int detach, int kind, T sp, T sq, T* gV_all, T* gI_all) {
     long long BN = (long long)B * N;
+    long long off = (long long)t * BN;
+    long long ext_off = ext_per_step ? off : 0;
+    int has_next = t + 1 < steps;
+    int use_fb = has_fb && t + fb_delay < steps;
     SL_GRID_STRIDE(k, BN) {
         int j = (int)(k % N);
         long long b = k / N;
-        T gz = has_ext ? ext_t[k] : T(0);
-        if (has_fb) {
-            // one connection inside the group, from this population to one with n_fb neurons:
-            // sum_m gI_target[t + delay][b, m] W[j, m], with Wt_fb = W^T [n_fb, N] so that
-            // neighbouring threads read neighbouring addresses
+        T gz = has_ext ? ext[ext_off + k] : T(0);
+        if (use_fb) {
             T acc = T(0);
-            const T* row = gI_fb + b * n_fb;
+            const T* row = gI_fb + ((long long)(t + fb_delay) * B + b) * n_fb;
             for (int m = 0; m < n_fb; ++m) acc += row[m] * Wt_fb[(long long)m * N + j];
             gz = gz + acc;
         }
-        T a_k = alif ? ga[k] : T(0);
+        T ga_k = alif ? ga[k] : T(0);
         T gV, gI;
-        sl_spiking_adjoint<T>(gz, V_t[k], z_t[k], alif ? a_t[k] : T(0), has_ref ? ref_t[k] : T(0),
-                              has_next ? gV_next[k] : T(0), has_next ? gI_next[k] : T(0), has_next, a_k, am[j],
-                              as[j], g[j], vth[j], alif ? rho[j] : T(0), alif ? beta[j] : T(0), alif, zero_reset,
-                              detach, kind, sp, sq, gV, gI);
-        if (alif) ga[k] = a_k;
-        gV_t[k] = gV;
-        gI_t[k] = gI;
+        sl_spiking_adjoint<T>(gz, rec_V[off + k], rec_z[off + k], alif ? rec_a[off + k] : T(0),
+                              has_ref ? rec_ref[off + k] : T(0), has_next ? gV_all[off + BN + k] : T(0),
+                              has_next ? gI_all[off + BN + k] : T(0), has_next, ga_k, am[j], as[j], g[j], vth[j],
+                              alif ? rho[j] : T(0), alif ? beta[j] : T(0), alif, zero_reset, detach, kind, sp, sq,
+                              gV, gI);
+        if (alif) ga[k] = ga_k;
+        gV_all[off + k] = gV;
+        gI_all[off + k] = gI;
     }
 }
 

@@ -71,47 +71,56 @@ __global__ void spiking_forward(
     }
 }
 
-// One step. h_ext [B, N] (has_h) is the input from everything delivered outside the kernel; the
-// recurrent connection (has_rec) adds sum_i s[b, i] W[i, j] over the i with s[b, i] != 0, s being
-// the source's spikes [B, n_pre] of step t - delay.  State arrays [B, N] are updated in place:
-// V after the reset, z the new spikes, ref the remaining refractory steps.  The recorded values
-// of this step go to the out_* arrays [B, N] (rec_flags as for spiking_forward).
+// One step t.  h (has_h) is the input from everything delivered outside the kernel ([T, B, N]
+// read at step t with per_step and h_per_step, else [B, N]);
+// the recurrent connection (has_rec) adds sum_i s[b, i] W[i, j] over the i with s[b, i] != 0,
+// s being the source's spikes [B, n_pre] of step t - delay, read from src [., B, n_pre].  State
+// arrays [B, N] are updated in place: V after the reset, z the new spikes, ref the remaining
+// refractory steps.  The recorded values of this step go to the out_* arrays (rec_flags as for
+// spiking_forward).  Addressing: with per_step, out_* are [T, B, N] and step t is written
+// (else they are [B, N]); src holds slot t - delay (nothing before step 0), or with ring > 0 is a
+// ring of that many slots and slot (t - delay) mod ring.  Only t changes between the launches of
+// one run, so the host prepares the arguments once.
 template <typename T>
 __global__ void spiking_step(
-    int B, int N, const T* h_ext, int has_h, const T* s_rec, const T* W_rec, int n_pre, int has_rec,
+    int t, int B, int N, int per_step, const T* h, int has_h, int h_per_step,
+    const T* src, const T* W_rec, int n_pre, int delay, int ring, int has_rec,
     T* I_s, T* V_s, T* a_s, T* z_s, long long* ref_s,
     const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta, const long long* nref,
     int alif, int zero_reset, int rec_flags,
     T* out_V, T* out_z, T* out_I, T* out_a, T* out_ref) {
     long long BN = (long long)B * N;
+    long long off = per_step ? (long long)t * BN : 0;
+    long long slot = ring > 0 ? (((long long)t - delay) % ring + ring) % ring : (long long)t - delay;
+    int use_rec = has_rec && slot >= 0;
     SL_GRID_STRIDE(k, BN) {
         int j = (int)(k % N);
         long long b = k / N;
-        T h = has_h ? h_ext[k] : T(0);
-        if (has_rec) {
+        T hv = has_h ? h[(h_per_step ? off : 0) + k] : T(0);
+        if (use_rec) {
             T acc = T(0);
-            const T* row = s_rec + b * n_pre;
+            const T* row = src + (slot * B + b) * n_pre;
             for (int i = 0; i < n_pre; ++i) {
                 T s = row[i];
                 if (s != T(0)) acc += s * W_rec[(long long)i * N + j];
             }
-            h = has_h ? h + acc : acc;
+            hv = has_h ? hv + acc : acc;
         }
         T I = I_s[k], V = V_s[k], a = alif ? a_s[k] : T(0), z = z_s[k];
         long long ref = ref_s[k];
         T Vr, theta, refr;
-        sl_spiking_update<T>(h, I, V, a, z, ref, am[j], as[j], g[j], vth[j], alif ? rho[j] : T(0),
+        sl_spiking_update<T>(hv, I, V, a, z, ref, am[j], as[j], g[j], vth[j], alif ? rho[j] : T(0),
                              alif ? beta[j] : T(0), nref[j], alif, zero_reset, Vr, theta, refr);
         I_s[k] = I;
         V_s[k] = V;
         if (alif) a_s[k] = a;
         z_s[k] = z;
         ref_s[k] = ref;
-        out_V[k] = Vr;
-        out_z[k] = z;
-        if (rec_flags & SL_REC_I) out_I[k] = I;
-        if (rec_flags & SL_REC_A) out_a[k] = a;
-        if (rec_flags & SL_REC_REF) out_ref[k] = refr;
+        out_V[off + k] = Vr;
+        out_z[off + k] = z;
+        if (rec_flags & SL_REC_I) out_I[off + k] = I;
+        if (rec_flags & SL_REC_A) out_a[off + k] = a;
+        if (rec_flags & SL_REC_REF) out_ref[off + k] = refr;
     }
 }
 

@@ -81,7 +81,7 @@ def test_launch_refuses_wrong_arrays_and_counts():
     with pytest.raises(ValueError, match="must be an array"):
         k.launch("propagate_scan", 4, 1, 2, 2, 3.0, f64, f64, 1)
     with pytest.raises(ValueError, match="int64"):
-        convert_args("propagate_csr", [1, 1, f64, f64, f64, f64, f64, 0], np.dtype(np.float64), k._is_array, k._scalar)
+        convert_args("propagate_csr", [1, 1, f64, f64, f64, f64, f64, 0], np.dtype(np.float64), k._is_array)
 
 
 def test_kernel_spec_validates_kinds():
