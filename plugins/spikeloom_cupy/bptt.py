@@ -4,9 +4,9 @@ The forward pass records ``V``, ``z``, ``a`` and the refractory flags of every s
 in the reverse of the forward order.  What reaches a population's spikes from later groups (and
 the activity regulariser) is one cuBLAS product over all steps; a population with no connection
 inside its group then runs its whole adjoint recursion in one launch (``spiking_backward``), the
-others step by step (``spiking_backward_step``, with the group's own connections delivered by a
-product per step).  Weight gradients are products over all steps; the loss is the reference's own
-function applied to the readout's ``Y`` on the host.
+others step by step (``spiking_backward_step``, which sums one of the group's own connections
+itself; any further ones are a product per step).  Weight gradients are products over all steps;
+the loss is the reference's formula on the device (:mod:`.losses`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from spikeloom.built import BuiltNetwork
-from spikeloom.readout import Readout, readout_loss
+from spikeloom.readout import Readout
 from spikeloom.rules import BPTT
 from spikeloom.surrogates import Atan
 
 from .consts import PopConst
 from .forward import run
 from .kernel_specs import SURROGATE_KINDS
+from .losses import readout_loss
 from .plan import Plan
 from .runtime import Runtime
 
@@ -83,9 +84,7 @@ def bptt_loss_and_grads(
     xp = rt.xp
     rec = run(rt, built, plan, pops, weights, inputs, _keep(built), recurrent_mode)
     T, B = next(iter(inputs.values())).shape[:2]
-    Y = rt.host(rec[readout.population]["V"])
-    loss, dY_host, pred = readout_loss(Y, labels, readout)
-    dY = rt.asarray(dY_host)
+    loss, dY, pred = readout_loss(rt, rec[readout.population]["V"], labels, readout)
     spiking = {p.name: rec[p.name]["z"] for p in built.neuron_populations if p.spiking}
     reg, dreg = rate_regularizer(rt, spiking, built.dt, readout.c_reg, readout.target_rate)
     loss += reg

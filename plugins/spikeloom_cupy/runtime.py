@@ -42,7 +42,8 @@ class Runtime:
 
     def asarray(self, host, dtype=None):
         """A new C-contiguous device array (cast on the host first, as the reference casts)."""
-        arr = np.ascontiguousarray(np.asarray(host).astype(dtype or self.dtype))
+        # cast (if needed) on the host; one copy to the device (or, with NumPy, one private copy)
+        arr = np.ascontiguousarray(np.asarray(host), dtype=dtype or self.dtype)
         return self.xp.array(arr, copy=True)
 
     def zeros(self, shape, dtype=None):
