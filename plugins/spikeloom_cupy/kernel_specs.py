@@ -15,12 +15,26 @@ from importlib.resources import files
 
 import attrs
 
-__all__ = ["KernelSpec", "KERNELS", "KERNEL_FILES", "COMPILE_OPTIONS", "DTYPES", "SURROGATE_KINDS", "kernel_source"]
+__all__ = [
+    "KernelSpec",
+    "KERNELS",
+    "KERNEL_FILES",
+    "COMPILE_OPTIONS",
+    "CUPY_ADDED_OPTIONS",
+    "DTYPES",
+    "SURROGATE_KINDS",
+    "kernel_source",
+]
 
 #: NVRTC/nvcc options every kernel is compiled with.  ``--fmad=false`` keeps products and sums
 #: separately rounded, as the NumPy reference computes them (no fused multiply-add contraction);
 #: no fast-math: exp and division are the IEEE-accurate library versions.
 COMPILE_OPTIONS = ("--std=c++14", "--fmad=false")
+
+#: what CuPy itself appends to every NVRTC compilation, after the options above (NVRTC honours the
+#: last occurrence): float32 subnormals (below 1.2e-38) flush to zero; float64 is unaffected.  This
+#: is part of the backend's numerics; the emulation on the CPU keeps subnormals.
+CUPY_ADDED_OPTIONS = ("-ftz=true",)
 
 #: the template instantiations: NumPy dtype name -> C++ type
 DTYPES = {"float32": "float", "float64": "double"}

@@ -9,7 +9,15 @@ import subprocess
 
 import pytest
 
-from spikeloom_cupy.kernel_specs import COMPILE_OPTIONS, DTYPES, KERNEL_FILES, KERNELS, kernel_dir, kernel_source
+from spikeloom_cupy.kernel_specs import (
+    COMPILE_OPTIONS,
+    CUPY_ADDED_OPTIONS,
+    DTYPES,
+    KERNEL_FILES,
+    KERNELS,
+    kernel_dir,
+    kernel_source,
+)
 
 NVCC = shutil.which("nvcc")
 
@@ -32,7 +40,8 @@ def test_nvcc_ptx_compiles_every_instantiation(file, tmp_path):
     src = tmp_path / file
     src.write_text(_instantiating_source(file))
     ptx = tmp_path / (file + ".ptx")
-    cmd = [NVCC, "--ptx", *COMPILE_OPTIONS, str(src), "-o", str(ptx)]
+    # the options NVRTC receives through CuPy
+    cmd = [NVCC, "--ptx", *COMPILE_OPTIONS, *CUPY_ADDED_OPTIONS, str(src), "-o", str(ptx)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "warning" not in proc.stderr.lower(), proc.stderr
@@ -67,4 +76,5 @@ def test_every_kernel_file_is_declared_and_ships_with_the_package():
 
 def test_compile_options_declare_no_fast_math():
     assert "--fmad=false" in COMPILE_OPTIONS
-    assert not any("fast" in o for o in COMPILE_OPTIONS)
+    assert not any("fast" in o for o in COMPILE_OPTIONS + CUPY_ADDED_OPTIONS)
+    assert CUPY_ADDED_OPTIONS == ("-ftz=true",)  # documented in docs/cupy-backend.md
