@@ -47,10 +47,15 @@ def network(n_hidden: int) -> sl.Network:
 
 
 def backend_for(name: str) -> sl.Backend:
-    if name == "cupy":  # works whether or not the package's entry points are installed
+    """The backend itself (so this works whether or not the package's entry points are installed)."""
+    if name == "cupy":
         from spikeloom_cupy.backend import CupyBackend
 
         return CupyBackend()
+    if name == "torch":
+        from spikeloom_torch.backend import TorchBackend
+
+        return TorchBackend()
     return sl.get_backend(name)
 
 
