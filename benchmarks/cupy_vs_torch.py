@@ -59,7 +59,13 @@ def backend_for(name: str) -> sl.Backend:
     return sl.get_backend(name)
 
 
+#: where the steps run ("cuda"; "cpu" only to try the script out with torch on a machine without a GPU)
+DEVICE = "cuda"
+
+
 def sync(name: str) -> None:
+    if DEVICE == "cpu":
+        return
     if name == "cupy":
         import cupy
 
@@ -72,6 +78,8 @@ def sync(name: str) -> None:
 
 def reset_memory(name: str) -> None:
     sync(name)
+    if DEVICE == "cpu":
+        return
     if name == "cupy":
         import cupy
 
@@ -83,8 +91,10 @@ def reset_memory(name: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def peak_memory_mib(name: str) -> float:
+def peak_memory_mib(name: str) -> float | None:
     sync(name)
+    if DEVICE == "cpu":
+        return None
     if name == "cupy":
         import cupy
 
@@ -100,7 +110,7 @@ def measure(name: str, rule: str, T: int, B: int, N: int, repeats: int) -> dict:
         rule=sl.EProp() if rule == "eprop" else sl.BPTT(),
         readout=sl.Readout("out", "per_step"),
         dtype="float32",
-        device="cuda",
+        device=DEVICE,
     )
     rng = np.random.default_rng(T * 7919 + B)
     x = rng.random((T, B, 700)) < 0.02
@@ -144,7 +154,10 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")
     p.add_argument("--eprop-memory", default="", help="TxB,... : CuPy e-prop peak memory at these sizes (N=256)")
     p.add_argument("--json", default=None)
+    p.add_argument("--device", default="cuda", help="cuda (cpu only to try the script out with torch)")
     args = p.parse_args(argv)
+    global DEVICE
+    DEVICE = args.device
     start = time.perf_counter()
     rows, failures = [], 0
     jobs = [
@@ -176,11 +189,11 @@ def main(argv=None) -> int:
         if kind == "speed":
             print(
                 f"{label} {r['median_s'] * 1e3:9.1f} ms/train_step  {r['us_per_step']:8.1f} us/step  "
-                f"peak {r['peak_memory_mib']:8.1f} MiB  (warm-up {r['warmup_s']:.1f} s, loss {r['first_loss']:.4f})",
+                f"peak {r['peak_memory_mib'] or 0:8.1f} MiB  (warm-up {r['warmup_s']:.1f} s, loss {r['first_loss']:.4f})",
                 flush=True,
             )
         else:
-            print(f"{label} peak {r['peak_memory_mib']:8.1f} MiB (one e-prop step, {r['warmup_s']:.1f} s)", flush=True)
+            print(f"{label} peak {r['peak_memory_mib'] or 0:8.1f} MiB (one e-prop step, {r['warmup_s']:.1f} s)", flush=True)
     print("\nspeed-up of cupy over torch (median train_step time, same GPU):")
     for rule in args.rules.split(","):
         for size in args.sizes.split(","):
