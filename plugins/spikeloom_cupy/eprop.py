@@ -181,7 +181,7 @@ def eprop_loss_and_grads(
 
         for name, st in state.items():
             p, r = st["p"], rec[name]
-            psi = rt.zeros((B, p.n))
+            psi = rt.empty((B, p.n))  # written entirely by eprop_psi
             rt.launch(
                 "eprop_psi",
                 B * p.n,

@@ -311,13 +311,14 @@ class Stepper:
         rt, t, B = self.rt, self.t, self.B
         out = {}
         for name, p in self.pops.items():
-            rec = {v: rt.zeros((B, p.n)) for v in ("V", "I")}
+            # every one of these is written entirely by the step's kernel (or copied into)
+            rec = {v: rt.empty((B, p.n)) for v in ("V", "I")}
             if p.spiking:
-                rec["z"] = rt.zeros((B, p.n))
+                rec["z"] = rt.empty((B, p.n))
                 if p.alif:
-                    rec["a"] = rt.zeros((B, p.n))
+                    rec["a"] = rt.empty((B, p.n))
                 if p.has_ref or track_ref:
-                    rec["refractory"] = rt.zeros((B, p.n))
+                    rec["refractory"] = rt.empty((B, p.n))
                 flags = REC_I | (REC_A if "a" in rec else 0) | (REC_REF if "refractory" in rec else 0)
                 conns = self.built.incoming(name)
                 fused = conns[0] if conns and self.mode == "events" else None

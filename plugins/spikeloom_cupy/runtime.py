@@ -49,6 +49,10 @@ class Runtime:
     def zeros(self, shape, dtype=None):
         return self.xp.zeros(shape, dtype=dtype or self.dtype)
 
+    def empty(self, shape, dtype=None):
+        """Uninitialised: only for arrays a kernel then writes entirely."""
+        return self.xp.empty(shape, dtype=dtype or self.dtype)
+
     def host(self, arr) -> np.ndarray:
         """A host NumPy copy of a device array (NumPy arrays are copied too)."""
         if isinstance(arr, np.ndarray):
