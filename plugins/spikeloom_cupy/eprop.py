@@ -120,6 +120,7 @@ def eprop_loss_and_grads(
                 "c": c,
                 "epsI_pre": rt.zeros((B, n_pre)),
                 "epsv_pre": rt.zeros((B, n_pre)),
+                "epsv_spare": rt.zeros((B, n_pre)),  # the other buffer of eps_v (see eprop_pre_traces)
                 "eps_I": rt.zeros(per_syn) if syn_I else rt.dummy,
                 "eps_v": rt.zeros(per_syn) if syn_v else rt.dummy,
                 "eps_a": rt.zeros(per_syn) if p.alif else rt.dummy,
@@ -214,9 +215,23 @@ def eprop_loss_and_grads(
                 pre = xp.ascontiguousarray(sim.delivered(c))
                 epsv_prev = tr["epsv_pre"]
                 if not st["syn_I"]:
-                    tr["epsI_pre"] = st["as"] * tr["epsI_pre"] + pre if st["as"] else pre.copy()
-                if not st["syn_v"]:
-                    tr["epsv_pre"] = st["am"] * tr["epsv_pre"] + st["g"] * tr["epsI_pre"]
+                    do_v = not st["syn_v"]
+                    new_v = tr["epsv_spare"] if do_v else rt.dummy
+                    rt.launch(
+                        "eprop_pre_traces",
+                        pre.size,
+                        pre.size,
+                        st["as"],
+                        st["am"],
+                        st["g"],
+                        pre,
+                        tr["epsI_pre"],
+                        epsv_prev,
+                        new_v,
+                        int(do_v),
+                    )
+                    if do_v:
+                        tr["epsv_pre"], tr["epsv_spare"] = new_v, epsv_prev
                 for k, rc in enumerate(st["to_out"]):
                     flags = 0
                     if k == 0:

@@ -98,6 +98,7 @@ KERNELS: dict[str, KernelSpec] = {
         ),
         _spec("li_backward", "bptt.cu", "i i i p i p p p p p"),
         _spec("eprop_psi", "eprop.cu", "i i p p p i p p i i s s p"),
+        _spec("eprop_pre_traces", "eprop.cu", "l s s s p p p p i"),
         _spec(
             "eprop_synapse_step",
             "eprop.cu",

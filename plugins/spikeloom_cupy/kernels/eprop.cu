@@ -30,6 +30,19 @@
 #define SL_EP_RECOMPUTE 2048  // delay 1, one readout connection: e[t-1] is recomputed from the
                               // traces of t-1 instead of being kept in e_hist
 
+// The traces one per presynaptic neuron, where every target neuron shares the constants, over
+// n = B * n_pre elements: eps_I = alpha_syn eps_I + p (in place), and with do_v
+// eps_v_new = alpha_mem eps_v_old + g eps_I (double-buffered: the kernel that follows needs both).
+template <typename T>
+__global__ void eprop_pre_traces(long long n, T as, T am, T g, const T* pre, T* eps_I, const T* epsv_old,
+                                 T* epsv_new, int do_v) {
+    SL_GRID_STRIDE(k, n) {
+        T eI = as * eps_I[k] + pre[k];
+        eps_I[k] = eI;
+        if (do_v) epsv_new[k] = am * epsv_old[k] + g * eI;
+    }
+}
+
 // psi[b, j] = surrogate(V - theta) (1 - refractory), theta = v_thresh + beta a (ALIF)
 template <typename T>
 __global__ void eprop_psi(int B, int N, const T* V, const T* a, const T* refr, int has_ref, const T* vth,
