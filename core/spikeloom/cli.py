@@ -179,6 +179,41 @@ def _add_train_parser(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import attrs
+
+    from .sweeps import read_sweep, run_sweep
+
+    sweep = read_sweep(args.file)
+    if args.seeds:
+        sweep = attrs.evolve(sweep, seeds=tuple(args.seeds))
+    overrides = {k: getattr(args, k) for k in ("backend", "device", "dtype") if getattr(args, k) is not None}
+    results = run_sweep(sweep, out=args.out, overrides=overrides, progress=args.progress, plots=not args.no_plots)
+    return 1 if results["failed"] else 0
+
+
+def _add_sweep_parser(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run the variants x seeds of a sweep file and summarise the test accuracy",
+        description=(
+            "Run every variant of a sweep TOML file (a [base] config and [variants.<name>] tables of "
+            "spikeloom train settings) with every seed; write each run like spikeloom train does and "
+            "results.json, summary.md (mean ± sd) and accuracy.png under OUT/<name>/. Exit status 1 if "
+            "a run failed."
+        ),
+    )
+    p.add_argument("file", metavar="FILE.toml")
+    p.add_argument("--out", default="runs", metavar="DIR", help="parent folder of the sweep's folder (default: runs)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="seeds instead of the file's")
+    p.add_argument("--backend", metavar="NAME", help="backend of every run (default: the file's, else the best)")
+    p.add_argument("--device", help="device of every run, e.g. cuda:0")
+    p.add_argument("--dtype", choices=("float32", "float64"))
+    p.add_argument("--progress", action="store_true", help="progress bars of each run")
+    p.add_argument("--no-plots", action="store_true", help="no PNG plots")
+    p.set_defaults(func=_cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -189,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_backends)
     _add_train_parser(sub)
+    _add_sweep_parser(sub)
     _add_conformance_parser(sub)
     return parser
 
