@@ -7,7 +7,8 @@
 #      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256), and CuPy e-prop memory at two T.
 # Each part runs even if an earlier one fails; the summary at the end says what passed (with the
 # test counts; a part where every test was skipped counts as a failure).
-# Run from anywhere:  bash benchmarks/gpu_cupy_check.sh     (results also go to $OUT/ when set)
+# Run from anywhere:  bash benchmarks/gpu_cupy_check.sh
+# With $OUT set, the full log of each part, junit XML, cupy_vs_torch.json and summary.txt go there.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -46,8 +47,11 @@ part() {  # part NAME SECONDS command...
     echo
     echo "=================== $name (limit ${limit}s) ==================="
     local t0=$SECONDS
-    timeout --kill-after=10 "$limit" "$@"
+    local log="$XML/${xml:-speed}.log"
+    timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
     local rc=$?
+    # the whole output stays in the log (under $OUT when set); the end of it is shown here
+    tail -n "${TAIL_LINES:-45}" "$log"
     local took=$((SECONDS - t0))
     local detail=""
     if [ -n "$xml" ]; then
@@ -76,10 +80,10 @@ except Exception as exc:
 PYEOF
 
 part "gpu tests (tests/plugins/cupy -m gpu)" 75 gpu_tests \
-    $PY -m pytest tests/plugins/cupy -m gpu -q -rs -p no:cacheprovider $(junit gpu_tests)
+    $PY -m pytest tests/plugins/cupy -m gpu -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests)
 part "conformance kit on cupy (cuda)" 100 conformance_cupy \
     $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_cupy.backend:CupyBackend \
-        --spikeloom-device cuda -q -p no:cacheprovider $(junit conformance_cupy)
+        --spikeloom-device cuda -q --tb=line -p no:cacheprovider $(junit conformance_cupy)
 part "speed: cupy vs torch (train_step, CUDA)" 95 "" \
     $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
         --repeats 2 --budget 70 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
