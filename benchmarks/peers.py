@@ -2,10 +2,15 @@
 
 Same network everywhere: 700 inputs (2 % Bernoulli spikes per step) -> 256 recurrent
 current-based LIF (tau_syn 5 ms, tau_mem 20 ms, threshold 1, subtractive reset) -> 20 leaky
-readout neurons; loss: the per-step cross-entropy averaged over steps; one step = forward, loss,
-backward, Adam.  snnTorch and Norse run it the way their users write it (autograd through a Python
-time loop; Norse's own recurrent LIF module), float32 on the CPU.  Each (library, T, B) runs in its
-own process so that peak resident memory is comparable.  Needs ``pip install snntorch norse``::
+readout neurons, with the same initial weights in every library (``train_step.network``; the
+hidden layer fires on about 2 % of its neuron-steps with the default ``--weight-scales``); loss:
+the per-step cross-entropy averaged over steps; one step = forward, loss, backward, Adam.
+snnTorch and Norse run it the way their users write it (autograd through a Python time loop;
+Norse's own recurrent LIF module), float32 on the CPU.  Each (library, T, B) runs in its own
+process so that peak resident memory is comparable.  Also measured: the machine's float32 GEMM
+rate with the same threads (``torch.mm`` at the step's shapes), and how much of it spikeloom's
+step reaches (its dense products' floating-point work over its time).  Needs
+``pip install snntorch norse``::
 
     python benchmarks/peers.py --threads 2 --sizes 100x32,500x32 --json peers.json
 """
@@ -21,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from train_step import WEIGHT_SCALES, network, parse_scales
+
 N_IN, N_HID, N_OUT = 700, 256, 20
 ALPHA_SYN, ALPHA_MEM = math.exp(-1 / 5), math.exp(-1 / 20)
 
@@ -34,7 +41,17 @@ def _data(T: int, B: int):
     return x, y
 
 
-def _snntorch_step(T: int, B: int):
+def _initial_weights(scales):
+    """The network's initial weights ``{name: [N_pre, N_post]}`` as float32 torch tensors."""
+    import torch
+
+    import spikeloom as sl
+
+    params = sl.get_backend("numpy").compile(network("lif", scales=scales), dtype="float32").get_params()
+    return {k: torch.from_numpy(v.copy()) for k, v in params.items()}
+
+
+def _snntorch_step(T: int, B: int, scales):
     import snntorch as snn
     import torch
     from snntorch import surrogate
@@ -45,6 +62,12 @@ def _snntorch_step(T: int, B: int):
     lif = snn.Synaptic(
         alpha=ALPHA_SYN, beta=ALPHA_MEM, spike_grad=surrogate.fast_sigmoid(slope=10), reset_mechanism="subtract"
     )
+    w = _initial_weights(scales)
+    with torch.no_grad():
+        fc_in.weight.copy_(w["inp_to_hidden.weight"].T)
+        fc_rec.weight.copy_(w["hidden_to_hidden.weight"].T)
+        fc_out.weight.copy_(w["hidden_to_out.weight"].T)
+        fc_out.bias.zero_()
     params = [*fc_in.parameters(), *fc_rec.parameters(), *fc_out.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3)
     x, y = _data(T, B)
@@ -66,7 +89,7 @@ def _snntorch_step(T: int, B: int):
     return step
 
 
-def _norse_step(T: int, B: int):
+def _norse_step(T: int, B: int, scales):
     import norse.torch as norse
     import torch
 
@@ -76,8 +99,19 @@ def _norse_step(T: int, B: int):
         v_th=torch.tensor(1.0),
         v_reset=torch.tensor(0.0),
     )
-    hidden = norse.LIFRecurrent(N_IN, N_HID, p=p, dt=1e-3)
+    w = _initial_weights(scales)
+    hidden = norse.LIFRecurrent(
+        N_IN,
+        N_HID,
+        p=p,
+        dt=1e-3,
+        input_weights=torch.nn.Parameter(w["inp_to_hidden.weight"].T.contiguous()),
+        recurrent_weights=torch.nn.Parameter(w["hidden_to_hidden.weight"].T.contiguous()),
+    )
     fc_out = torch.nn.Linear(N_HID, N_OUT)
+    with torch.no_grad():
+        fc_out.weight.copy_(w["hidden_to_out.weight"].T)
+        fc_out.bias.zero_()
     readout = norse.LI(p=norse.LIParameters(tau_mem_inv=torch.tensor(50.0), tau_syn_inv=torch.tensor(1000.0)), dt=1e-3)
     opt = torch.optim.Adam([*hidden.parameters(), *fc_out.parameters()], lr=1e-3)
     x, y = _data(T, B)
@@ -93,34 +127,62 @@ def _norse_step(T: int, B: int):
     return step
 
 
-def _spikeloom_step(T: int, B: int):
-    import numpy as np
-
+def _spikeloom_step(T: int, B: int, scales):
     import spikeloom as sl
 
-    net = sl.Network(
-        [sl.SpikeInput("inp", N_IN), sl.LIF("hidden", N_HID, tau_syn=5.0, tau_mem=20.0), sl.LI("out", N_OUT)],
-        [
-            sl.Connection("inp", "hidden", weight=sl.Normal(0.0, 1.0 / np.sqrt(N_IN))),
-            sl.Connection("hidden", "hidden", weight=sl.Normal(0.0, 1.0 / np.sqrt(N_HID - 1))),
-            sl.Connection("hidden", "out", weight=sl.Normal(0.0, 1.0 / np.sqrt(N_HID))),
-        ],
-    )
+    net = network("lif", scales=scales)
     compiled = sl.get_backend("torch").compile(net, rule=sl.BPTT(), readout=sl.Readout("out"), dtype="float32")
     x, y = _data(T, B)
     x, y = x.numpy() > 0, y.numpy()
     opt = sl.Adam(lr=1e-3)
-    return lambda: compiled.train_step(x, y, opt)
+    step = lambda: compiled.train_step(x, y, opt)  # noqa: E731
+    step.activity = lambda: float(compiled.simulate(x, record={"hidden": ("z",)})["hidden"]["z"].mean())
+    return step
+
+
+def dense_flops(T: int, B: int, activity: float) -> dict[str, float]:
+    """Floating-point work of one BPTT step's products as dense GEMMs would do it: the recurrent
+    products forward and backward and its weight gradient, the input product and its weight
+    gradient, the readout's; and the part spikeloom does as dense GEMMs at this activity (its
+    input products and, below 5 % activity, its recurrent forward and weight gradient add up
+    rows selected by spikes instead)."""
+    rec = 2.0 * T * B * N_HID * N_HID
+    inp = 2.0 * T * B * N_IN * N_HID
+    out = 2.0 * T * B * N_HID * N_OUT
+    full = 3 * rec + 2 * inp + 3 * out
+    sparse_rec = activity < 0.05
+    done_dense = rec * (1 if sparse_rec else 3) + 3 * out
+    return {"dense_equivalent": full, "spikeloom_dense": done_dense}
+
+
+def gemm_rate(threads: int) -> dict[str, float]:
+    """float32 GEMM rate (FLOP/s) of ``torch.mm`` at the step's shapes, best of several runs."""
+    import torch
+
+    torch.set_num_threads(threads)
+    rates = {}
+    for m, k, n in [(32, 256, 256), (256, 256, 256), (256, 25600, 256), (25600, 700, 256)]:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        reps = max(3, int(2e9 / (2 * m * k * n)))
+        torch.mm(a, b)
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                torch.mm(a, b)
+            best = min(best, (time.perf_counter() - t0) / reps)
+        rates[f"{m}x{k}x{n}"] = 2.0 * m * k * n / best
+    return rates
 
 
 LIBRARIES = {"spikeloom": _spikeloom_step, "snntorch": _snntorch_step, "norse": _norse_step}
 
 
-def _child(lib: str, T: int, B: int, repeats: int, threads: int) -> None:
+def _child(lib: str, T: int, B: int, repeats: int, threads: int, scales) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    step = LIBRARIES[lib](T, B)
+    step = LIBRARIES[lib](T, B, scales)
     step()  # warm-up
     times = []
     for _ in range(repeats):
@@ -128,11 +190,10 @@ def _child(lib: str, T: int, B: int, repeats: int, threads: int) -> None:
         step()
         times.append(time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {"library": lib, "T": T, "B": B, "median_s": statistics.median(times), "times_s": times, "peak_rss_mb": rss}
-        )
-    )
+    row = {"library": lib, "T": T, "B": B, "median_s": statistics.median(times), "times_s": times, "peak_rss_mb": rss}
+    if hasattr(step, "activity"):  # after reading the peak: simulate records [T, B, N]
+        row["hidden_activity"] = step.activity()
+    print(json.dumps(row))
 
 
 def main(argv=None) -> int:
@@ -141,12 +202,25 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="100x32,500x32,1000x32,100x256,500x256,1000x256")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--weight-scales", default=",".join(map(str, WEIGHT_SCALES)), help="input,recurrent")
     p.add_argument("--json", default=None)
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    scales = parse_scales(args.weight_scales)
     if args.child:
-        _child(args.child[0], int(args.child[1]), int(args.child[2]), args.repeats, args.threads)
+        _child(args.child[0], int(args.child[1]), int(args.child[2]), args.repeats, args.threads, scales)
         return 0
+    gemm = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", f"import json, peers; print(json.dumps(peers.gemm_rate({args.threads})))"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=__file__.rsplit("/", 1)[0] or ".",
+        ).stdout
+    )
+    best_gemm = max(gemm.values())
+    print("float32 GEMM rate (torch.mm): " + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in gemm.items()) + " GFLOP/s")
     rows = []
     for size in args.sizes.split(","):
         T, B = (int(v) for v in size.split("x"))
@@ -162,6 +236,8 @@ def main(argv=None) -> int:
                 str(args.repeats),
                 "--threads",
                 str(args.threads),
+                "--weight-scales",
+                args.weight_scales,
             ]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
@@ -175,6 +251,15 @@ def main(argv=None) -> int:
             )
         mine = [r for r in rows if r["library"] == "spikeloom" and (r["T"], r["B"]) == (T, B)]
         peers = [r for r in rows if r["library"] != "spikeloom" and (r["T"], r["B"]) == (T, B)]
+        if mine:
+            r = mine[0]
+            flops = dense_flops(T, B, r["hidden_activity"])
+            r.update({k: v / r["median_s"] / best_gemm for k, v in flops.items()})
+            print(
+                f"{'':>10} hidden activity {r['hidden_activity']:.3f}; spikeloom's dense GEMM work reaches "
+                f"{r['spikeloom_dense']:.0%} of the GEMM rate (all products as dense GEMMs: {r['dense_equivalent']:.0%})",
+                flush=True,
+            )
         if mine and peers:
             best = min(peers, key=lambda r: r["median_s"])
             print(
@@ -183,7 +268,8 @@ def main(argv=None) -> int:
             )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "results": rows}, f, indent=1)
+            meta = {"threads": args.threads, "weight_scales": scales, "gemm_flops_per_s": gemm}
+            json.dump({**meta, "results": rows}, f, indent=1)
     return 0
 
 
