@@ -83,7 +83,7 @@ part "gpu tests (tests/plugins/cupy -m gpu)" 75 gpu_tests \
     $PY -m pytest tests/plugins/cupy -m gpu -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests)
 part "conformance kit on cupy (cuda)" 100 conformance_cupy \
     $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_cupy.backend:CupyBackend \
-        --spikeloom-device cuda -q --tb=line -p no:cacheprovider $(junit conformance_cupy)
+        --spikeloom-device cuda -q --tb=line -p no:cacheprovider -o junit_family=xunit1 $(junit conformance_cupy)
 part "speed: cupy vs torch (train_step, CUDA)" 95 "" \
     $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
         --repeats 2 --budget 70 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
