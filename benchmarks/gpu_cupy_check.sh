@@ -11,7 +11,7 @@
 # With $OUT set, the full log of each part, junit XML, cupy_vs_torch.json and summary.txt go there.
 set -u
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
+PY=${PYTHON:-$(command -v python || command -v python3)}
 RESULTS=${OUT:-}
 if [ -n "$RESULTS" ]; then mkdir -p "$RESULTS"; fi
 XML=${RESULTS:-$(mktemp -d)}
