@@ -78,3 +78,18 @@ def test_compile_options_declare_no_fast_math():
     assert "--fmad=false" in COMPILE_OPTIONS
     assert not any("fast" in o for o in COMPILE_OPTIONS + CUPY_ADDED_OPTIONS)
     assert CUPY_ADDED_OPTIONS == ("-ftz=true",)  # documented in docs/cupy-backend.md
+
+
+def _defines(file: str, prefix: str) -> dict[str, int]:
+    text = kernel_dir().joinpath(file).read_text()
+    return {m.group(1).lower(): int(m.group(2)) for m in re.finditer(rf"#define {prefix}(\w+)\s+(\d+)", text)}
+
+
+def test_host_constants_match_the_kernels_defines():
+    from spikeloom_cupy.eprop import EP_FLAGS
+    from spikeloom_cupy.forward import REC_A, REC_I, REC_REF
+    from spikeloom_cupy.kernel_specs import SURROGATE_KINDS
+
+    assert _defines("eprop.cu", "SL_EP_") == {k.lower(): v for k, v in EP_FLAGS.items()}
+    assert _defines("neuron.cu", "SL_REC_") == {"i": REC_I, "a": REC_A, "ref": REC_REF}
+    assert _defines("common.cuh", "SL_") == SURROGATE_KINDS
