@@ -193,7 +193,10 @@ def main(argv=None) -> int:
                 flush=True,
             )
         else:
-            print(f"{label} peak {r['peak_memory_mib'] or 0:8.1f} MiB (one e-prop step, {r['warmup_s']:.1f} s)", flush=True)
+            print(
+                f"{label} peak {r['peak_memory_mib'] or 0:8.1f} MiB (one e-prop step, {r['warmup_s']:.1f} s)",
+                flush=True,
+            )
     print("\nspeed-up of cupy over torch (median train_step time, same GPU):")
     for rule in args.rules.split(","):
         for size in args.sizes.split(","):
