@@ -80,7 +80,7 @@ except Exception as exc:
 PYEOF
 
 part "gpu tests (tests/plugins/cupy -m gpu)" 75 gpu_tests \
-    $PY -m pytest tests/plugins/cupy -m gpu -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests)
+    $PY -m pytest tests/plugins/cupy -m gpu -k "not conformance_kit" -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests)
 part "conformance kit on cupy (cuda)" 100 conformance_cupy \
     $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_cupy.backend:CupyBackend \
         --spikeloom-device cuda -q --tb=line -p no:cacheprovider -o junit_family=xunit1 $(junit conformance_cupy)

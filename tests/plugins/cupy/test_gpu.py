@@ -121,3 +121,25 @@ def test_cuda_train_steps_and_stepping(cupy):
             for v, arr in vars_.items():
                 assert_close(rec_gpu[pop][v], arr, RTOL64, f"{pop}.{v} at step {t}")
         state = next_ref
+
+
+def test_conformance_kit_on_cuda(cupy):
+    """The whole kit on the device (benchmarks/gpu_cupy_check.sh runs it through pytest instead)."""
+    from spikeloom_conformance import check_backend
+
+    report = check_backend(CUPY, device="cuda")
+    assert report.ok, "\n".join(f"{r.id}: {r.message}" for r in report.failed)
+    assert not report.skipped
+
+
+def test_speed_suite_runs_against_torch_on_cuda(cupy):
+    """The kit's speed suite on both GPU backends (numbers are reported, never asserted)."""
+    pytest.importorskip("torch")
+    from spikeloom_conformance.bench import format_table, run_bench
+    from spikeloom_torch.backend import TorchBackend
+
+    results = []
+    for backend in (CUPY, TorchBackend()):
+        results += run_bench(backend, size="small", device="cuda", repeats=1, reference=False)
+    print(format_table(results))
+    assert all(not r.skipped and r.seconds > 0 for r in results), [r.skipped for r in results]
