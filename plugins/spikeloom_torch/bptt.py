@@ -25,7 +25,7 @@ from spikeloom.rules import BPTT
 from .dynamics import PopConst, run
 from .losses import rate_regularizer, readout_loss
 from .plan import Plan
-from .spikes import SpikeTrain
+from .spikes import SpikeEvents, SpikeTrain
 from .surrogate_ops import surrogate_
 from .workspace import Workspace
 
@@ -103,7 +103,8 @@ def bptt_loss_and_grads(
     dtype, device = some.dtype, some.device
     ws = Workspace() if workspace is None else workspace
     alloc = lambda key, shape: ws.get(key, shape, dtype, device)  # noqa: E731
-    rec = run(plan, pops, weights, inputs, _keep(built, readout), alloc)
+    events: dict[str, SpikeEvents] = {}
+    rec = run(plan, pops, weights, inputs, _keep(built, readout), alloc, events)
 
     loss, dY, pred = readout_loss(rec[readout.population]["V"], labels, readout)
     spiking = {p.name: rec[p.name]["z"] for p in built.neuron_populations if p.spiking}
@@ -210,7 +211,7 @@ def bptt_loss_and_grads(
                 else:
                     torch.mul(p.g, gV_t, out=gI_t)
 
-    spikes = {**inputs, **spiking}
+    spikes = {**inputs, **spiking, **events}
     trainable = set(built.trainable_names())
     grads: dict[str, torch.Tensor] = {}
     for c in built.connections:
@@ -218,7 +219,7 @@ def bptt_loss_and_grads(
         if key not in trainable:
             continue
         src, tgt = spikes[c.source], gI_all[c.target]
-        if c.delay < T and isinstance(src, SpikeTrain):
+        if c.delay < T and isinstance(src, (SpikeTrain, SpikeEvents)):
             g = src.weight_grad(c.delay, tgt[c.delay :])
         elif c.delay < T:
             g = src[: T - c.delay].reshape(-1, src.shape[2]).T @ tgt[c.delay :].reshape(-1, tgt.shape[2])

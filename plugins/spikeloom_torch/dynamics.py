@@ -22,7 +22,7 @@ import torch
 from spikeloom.built import BuiltConnection, BuiltNetwork, BuiltPopulation
 
 from .plan import Plan
-from .spikes import SpikeTrain, StreamedInput
+from .spikes import SPARSE_BELOW, SPARSE_STEP_MIN_WORK, SpikeEvents, SpikeTrain, StreamedInput
 
 __all__ = [
     "PopConst",
@@ -211,7 +211,7 @@ def external_drive(
         if d < T:
             rows = h[d:].view(-1, n)
             accumulate = filled == T
-            if isinstance(s, SpikeTrain):
+            if isinstance(s, (SpikeTrain, SpikeEvents)):
                 s.deliver(d, W, rows, accumulate)
             elif accumulate:
                 rows.addmm_(s[: T - d].reshape(-1, n_pre), W)
@@ -253,7 +253,12 @@ def _run_spiking_group(
     B: int,
     keep: dict[str, set[str]],
     alloc: Alloc = None,
+    events: dict[str, SpikeEvents] | None = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
+    """Run one group of LIF/ALIF populations step by step.  On the CPU, a connection inside the
+    group with enough work (``SPARSE_STEP_MIN_WORK``) is delivered from the positions of the
+    spikes while they stay sparse; the positions found are kept, as :class:`SpikeEvents` in
+    ``events``, for the products that later use the same spikes."""
     dtype, device = members[0].alpha_mem.dtype, members[0].alpha_mem.device
     if alloc is None:
         alloc = lambda key, shape: torch.empty(shape, dtype=dtype, device=device)  # noqa: E731
@@ -272,18 +277,55 @@ def _run_spiking_group(
     spikes = {p.name: slots[p.name] for p in members}
     zeros = {p.name: torch.zeros((B, p.n), dtype=dtype, device=device) for p in members}
     drive_t = {name: (None if d is None else d.unbind(0)) for name, d in drives.items()}
-    internal = {p.name: [(c.delay, spikes[c.source], weights[c.name]) for c in plan.internal[p.name]] for p in members}
+    on_cpu = device.type == "cpu"
+    # per source: the positions of its spikes by step (None once a step is not sparse)
+    found: dict[str, dict[int, torch.Tensor] | None] = {p.name: ({} if on_cpu else None) for p in members}
+
+    def positions(name: str, ts: int, s: torch.Tensor) -> torch.Tensor | None:
+        seen = found[name]
+        if seen is None:
+            return None
+        nz = seen.get(ts)
+        if nz is None:
+            nz = torch.nonzero(s)
+            if nz.shape[0] >= SPARSE_BELOW * s.numel():
+                found[name] = None
+                return None
+            seen[ts] = nz
+        return nz
+
+    internal = {
+        p.name: [
+            (c.delay, c.source, spikes[c.source], weights[c.name], B * c.mask.size >= SPARSE_STEP_MIN_WORK)
+            for c in plan.internal[p.name]
+        ]
+        for p in members
+    }
     for t in range(T):
         for p in members:
             drive = drive_t[p.name]
             h = drive[t] if drive is not None else None
-            for d, src, W in internal[p.name]:
-                if t >= d:  # the drive is this function's own: add to it in place
-                    s = src[t - d]["z"]
+            for d, src_name, src, W, sparse in internal[p.name]:
+                if t < d:
+                    continue
+                s = src[t - d]["z"]
+                nz = positions(src_name, t - d, s) if sparse else None
+                if nz is None:  # the drive is this function's own: add to it in place
                     h = torch.mm(s, W) if h is None else h.addmm_(s, W)
+                else:
+                    if h is None:
+                        h = torch.zeros((B, p.n), dtype=dtype, device=device)
+                    h.index_add_(0, nz[:, 0], W.index_select(0, nz[:, 1]))
             if h is None:
                 h = zeros[p.name]
             state[p.name], _ = spiking_step(p, state[p.name], h, slots[p.name][t])
+    if events is not None:
+        for name, seen in found.items():
+            if seen:
+                covered = 0
+                while covered in seen:
+                    covered += 1
+                events[name] = SpikeEvents(out[name]["z"], [(ts, seen[ts]) for ts in range(covered)], covered)
     return out
 
 
@@ -294,12 +336,14 @@ def run(
     inputs: dict[str, SpikeTrain],
     keep: dict[str, set[str]],
     alloc: Alloc = None,
+    events: dict[str, SpikeEvents] | None = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Simulate all steps of ``inputs`` (``{name: [T, B, N]}``) from zero state.
 
     ``keep`` names, per population, the variables to return for every step (``V`` before the
     reset); spikes ``z`` of every LIF/ALIF population are always returned.  With ``alloc``, the
     large arrays (recordings of LIF/ALIF populations, feed-forward drives) come from it.
+    ``events`` receives the spike positions found on the way (see :func:`_run_spiking_group`).
     """
     T, B = next(iter(inputs.values())).shape[:2]
     spikes = dict(inputs)
@@ -313,9 +357,12 @@ def run(
             name = group[0]
             out[name] = _run_li(pops[name], drives[name], T, B, keep.get(name, set()))
             continue
-        res = _run_spiking_group([pops[n] for n in group], plan, drives, weights, T, B, keep, alloc)
+        found: dict[str, SpikeEvents] = {}
+        res = _run_spiking_group([pops[n] for n in group], plan, drives, weights, T, B, keep, alloc, found)
         out.update(res)
-        spikes.update({name: res[name]["z"] for name in group})
+        spikes.update({name: found.get(name, res[name]["z"]) for name in group})
+        if events is not None:
+            events.update(found)
     return out
 
 

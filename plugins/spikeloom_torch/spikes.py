@@ -13,10 +13,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["SpikeTrain", "StreamedInput", "SPARSE_BELOW"]
+__all__ = ["SpikeTrain", "SpikeEvents", "StreamedInput", "SPARSE_BELOW", "SPARSE_STEP_MIN_WORK"]
 
 #: CPU inputs with a smaller fraction of non-zero entries use sparse products
 SPARSE_BELOW = 0.05
+#: a recurrent connection is delivered step by step from the positions of the spikes (on the CPU,
+#: while fewer than SPARSE_BELOW of them are non-zero) when ``B * N_pre * N_post`` is at least
+#: this; smaller dense products cost less than finding the positions
+SPARSE_STEP_MIN_WORK = 1 << 22
 
 
 class SpikeTrain:
@@ -135,3 +139,60 @@ class StreamedInput:
     def at(self, t: int) -> torch.Tensor:
         """``x[t]`` ``[B, N]`` on the device."""
         return torch.from_numpy(self.host[t]).to(self.device).to(self.dtype)
+
+
+class SpikeEvents:
+    """The spikes ``z`` ``[T, B, N]`` of a LIF/ALIF population together with the positions of its
+    non-zero entries in the leading ``covered`` steps, found step by step during the forward pass
+    (``steps``: ``(t, nonzero(z[t]))`` in order of ``t``).  Products with the covered steps add up
+    rows selected by the spikes (as :class:`SpikeTrain` does for inputs); others fall back to dense
+    products of ``dense``."""
+
+    def __init__(self, dense: torch.Tensor, steps: list[tuple[int, torch.Tensor]], covered: int) -> None:
+        self.dense = dense
+        self.shape = tuple(dense.shape)
+        self.covered = covered
+        T, B, n = self.shape
+        device = dense.device
+        if steps:
+            counts = torch.tensor([nz.shape[0] for _, nz in steps], device=device)
+            t_of = torch.repeat_interleave(torch.tensor([t for t, _ in steps], device=device), counts)
+            nz = torch.cat([nz for _, nz in steps])
+            self._rows = t_of * B + nz[:, 0]  # row of [T B, N], ascending
+            self._cols = nz[:, 1]
+        else:
+            self._rows = self._cols = torch.zeros(0, dtype=torch.int64, device=device)
+
+    def _prefix(self, delay: int) -> tuple[int, int]:
+        T, B, _ = self.shape
+        R = (T - delay) * B
+        return R, int(torch.searchsorted(self._rows, R))
+
+    def deliver(self, delay: int, W: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
+        """``out (+)= z[:T-delay] @ W`` for ``out`` ``[(T-delay) B, N_post]`` (``delay < T``)."""
+        T, B, n = self.shape
+        if T - delay > self.covered:
+            x = self.dense[: T - delay].reshape(-1, n)
+            if accumulate:
+                out.addmm_(x, W)
+            else:
+                torch.mm(x, W, out=out)
+            return
+        R, k = self._prefix(delay)
+        offsets = torch.searchsorted(self._rows[:k], torch.arange(R, device=W.device))
+        h = torch.nn.functional.embedding_bag(self._cols[:k], W, offsets, mode="sum")
+        if accumulate:
+            out.add_(h)
+        else:
+            out.copy_(h)
+
+    def weight_grad(self, delay: int, G: torch.Tensor) -> torch.Tensor:
+        """``sum over steps and batch of z[t - delay]^T G[t]`` for ``G = gI[delay:]`` ``[T-delay, B, N_post]``."""
+        T, B, n = self.shape
+        G2 = G.reshape(-1, G.shape[2])
+        if T - delay > self.covered:
+            return self.dense[: T - delay].reshape(-1, n).T @ G2
+        R, k = self._prefix(delay)
+        cols, order = torch.sort(self._cols[:k], stable=True)
+        offsets = torch.searchsorted(cols, torch.arange(n, device=G.device))
+        return torch.nn.functional.embedding_bag(self._rows[:k][order], G2, offsets, mode="sum")
