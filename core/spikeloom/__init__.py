@@ -22,7 +22,7 @@ from .distributions import Gamma, Normal, Uniform
 from .errors import BackendUnavailable, SpikeloomError, UnsupportedFeature
 from .fluctuation import FluctuationConfig, FluctuationReport, fluctuation_init
 from .heterogeneity import Heterogeneity, apply_heterogeneity, heterogeneous_network
-from .host import best_backend, get_backend, get_plugin_manager, list_backends
+from .host import best_backend, compile_on_best, get_backend, get_plugin_manager, list_backends
 from .initializers import KaimingUniform
 from .network import Network
 from .optim import Adam
@@ -75,6 +75,7 @@ __all__ = [
     "Uniform",
     "UnsupportedFeature",
     "best_backend",
+    "compile_on_best",
     "get_backend",
     "get_plugin_manager",
     "list_backends",

@@ -26,6 +26,7 @@ import numpy as np
 from .connections import Connection
 from .data.registry import DATASETS
 from .distributions import Normal
+from .host import compile_on_best
 from .network import Network
 from .optim import Adam
 from .populations import ALIF, LI, LIF, SpikeInput
@@ -339,27 +340,6 @@ def build_experiment(config: TrainConfig):
         network = heterogeneous_network(network, config.heterogeneity)
     readout = make_readout(train.n_steps, config.window, mode=config.loss)
     return network, make_rule(config.rule), readout, train, test
-
-
-def compile_on_best(network, rule, readout, *, dtype: str = "float32", device: str = "cpu", backend: str | None = None):
-    """``(backend, compiled)``: compile on the named ``backend``, or else on the available backend
-    of highest priority that supports this network, rule, readout, dtype and device (backends
-    that declare less are skipped, never silently changed).  ``ValueError`` when none can."""
-    from .errors import BackendUnavailable, UnsupportedFeature
-    from .host import get_backend, list_backends
-
-    if backend is not None:
-        be = get_backend(backend)
-        return be, be.compile(network, rule=rule, readout=readout, dtype=dtype, device=device)
-    skipped = []
-    infos = sorted((i for i in list_backends() if i.available), key=lambda i: -i.priority)
-    for info in infos:
-        be = get_backend(info.name)
-        try:
-            return be, be.compile(network, rule=rule, readout=readout, dtype=dtype, device=device)
-        except (UnsupportedFeature, BackendUnavailable) as exc:
-            skipped.append(f"{info.name}: {exc}")
-    raise ValueError("no available backend can run this experiment: " + "; ".join(skipped))
 
 
 def decay_factors(compiled) -> dict[str, np.ndarray]:

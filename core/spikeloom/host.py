@@ -23,6 +23,7 @@ __all__ = [
     "list_backends",
     "get_backend",
     "best_backend",
+    "compile_on_best",
 ]
 
 ENTRY_POINT_GROUP = "spikeloom.backends"
@@ -158,3 +159,23 @@ def best_backend() -> Backend:
     infos = [i for i in (_info(host.registry, b) for b in host.registry) if i.available]
     infos.sort(key=lambda i: -i.priority)
     return host.registry.get(infos[0].name)
+
+
+def compile_on_best(network, rule, readout, *, dtype: str = "float32", device: str = "cpu", backend: str | None = None):
+    """``(backend, compiled)``: compile on the named ``backend``, or else on the available backend
+    of highest priority that supports this network, rule, readout, dtype and device (backends
+    that declare less are skipped, never silently changed).  ``ValueError`` when none can."""
+    from .errors import BackendUnavailable, UnsupportedFeature
+
+    if backend is not None:
+        be = get_backend(backend)
+        return be, be.compile(network, rule=rule, readout=readout, dtype=dtype, device=device)
+    skipped = []
+    infos = sorted((i for i in list_backends() if i.available), key=lambda i: -i.priority)
+    for info in infos:
+        be = get_backend(info.name)
+        try:
+            return be, be.compile(network, rule=rule, readout=readout, dtype=dtype, device=device)
+        except (UnsupportedFeature, BackendUnavailable) as exc:
+            skipped.append(f"{info.name}: {exc}")
+    raise ValueError("no available backend can run this experiment: " + "; ".join(skipped))

@@ -461,22 +461,26 @@ class Trainer:
     ) -> Trainer:
         """Rebuild network, compiled form and trainer from a checkpoint and restore its state.
 
-        ``backend`` (an instance or a name; default :func:`spikeloom.best_backend`), ``dtype``
+        ``backend`` (an instance or a name; default: the available backend of highest priority
+        that can compile the stored network, rule and readout for ``dtype`` and ``device``), ``dtype``
         (default: the stored parameters' dtype), ``checkpoint_dir`` (default: ``directory``) and
         the other :class:`Trainer` options that do not change the trajectory (``callbacks``,
         ``progress``, ``checkpoint_every``, ``eval_batch_size``) may be given; batch size, seed,
         validation fraction and ``drop_last`` come from the checkpoint.
         """
-        from .host import best_backend, get_backend
+        from .host import compile_on_best, get_backend
 
         ckpt = load_checkpoint(directory)
         if ckpt.rule is None or ckpt.readout is None:
             raise ValueError(f"checkpoint {directory}: it stores no learning rule or readout; it cannot be resumed")
-        be = backend if isinstance(backend, Backend) else get_backend(backend) if backend else best_backend()
         if dtype is None:
             dtypes = {a.dtype.name for a in ckpt.params.values()}
             dtype = dtypes.pop() if len(dtypes) == 1 else "float32"
-        compiled = be.compile(ckpt.network, rule=ckpt.rule, readout=ckpt.readout, dtype=dtype, device=device)
+        if backend is None:
+            _, compiled = compile_on_best(ckpt.network, ckpt.rule, ckpt.readout, dtype=dtype, device=device)
+        else:
+            be = backend if isinstance(backend, Backend) else get_backend(backend)
+            compiled = be.compile(ckpt.network, rule=ckpt.rule, readout=ckpt.readout, dtype=dtype, device=device)
         settings = {
             k: v for k, v in ckpt.trainer.items() if k in ("batch_size", "seed", "validation_fraction", "drop_last")
         }

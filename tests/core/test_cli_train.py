@@ -201,3 +201,11 @@ def test_missing_data_files_name_the_file(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "idx" in err.lower()
+
+
+def test_resuming_without_a_backend_skips_backends_that_cannot_run_it(tmp_path, fake_plugins, toy_backend, make_plugin):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--out", str(out), "--no-plots", *TINY]) == 0
+    fake_plugins(fancy=make_plugin(toy_backend("fancy", priority=100)))  # declares no learning rule
+    trainer = sl.Trainer.from_checkpoint(out / "checkpoint")
+    assert trainer.compiled.request.backend_name == "numpy"

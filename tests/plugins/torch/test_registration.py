@@ -40,4 +40,4 @@ def test_without_torch_it_is_listed_as_unavailable(monkeypatch):
     assert not avail.available and avail.reason.startswith("torch is not installed")
     info = {i.name: i for i in sl.list_backends()}["torch"]
     assert not info.available and "torch is not installed" in info.reason
-    assert sl.best_backend().name == "numpy"
+    assert sl.best_backend().name != "torch"  # the reference, or another backend (cupy) where installed
