@@ -162,6 +162,7 @@ class SpikeEvents:
             self._cols = nz[:, 1]
         else:
             self._rows = self._cols = torch.zeros(0, dtype=torch.int64, device=device)
+        self._by_column: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _prefix(self, delay: int) -> tuple[int, int]:
         T, B, _ = self.shape
@@ -192,7 +193,13 @@ class SpikeEvents:
         G2 = G.reshape(-1, G.shape[2])
         if T - delay > self.covered:
             return self.dense[: T - delay].reshape(-1, n).T @ G2
-        R, k = self._prefix(delay)
-        cols, order = torch.sort(self._cols[:k], stable=True)
-        offsets = torch.searchsorted(cols, torch.arange(n, device=G.device))
-        return torch.nn.functional.embedding_bag(self._rows[:k][order], G2, offsets, mode="sum")
+        if delay not in self._by_column:
+            R, k = self._prefix(delay)
+            cols = self._cols[:k].cpu().numpy()
+            # a stable sort by column: radix sort on small integer keys
+            order = np.argsort(cols.astype(np.uint16) if n <= 2**16 else cols, kind="stable")
+            starts = np.searchsorted(cols[order], np.arange(n))
+            rows = self._rows[:k][torch.from_numpy(order).to(G.device)]
+            self._by_column[delay] = (rows, torch.from_numpy(starts.astype(np.int64)).to(G.device))
+        rows, offsets = self._by_column[delay]
+        return torch.nn.functional.embedding_bag(rows, G2, offsets, mode="sum")
