@@ -13,6 +13,7 @@
 #define SL_REC_I 1
 #define SL_REC_A 2
 #define SL_REC_REF 4
+#define SL_REC_PSI 8  // spiking_step: the surrogate psi = sl_surrogate(V - theta) (1 - refractory)
 
 template <typename T>
 __device__ __forceinline__ void sl_spiking_update(
@@ -77,7 +78,8 @@ __global__ void spiking_forward(
 // s being the source's spikes [B, n_pre] of step t - delay, read from src [., B, n_pre].  State
 // arrays [B, N] are updated in place: V after the reset, z the new spikes, ref the remaining
 // refractory steps.  The recorded values of this step go to the out_* arrays (rec_flags as for
-// spiking_forward).  Addressing: with per_step, out_* are [T, B, N] and step t is written
+// spiking_forward; with SL_REC_PSI also e-prop's surrogate psi of the step, 0 while refractory,
+// from the surrogate kind, sp, sq of sl_surrogate).  Addressing: with per_step, out_* are [T, B, N] and step t is written
 // (else they are [B, N]); src holds slot t - delay (nothing before step 0), or with ring > 0 is a
 // ring of that many slots and slot (t - delay) mod ring.  Only t changes between the launches of
 // one run, so the host prepares the arguments once.
@@ -87,8 +89,8 @@ __global__ void spiking_step(
     const T* src, const T* W_rec, int n_pre, int delay, int ring, int has_rec,
     T* I_s, T* V_s, T* a_s, T* z_s, long long* ref_s,
     const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta, const long long* nref,
-    int alif, int zero_reset, int rec_flags,
-    T* out_V, T* out_z, T* out_I, T* out_a, T* out_ref) {
+    int alif, int zero_reset, int rec_flags, int kind, T sp, T sq,
+    T* out_V, T* out_z, T* out_I, T* out_a, T* out_ref, T* out_psi) {
     long long BN = (long long)B * N;
     long long off = per_step ? (long long)t * BN : 0;
     long long slot = ring > 0 ? (((long long)t - delay) % ring + ring) % ring : (long long)t - delay;
@@ -121,6 +123,7 @@ __global__ void spiking_step(
         if (rec_flags & SL_REC_I) out_I[off + k] = I;
         if (rec_flags & SL_REC_A) out_a[off + k] = a;
         if (rec_flags & SL_REC_REF) out_ref[off + k] = refr;
+        if (rec_flags & SL_REC_PSI) out_psi[off + k] = sl_surrogate<T>(kind, sp, sq, Vr - theta, vth[j]) * (T(1) - refr);
     }
 }
 
