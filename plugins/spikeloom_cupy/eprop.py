@@ -25,13 +25,25 @@ from .consts import PopConst
 from .forward import Stepper
 from .runtime import Runtime
 
-__all__ = ["eprop_loss_and_grads", "RATE_TAU", "EP_FLAGS", "INPUT_CHUNK"]
+__all__ = ["eprop_loss_and_grads", "RATE_TAU", "EP_FLAGS", "INPUT_CHUNK", "batch_chunk"]
 
 #: time constant of the online rate estimate of the regulariser, ms (GeNN's value)
 RATE_TAU = 500.0
 
 #: steps of input copied to the device at once (memory: this many ``[B, N_in]`` slices)
 INPUT_CHUNK = 32
+
+#: the per-synapse kernels split the batch into at most this many chunks (one thread per synapse
+#: and chunk, one partial gradient per chunk), of at least BATCH_CHUNK_MIN examples each
+BATCH_CHUNKS_MAX = 32
+BATCH_CHUNK_MIN = 8
+
+
+def batch_chunk(B: int) -> tuple[int, int]:
+    """``(examples per chunk, chunks)`` for a batch of ``B``."""
+    bc = max(BATCH_CHUNK_MIN, -(-B // BATCH_CHUNKS_MAX))
+    bc = min(bc, B)
+    return bc, -(-B // bc)
 
 #: the flag bits of ``eprop_synapse_step`` (eprop.cu)
 EP_FLAGS = {
@@ -73,6 +85,7 @@ def eprop_loss_and_grads(
     xp, dt = rt.xp, rt.dtype
     T, B = next(iter(inputs.values())).shape[:2]
     chunk = max(1, min(int(chunk), T))
+    bc, n_chunks = batch_chunk(B)
     sim = Stepper(rt, built, pops, weights, B, mode, chunk=chunk)
     out_name = readout.population
     out = pops[out_name]
@@ -100,6 +113,8 @@ def eprop_loss_and_grads(
     # eprop_out_grad), the bias's filtered input (double-buffered) and per-example sums
     readout_conns = [c for c in built.incoming(out_name) if f"{c.name}.weight" in trainable]
     zbar = {}
+    # partial gradients of the readout's weights, one per batch chunk (see eprop_out_grad)
+    out_part = {c.name: rt.zeros((n_chunks, c.mask.shape[0], n_out)) for c in readout_conns}
     for c in readout_conns:
         shape = (B, c.mask.shape[0], n_out) if hetero else (B, c.mask.shape[0])
         zbar[c.name] = [rt.zeros(shape) for _ in range(4)]  # f0 old, f0 new, f1 old, f1 new
@@ -140,7 +155,7 @@ def eprop_loss_and_grads(
                     rc.name: (rt.dummy if r_delta else rt.zeros((*per_syn, Kf)), rt.zeros((*per_syn, Kf)))
                     for rc in to_out
                 },
-                "grad": rt.zeros((n_pre, p.n)),
+                "grad": rt.zeros((n_chunks, n_pre, p.n)),  # one partial sum per batch chunk
             }
         flags = 0
         flags |= EP_FLAGS["alif"] if p.alif else 0
@@ -183,9 +198,9 @@ def eprop_loss_and_grads(
             f0o, f0n, f1o, f1n = zbar[c.name]
             n_pre = c.mask.shape[0]
             rt.launch(
-                "eprop_out_grad", n_pre * n_out, B, n_pre, n_out, int(hetero), int(r_delta), int(r_unit),
-                int(has_delta), sim.delivered(c), k_as, k_am, k_g, f0o, f0n, f1o, f1n, delta,
-                grads[f"{c.name}.weight"],
+                "eprop_out_grad", n_chunks * n_pre * n_out, B, bc, n_pre, n_out, int(hetero), int(r_delta),
+                int(r_unit), int(has_delta), sim.delivered(c), k_as, k_am, k_g, f0o, f0n, f1o, f1n, delta,
+                out_part[c.name],
             )
             zbar[c.name] = [f0n, f0o, f1n, f1o]
 
@@ -223,8 +238,9 @@ def eprop_loss_and_grads(
                     eb_I, eb_V = tr["ebar"][rc.name]
                     rt.launch(
                         "eprop_synapse_step",
-                        tr["n_pre"] * p.n,
+                        n_chunks * tr["n_pre"] * p.n,
                         B,
+                        bc,
                         tr["n_pre"],
                         p.n,
                         n_out,
@@ -266,9 +282,11 @@ def eprop_loss_and_grads(
 
     loss = -rt.scalar(loss_acc.sum()) / (B * n_window)
     grads[f"{out_name}.bias"] += gbias.sum(axis=0)
+    for cname, part in out_part.items():
+        grads[f"{cname}.weight"] += part.sum(axis=0)
     for st in state.values():
         for cname, tr in st["traces"].items():
-            grads[f"{cname}.weight"] += tr["grad"]
+            grads[f"{cname}.weight"] += tr["grad"].sum(axis=0)
     for c in built.connections:
         key = f"{c.name}.weight"
         if key in grads and c.name in masks:

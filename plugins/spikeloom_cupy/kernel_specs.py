@@ -100,10 +100,10 @@ KERNELS: dict[str, KernelSpec] = {
         _spec(
             "eprop_synapse_step",
             "eprop.cu",
-            "i i i i i i i  p p p p p  p p p p p  p p p  p p p p  p p p p p  p p p s p",
+            "i i i i i i i i  p p p p p  p p p p p  p p p  p p p p  p p p p p  p p p s p",
         ),
         _spec("eprop_loss_step", "eprop.cu", "i i i i p p s  p p p p p  p p p"),
-        _spec("eprop_out_grad", "eprop.cu", "i i i i i i i  p p p p  p p p p  p p"),
+        _spec("eprop_out_grad", "eprop.cu", "i i i i i i i i  p p p p  p p p p  p p"),
     )
 }
 

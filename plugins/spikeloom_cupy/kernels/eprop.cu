@@ -14,6 +14,10 @@
 // *_old and the threads of j = 0 write *_new (every thread computes the same value from *_old,
 // so no thread reads what another writes in the same launch); the host swaps the buffers after
 // the step.  Calls without SL_EP_UPDATE read the new values.
+// The batch is split into chunks of bc examples: thread w = c * n_pre * n_post + s handles
+// synapse s for the examples of chunk c, and grad [chunks, n_pre, n_post] keeps one partial sum
+// per chunk (summed over the chunks once, after the last step): many more threads, each walking a
+// short loop, keep more memory requests in flight.
 // e_hist [D, B, n_pre, n_post] is a ring of the last D values of e: slot is t mod D, and
 // read_slot holds e[t - delay].  With a readout whose time constants differ per neuron, e_bar has
 // a readout axis of K (last) and the learning signal is delta [B, K] through fb [n_post, K].
@@ -35,7 +39,7 @@
 
 template <typename T>
 __global__ void eprop_synapse_step(
-    int B, int n_pre, int n_post, int K, int flags, int slot, int read_slot,
+    int B, int bc, int n_pre, int n_post, int K, int flags, int slot, int read_slot,
     const T* pre, const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new,
     const T* am, const T* as, const T* g, const T* rho, const T* beta,
     const T* psi, const T* psi_prev, const T* z_prev,
@@ -46,13 +50,18 @@ __global__ void eprop_synapse_step(
     const int hetero = flags & SL_EP_HETERO, r_delta = flags & SL_EP_R_DELTA, r_unit = flags & SL_EP_R_UNIT;
     const int Kf = hetero ? K : 1;
     const long long BPN = (long long)B * n_pre * n_post;
-    SL_GRID_STRIDE(s, (long long)n_pre * n_post) {
+    const long long NS = (long long)n_pre * n_post;
+    const long long chunks = (B + bc - 1) / bc;
+    SL_GRID_STRIDE(w, chunks * NS) {
+        long long s = w % NS;
+        int b0 = (int)(w / NS) * bc;
+        int b1 = b0 + bc < B ? b0 + bc : B;
         long long i = s / n_post;
         int j = (int)(s % n_post);
         T c_am = am[j], c_as = as[j], c_g = g[j];
         T c_rho = alif ? rho[j] : T(0), c_beta = alif ? beta[j] : T(0);
         T acc = T(0), acc_r = T(0);
-        for (int b = 0; b < B; ++b) {
+        for (int b = b0; b < b1; ++b) {
             long long bi = (long long)b * n_pre + i;
             long long bj = (long long)b * n_post + j;
             long long k = bi * n_post + j;
@@ -112,8 +121,8 @@ __global__ void eprop_synapse_step(
             }
             if (flags & SL_EP_WRITE_E) e_hist[(long long)slot * BPN + k] = e;
         }
-        if (flags & SL_EP_HAS_R) grad[s] += reg_scale * acc_r;
-        if (flags & SL_EP_HAS_L) grad[s] += acc;
+        if (flags & SL_EP_HAS_R) grad[w] += reg_scale * acc_r;
+        if (flags & SL_EP_HAS_L) grad[w] += acc;
     }
 }
 
@@ -157,19 +166,25 @@ __global__ void eprop_loss_step(int B, int K, int hetero, int has_delta, const T
 // The exact gradient of one trainable readout connection, one thread per weight (i, k): the
 // delivered spikes s [B, n_pre] filtered with the readout's impulse response (f0: its synapse,
 // f1: its membrane; [B, n_pre] shared by all k, or [B, n_pre, K] with per-neuron time constants,
-// hetero), and grad[i, k] += sum_b f1[b, i(, k)] delta[b, k].  f0 and f1 are double-buffered
+// hetero), and grad[c, i, k] += sum_{b in chunk c} f1[b, i(, k)] delta[b, k] (the batch in chunks
+// of bc examples, as in eprop_synapse_step).  f0 and f1 are double-buffered
 // (read *_old, written *_new by the threads that own the entry: k = 0 unless hetero).
 template <typename T>
-__global__ void eprop_out_grad(int B, int n_pre, int K, int hetero, int r_delta, int r_unit, int has_delta,
+__global__ void eprop_out_grad(int B, int bc, int n_pre, int K, int hetero, int r_delta, int r_unit, int has_delta,
                                const T* s, const T* r_as, const T* r_am, const T* r_g, const T* f0_old, T* f0_new,
                                const T* f1_old, T* f1_new, const T* delta, T* grad) {
-    SL_GRID_STRIDE(w, (long long)n_pre * K) {
-        long long i = w / K;
-        int k = (int)(w % K);
+    const long long NW = (long long)n_pre * K;
+    const long long chunks = (B + bc - 1) / bc;
+    SL_GRID_STRIDE(w, chunks * NW) {
+        long long iw = w % NW;
+        int b0 = (int)(w / NW) * bc;
+        int b1 = b0 + bc < B ? b0 + bc : B;
+        long long i = iw / K;
+        int k = (int)(iw % K);
         int h = hetero ? k : 0;
         int owner = hetero || k == 0;
         T acc = T(0);
-        for (int b = 0; b < B; ++b) {
+        for (int b = b0; b < b1; ++b) {
             long long bi = (long long)b * n_pre + i;
             long long f = hetero ? bi * K + k : bi;
             T x = s[bi];

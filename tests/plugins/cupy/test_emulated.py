@@ -189,3 +189,36 @@ def test_eprop_memory_does_not_grow_with_T(emulated):
     input_growth = 300 * 4 * 2 * (8 + 1)  # float64 copy + the bool array
     one_recording = 300 * 4 * 40 * 8
     assert growth <= 2 * input_growth + 8192 < one_recording, (peaks, input_growth)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.eprop_ok], ids=str)
+def test_eprop_batch_and_input_chunks_do_not_change_the_result(emulated, case, monkeypatch):
+    """The per-synapse kernels split the batch into chunks (one partial gradient each) and inputs
+    reach the device a few steps at a time: with one example per chunk and inputs copied 3 steps
+    at a time (the rings wrap within a copy), e-prop still equals the reference in float64."""
+    import spikeloom_cupy.eprop as ep
+
+    monkeypatch.setattr(ep, "BATCH_CHUNK_MIN", 1)
+    monkeypatch.setattr(ep, "BATCH_CHUNKS_MAX", 1024)
+    monkeypatch.setattr(ep, "INPUT_CHUNK", 3)
+    monkeypatch.setattr(ep.eprop_loss_and_grads, "__defaults__", ("events", 3))
+    assert ep.batch_chunk(case.B) == (1, case.B) and case.B > 1
+    ref, emu = _pair(emulated, case, "eprop")
+    x, labels = case.inputs()
+    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+    np.testing.assert_array_equal(g.predictions, r.predictions)
+    for name, value in r.grads.items():
+        assert_close(g.grads[name], value, RTOL64, name)
+
+
+def test_batch_chunks():
+    from spikeloom_cupy.eprop import batch_chunk
+
+    assert batch_chunk(1) == (1, 1)
+    assert batch_chunk(5) == (5, 1)
+    assert batch_chunk(64) == (8, 8)
+    assert batch_chunk(256) == (8, 32)
+    assert batch_chunk(1000) == (32, 32)
+    assert batch_chunk(1001) == (32, 32)
+    assert batch_chunk(1025) == (33, 32)
