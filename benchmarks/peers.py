@@ -150,8 +150,11 @@ def dense_flops(T: int, B: int, activity: float) -> dict[str, float]:
     inp = 2.0 * T * B * N_IN * N_HID
     out = 2.0 * T * B * N_HID * N_OUT
     full = 3 * rec + 2 * inp + 3 * out
-    sparse_rec = activity < 0.05
-    done_dense = rec * (1 if sparse_rec else 3) + 3 * out
+    from spikeloom_torch.spikes import SPARSE_BELOW, SPARSE_STEP_MIN_WORK
+
+    sparse_rec = activity < SPARSE_BELOW and B * N_HID * N_HID >= SPARSE_STEP_MIN_WORK
+    # with sparse recurrent spikes, the readout's drive and weight gradient are sums of rows too
+    done_dense = rec if sparse_rec else 3 * rec + 3 * out
     return {"dense_equivalent": full, "spikeloom_dense": done_dense}
 
 
