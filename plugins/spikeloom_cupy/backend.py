@@ -114,6 +114,7 @@ class CupyCompiled(Compiled):
         sim = Stepper(self.rt, self.built, pops, weights, B, "events")
         sim.set_state(state)
         rec = sim.step({name: self.rt.asarray(x) for name, x in x_t.items()})
+        self.rt.release()
         public = {
             name: {v: self.rt.host(a) for v, a in r.items() if v != "refractory" and (v != "a" or pops[name].alif)}
             for name, r in rec.items()

@@ -191,7 +191,7 @@ def eprop_loss_and_grads(
         has_delta = bool(window[t])
         rt.launch(
             "eprop_loss_step", B, B, n_out, int(hetero), int(has_delta), Y, hot, denom,
-            loss_acc, prob_sum, delta, k_am, k_g, bbar[0], bbar[1], gbias,
+            loss_acc, prob_sum, delta, k_am, k_g, bbar[0], bbar[1], gbias, site="loss",
         )
         bbar.reverse()
         for c in readout_conns:
@@ -201,6 +201,7 @@ def eprop_loss_and_grads(
                 "eprop_out_grad", n_chunks * n_pre * n_out, B, bc, n_pre, n_out, int(hetero), int(r_delta),
                 int(r_unit), int(has_delta), sim.delivered(c), k_as, k_am, k_g, f0o, f0n, f1o, f1n, delta,
                 out_part[c.name],
+                site=c.name,
             )
             zbar[c.name] = [f0n, f0o, f1n, f1o]
 
@@ -274,12 +275,14 @@ def eprop_loss_and_grads(
                         R,
                         rule.c_reg / B,
                         tr["grad"],
+                        site=(c.name, rc.name),
                     )
                 tr["epsI"].reverse()
                 tr["epsv"].reverse()
             st["psi"].reverse()
             st["z_prev"] = r["z"]
 
+    rt.release()
     loss = -rt.scalar(loss_acc.sum()) / (B * n_window)
     grads[f"{out_name}.bias"] += gbias.sum(axis=0)
     for cname, part in out_part.items():

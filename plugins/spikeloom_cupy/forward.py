@@ -172,13 +172,16 @@ def _run_group(rt, plan, group, pops, weights, drives, keep, T, B, spikes, recur
                 h[...] = 0
             for c in rest:
                 if t >= c.delay:
-                    deliver_step(rt, spikes[c.source][t - c.delay], weights[c.name], h, True, recurrent_mode)
-            rt.launch("spiking_step", *_step_args(t=t, h=h, h_per_step=False, **common))
+                    deliver_step(
+                        rt, spikes[c.source][t - c.delay], weights[c.name], h, True, recurrent_mode, site=c.name
+                    )
+            rt.launch("spiking_step", *_step_args(t=t, h=h, h_per_step=False, **common), site=name)
 
         steppers[name] = stepper
     for t in range(T):
         for name in group:
             steppers[name](t)
+    rt.release()
     return recs
 
 
@@ -280,6 +283,16 @@ class Stepper:
         self.scratch = {name: rt.zeros((B, p.n)) for name, p in pops.items()}
         self.t = 0  # the step the next call computes
         self._recs = [{}, {}]
+        # with chunks of inputs, what inputs deliver to a population is computed for the whole
+        # chunk at once (one cuBLAS product per connection, see load_inputs): [chunk, B, N]
+        self.pre = {}
+        if self.chunk > 1:
+            for name in pops:
+                conns = [c for c in built.incoming(name) if c.source not in pops]
+                if conns:
+                    self.pre[name] = conns
+        self.drive = {name: rt.zeros((self.chunk, B, pops[name].n)) for name in self.pre}
+        self._loaded = (0, 0)  # (first step, steps) of the chunk whose drives are computed
 
     def delivered(self, c: BuiltConnection):
         """``s_source[t - delay]`` ``[B, N_pre]`` for the step just taken."""
@@ -301,6 +314,24 @@ class Stepper:
             self.ring[name][a : a + first] = rt.asarray(arr[:first])
             if first < n:
                 self.ring[name][: n - first] = rt.asarray(arr[first:])
+        n = next(iter(x.values())).shape[0] if x else 0
+        for name, conns in self.pre.items():
+            out, n_post = self.drive[name], self.pops[name].n
+            for k, c in enumerate(conns):
+                ring, R = self.ring[c.source], self.size[c.source]
+                a = (t0 - c.delay) % R  # the slots of steps t0 - delay .. t0 + n - 1 - delay
+                first = min(n, R - a)
+                pieces = [(a, 0, first)] + ([(0, first, n - first)] if first < n else [])
+                for slot, off, m in pieces:
+                    deliver_rows(
+                        rt,
+                        ring[slot : slot + m].reshape(m * self.B, ring.shape[2]),
+                        self.weights[c.name],
+                        out[off : off + m].reshape(m * self.B, n_post),
+                        k > 0,
+                        "dense",
+                    )
+        self._loaded = (t0, n)
 
     def set_state(self, state: dict) -> None:
         """Continue from a host state laid out as ``Compiled.step`` documents (after the reset)."""
@@ -347,14 +378,32 @@ class Stepper:
             rec = recs[name] = {v: self.rt.empty((self.B, p.n)) for v in want}
         return rec
 
-    def _deliver(self, name: str, conns, t: int):
-        """``h`` = the sum over ``conns`` of ``s_c[t - delay] W_c`` (None without connections)."""
-        h = None
-        for c in conns:
+    def _deliver(self, name: str, conns, t: int, base=None):
+        """``h`` = ``base`` plus the sum over ``conns`` of ``s_c[t - delay] W_c`` (None without
+        either)."""
+        if not conns:
+            return base
+        h = self.scratch[name]
+        if base is not None:
+            h[...] = base
+        for k, c in enumerate(conns):
             s_c = self.ring[c.source][(t - c.delay) % self.size[c.source]]
-            h = self.scratch[name]
-            deliver_step(self.rt, s_c, self.weights[c.name], h, c is not conns[0], self.mode)
+            deliver_step(
+                self.rt, s_c, self.weights[c.name], h, base is not None or k > 0, self.mode, site=("deliver", c.name)
+            )
         return h
+
+    def _incoming(self, name: str, t: int):
+        """``(base, conns)``: this step's row of the chunk's input drive (or None) and the
+        connections still to deliver."""
+        conns = self.built.incoming(name)
+        pre = self.pre.get(name)
+        if not pre:
+            return None, conns
+        t0, n = self._loaded
+        if not t0 <= t < t0 + n:
+            raise RuntimeError(f"Stepper: step {t} is outside the loaded inputs (steps {t0}..{t0 + n - 1})")
+        return self.drive[name][t - t0], [c for c in conns if all(c is not q for q in pre)]
 
     def step(self, x_t: dict | None = None, track_ref: bool = False, psi: dict | None = None) -> dict[str, dict]:
         """Advance by one step; ``x_t`` holds each input's spikes ``[B, N]`` (device arrays), or
@@ -386,23 +435,30 @@ class Stepper:
                     kind, sp, sq, rec["psi"] = psi[name]
                     surrogate = (kind, sp, sq)
                     flags |= REC_PSI
-                conns = self.built.incoming(name)
+                base, conns = self._incoming(name, t)
                 fused = conns[0] if conns and self.mode == "events" else None
-                h = self._deliver(name, [c for c in conns if c is not fused], t)
+                h = self._deliver(name, [c for c in conns if c is not fused], t, base)
                 src = None
                 if fused is not None:
                     src = (self.ring[fused.source], self.weights[fused.name], fused.delay, self.size[fused.source])
                 args = _step_args(
                     rt, p, self.state[name], t, h, False, src, flags, _rec_args(rt, rec), False, surrogate
                 )
-                rt.launch("spiking_step", *args)
+                rt.launch("spiking_step", *args, site=("step", name))
                 rec.pop("psi", None)
             else:
-                h = self._deliver(name, self.built.incoming(name), t)
+                base, conns = self._incoming(name, t)
+                fused = conns[0] if conns and self.mode == "events" else None
+                h = self._deliver(name, [c for c in conns if c is not fused], t, base)
                 st = self.state[name]
+                if fused is not None:
+                    fsrc = self.ring[fused.source]
+                    src = (fsrc, self.weights[fused.name], fsrc.shape[2], fused.delay, self.size[fused.source], 1)
+                else:
+                    src = (rt.dummy, rt.dummy, 0, 0, 1, 0)
                 rt.launch(
-                    "li_step", B * p.n, B, p.n, h if h is not None else rt.dummy, int(h is not None),
-                    st["I"], st["V"], p.am, p.as_, p.g, p.bias,
+                    "li_step", B * p.n, t, B, p.n, h if h is not None else rt.dummy, int(h is not None),
+                    *src, st["I"], st["V"], p.am, p.as_, p.g, p.bias, site=("step", name),
                 )
                 rec = {"V": st["V"], "I": st["I"]}
             out[name] = rec

@@ -83,7 +83,7 @@ KERNELS: dict[str, KernelSpec] = {
             "i i i i p i i  p p i i i i  p p p p lp  p p p p p p lp  i i i i s s  p p p p p p",
         ),
         _spec("li_forward", "neuron.cu", "i i i p i p p p p i p p"),
-        _spec("li_step", "neuron.cu", "i i p i p p p p p p"),
+        _spec("li_step", "neuron.cu", "i i i p i p p i i i i p p p p p p"),
         _spec("propagate_csr", "propagate.cu", "l i lp lp p p p i"),
         _spec("propagate_scan", "propagate.cu", "i i i p p p i"),
         _spec(

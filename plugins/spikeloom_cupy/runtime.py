@@ -33,8 +33,19 @@ class Runtime:
         """A context manager in which arrays and launches go to this runtime's device."""
         return self._device() if self._device is not None else contextlib.nullcontext()
 
-    def launch(self, name: str, n: int, *args) -> None:
-        self.kernels.launch(name, n, *args)
+    def launch(self, name: str, n: int, *args, site=None) -> None:
+        """Launch ``name`` over ``n`` elements; ``site`` names a call site of a time loop whose
+        unchanged arguments need no new check (see ``Kernels.launch``)."""
+        if site is None:
+            self.kernels.launch(name, n, *args)
+        else:
+            self.kernels.launch(name, n, *args, site=site)
+
+    def release(self) -> None:
+        """Forget what the launches of the time loops kept (call when a loop is done)."""
+        release = getattr(self.kernels, "release", None)
+        if release is not None:
+            release()
 
     def prepare(self, name: str, n: int, *args):
         """``run(t)`` launching ``name`` with these arguments and the first one replaced by ``t``."""

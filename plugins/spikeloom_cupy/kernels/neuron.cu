@@ -147,14 +147,29 @@ __global__ void li_forward(
     }
 }
 
-// One LI step on state arrays [B, N] (updated in place).
+// One LI step t on state arrays [B, N] (updated in place).  h (has_h) is the input delivered
+// outside the kernel [B, N]; one connection (has_src) is delivered here as in spiking_step: the
+// source's spikes of step t - delay, slot (t - delay) mod ring of src [ring, B, n_pre].
 template <typename T>
-__global__ void li_step(int B, int N, const T* h, int has_h, T* I_s, T* V_s, const T* am, const T* as,
-                        const T* g, const T* bias) {
+__global__ void li_step(int t, int B, int N, const T* h, int has_h, const T* src, const T* W, int n_pre, int delay,
+                        int ring, int has_src, T* I_s, T* V_s, const T* am, const T* as, const T* g,
+                        const T* bias) {
     long long BN = (long long)B * N;
+    long long slot = (((long long)t - delay) % ring + ring) % ring;
     SL_GRID_STRIDE(k, BN) {
         int j = (int)(k % N);
-        T I = as[j] * I_s[k] + (has_h ? h[k] : T(0));
+        long long b = k / N;
+        T hv = has_h ? h[k] : T(0);
+        if (has_src) {
+            T acc = T(0);
+            const T* row = src + (slot * B + b) * n_pre;
+            for (int i = 0; i < n_pre; ++i) {
+                T s = row[i];
+                if (s != T(0)) acc += s * W[(long long)i * N + j];
+            }
+            hv = has_h ? hv + acc : acc;
+        }
+        T I = as[j] * I_s[k] + hv;
         I_s[k] = I;
         V_s[k] = am[j] * V_s[k] + g[j] * (I + bias[j]);
     }

@@ -263,7 +263,7 @@ def report(noop_T: tuple[int, int] = (100, 400)) -> dict:
         ("bptt_total", sl.BPTT(), "bptt"),
     ):
         pair = counting_compiled(net, rule, ro)
-        out[label] = per_step_counts(pair, phase, inputs_for, 4, 8)
+        out[label] = per_step_counts(pair, phase, inputs_for, 40, 104)
     fwd, tot = out["bptt_forward"], out.pop("bptt_total")
     out["bptt_backward"] = {k: tot.get(k, 0) - fwd.get(k, 0) for k in tot if tot.get(k, 0) != fwd.get(k, 0)}
     # host time per step with kernels that do nothing (array operations still run, on arrays made
