@@ -165,17 +165,21 @@ def _run_group(rt, plan, group, pops, weights, drives, keep, T, B, spikes, recur
             continue
 
         def stepper(t, name=name, rest=rest, common=common):
-            h = scratch[name]
-            if drives[name] is not None:
-                h[...] = drives[name][t]
-            else:
-                h[...] = 0
+            # the connections delivered here go to h2; the drive of all steps stays in h
+            h2 = None
             for c in rest:
                 if t >= c.delay:
                     deliver_step(
-                        rt, spikes[c.source][t - c.delay], weights[c.name], h, True, recurrent_mode, site=c.name
+                        rt,
+                        spikes[c.source][t - c.delay],
+                        weights[c.name],
+                        scratch[name],
+                        h2 is not None,
+                        recurrent_mode,
+                        site=c.name,
                     )
-            rt.launch("spiking_step", *_step_args(t=t, h=h, h_per_step=False, **common), site=name)
+                    h2 = scratch[name]
+            rt.launch("spiking_step", *_step_args(t=t, h=drives[name], h_per_step=True, h2=h2, **common), site=name)
 
         steppers[name] = stepper
     for t in range(T):
@@ -204,6 +208,7 @@ def _step_args(
     outs: list,
     per_step: bool,
     surrogate: tuple = (0, 0.0, 0.0),
+    h2=None,
 ) -> list:
     """``(n, *arguments)`` of ``spiking_step``; ``src`` is ``(spikes, W, delay, ring)`` of the
     connection the kernel delivers itself, or None; ``surrogate`` ``(kind, p, q)`` is used where
@@ -219,6 +224,8 @@ def _step_args(
         h if h is not None else rt.dummy,
         int(h is not None),
         int(h_per_step),
+        h2 if h2 is not None else rt.dummy,
+        int(h2 is not None),
         spikes,
         W,
         spikes.shape[-1] if src is not None else 0,
@@ -435,14 +442,14 @@ class Stepper:
                     kind, sp, sq, rec["psi"] = psi[name]
                     surrogate = (kind, sp, sq)
                     flags |= REC_PSI
-                base, conns = self._incoming(name, t)
+                h, conns = self._incoming(name, t)
                 fused = conns[0] if conns and self.mode == "events" else None
-                h = self._deliver(name, [c for c in conns if c is not fused], t, base)
+                h2 = self._deliver(name, [c for c in conns if c is not fused], t)
                 src = None
                 if fused is not None:
                     src = (self.ring[fused.source], self.weights[fused.name], fused.delay, self.size[fused.source])
                 args = _step_args(
-                    rt, p, self.state[name], t, h, False, src, flags, _rec_args(rt, rec), False, surrogate
+                    rt, p, self.state[name], t, h, False, src, flags, _rec_args(rt, rec), False, surrogate, h2
                 )
                 rt.launch("spiking_step", *args, site=("step", name))
                 rec.pop("psi", None)

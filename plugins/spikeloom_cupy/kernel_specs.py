@@ -80,7 +80,7 @@ KERNELS: dict[str, KernelSpec] = {
         _spec(
             "spiking_step",
             "neuron.cu",
-            "i i i i p i i  p p i i i i  p p p p lp  p p p p p p lp  i i i i s s  p p p p p p",
+            "i i i i p i i p i  p p i i i i  p p p p lp  p p p p p p lp  i i i i s s  p p p p p p",
         ),
         _spec("li_forward", "neuron.cu", "i i i p i p p p p i p p"),
         _spec("li_step", "neuron.cu", "i i i p i p p i i i i p p p p p p"),

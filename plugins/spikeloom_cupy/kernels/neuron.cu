@@ -73,7 +73,8 @@ __global__ void spiking_forward(
 }
 
 // One step t.  h (has_h) is the input from everything delivered outside the kernel ([T, B, N]
-// read at step t with per_step and h_per_step, else [B, N]);
+// read at step t with per_step and h_per_step, else [B, N]), h2 (has_h2) a second one [B, N]
+// (what the host delivered this step, while h holds what was delivered for all steps at once);
 // the recurrent connection (has_rec) adds sum_i s[b, i] W[i, j] over the i with s[b, i] != 0,
 // s being the source's spikes [B, n_pre] of step t - delay, read from src [., B, n_pre].  State
 // arrays [B, N] are updated in place: V after the reset, z the new spikes, ref the remaining
@@ -85,7 +86,7 @@ __global__ void spiking_forward(
 // one run, so the host prepares the arguments once.
 template <typename T>
 __global__ void spiking_step(
-    int t, int B, int N, int per_step, const T* h, int has_h, int h_per_step,
+    int t, int B, int N, int per_step, const T* h, int has_h, int h_per_step, const T* h2, int has_h2,
     const T* src, const T* W_rec, int n_pre, int delay, int ring, int has_rec,
     T* I_s, T* V_s, T* a_s, T* z_s, long long* ref_s,
     const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta, const long long* nref,
@@ -99,6 +100,7 @@ __global__ void spiking_step(
         int j = (int)(k % N);
         long long b = k / N;
         T hv = has_h ? h[(h_per_step ? off : 0) + k] : T(0);
+        if (has_h2) hv = has_h ? hv + h2[k] : h2[k];
         if (use_rec) {
             T acc = T(0);
             const T* row = src + (slot * B + b) * n_pre;
@@ -106,7 +108,7 @@ __global__ void spiking_step(
                 T s = row[i];
                 if (s != T(0)) acc += s * W_rec[(long long)i * N + j];
             }
-            hv = has_h ? hv + acc : acc;
+            hv = (has_h || has_h2) ? hv + acc : acc;
         }
         T I = I_s[k], V = V_s[k], a = alif ? a_s[k] : T(0), z = z_s[k];
         long long ref = ref_s[k];

@@ -81,15 +81,17 @@ def test_float32_close_to_the_reference(emulated, case):
         assert_grads_close32(g.grads[name], value, name)
 
 
-def test_event_and_dense_delivery_agree(emulated):
+@pytest.mark.parametrize("rule", ["bptt", "eprop"])
+def test_event_and_dense_delivery_agree(emulated, rule):
     """The recurrent connections delivered by the event-driven kernels and by dense products."""
-    case = CASES[2]
+    case = CASES[2] if rule == "bptt" else next(c for c in CASES if c.eprop_ok and c.recurrent)
     net = case.network()
     x, labels = case.inputs()
-    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    make = case.bptt if rule == "bptt" else case.eprop
+    ref = NUMPY.compile(net, rule=make(), readout=case.readout(rule), dtype="float64")
     expected = ref.loss_and_grads(x, labels)
     for mode in ("events", "dense"):
-        emu = emulated.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device="cpu")
+        emu = emulated.compile(net, rule=make(), readout=case.readout(rule), dtype="float64", device="cpu")
         emu.recurrent_mode = mode
         got = emu.loss_and_grads(x, labels)
         for name, value in expected.grads.items():
@@ -128,11 +130,14 @@ def test_group_with_several_internal_connections(emulated):
     rule, ro = sl.BPTT(sl.Sigmoid(4.0), detach_reset=False), sl.Readout("o", "mean")
     ref = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64")
     emu = emulated.compile(net, rule=rule, readout=ro, dtype="float64", device="cpu")
-    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
-    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
-    for name, value in r.grads.items():
-        assert np.any(value != 0), name
-        assert_close(g.grads[name], value, RTOL64, name)
+    r = ref.loss_and_grads(x, labels)
+    for mode in ("events", "dense"):
+        emu.recurrent_mode = mode
+        g = emu.loss_and_grads(x, labels)
+        assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+        for name, value in r.grads.items():
+            assert np.any(value != 0), name
+            assert_close(g.grads[name], value, RTOL64, f"{mode}: {name}")
 
 
 def test_train_steps_and_stepping(emulated):
