@@ -92,8 +92,11 @@ def measure(
         device=device,
     )
     rng = np.random.default_rng(T * 7919 + B)
-    # drawn one step at a time: a float64 array [T, B, 700] would dominate the peak memory
-    x = np.stack([rng.random((B, 700)) < 0.02 for _ in range(T)])
+    # drawn one step at a time into a bool array: a float64 array [T, B, 700] would dominate the
+    # peak memory (the bool input itself, T * B * 700 bytes, is part of every rule's peak)
+    x = np.empty((T, B, 700), dtype=bool)
+    for t in range(T):
+        x[t] = rng.random((B, 700)) < 0.02
     labels = rng.integers(0, 20, size=B)
     opt = sl.Adam(lr=1e-3)
     compiled.train_step(x, labels, opt)  # warm-up
