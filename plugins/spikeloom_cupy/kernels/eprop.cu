@@ -67,13 +67,15 @@ __global__ void eprop_synapse_step(
             long long k = bi * n_post + j;
             T ev;
             T e_d = T(0);
+            T a_now = T(0);  // eps_a[t], kept in a register for e below
             if (flags & SL_EP_UPDATE) {
                 T ev_old = syn_v ? eps_v[k] : epsv_old[bi];
                 T pp = psi_prev[bj];
                 if (alif) {
                     T a_old = eps_a[k];
                     if (flags & SL_EP_RECOMPUTE) e_d = pp * (ev_old - c_beta * a_old);
-                    eps_a[k] = pp * ev_old + (c_rho - pp * c_beta) * a_old;
+                    a_now = pp * ev_old + (c_rho - pp * c_beta) * a_old;
+                    eps_a[k] = a_now;
                 } else if (flags & SL_EP_RECOMPUTE) {
                     e_d = pp * ev_old;
                 }
@@ -95,8 +97,9 @@ __global__ void eprop_synapse_step(
                 }
             } else {
                 ev = syn_v ? eps_v[k] : epsv_new[bi];
+                if (alif) a_now = eps_a[k];
             }
-            T elig = alif ? ev - c_beta * eps_a[k] : ev;
+            T elig = alif ? ev - c_beta * a_now : ev;
             T e = psi[bj] * elig;
             if ((flags & SL_EP_UPDATE) && (flags & SL_EP_HAS_R)) acc_r += R[bj] * e;
             if (!(flags & SL_EP_RECOMPUTE)) e_d = e_hist[(long long)read_slot * BPN + k];
