@@ -318,9 +318,10 @@ class Stepper:
                 raise ValueError(f"load_inputs: {n} steps from {t0} with a chunk of {self.chunk} at step {self.t}")
             a = t0 % R
             first = min(n, R - a)
-            self.ring[name][a : a + first] = rt.asarray(arr[:first])
+            # bool/uint8 spikes go over as bytes; the assignment casts them on the device
+            self.ring[name][a : a + first] = rt.spikes_compact(arr[:first])
             if first < n:
-                self.ring[name][: n - first] = rt.asarray(arr[first:])
+                self.ring[name][: n - first] = rt.spikes_compact(arr[first:])
         n = next(iter(x.values())).shape[0] if x else 0
         for name, conns in self.pre.items():
             out, n_post = self.drive[name], self.pops[name].n

@@ -57,6 +57,21 @@ class Runtime:
         arr = np.ascontiguousarray(np.asarray(host), dtype=dtype or self.dtype)
         return self.xp.array(arr, copy=True)
 
+    def spikes(self, host):
+        """Input spikes as a new device array of the run's dtype: bool and uint8 arrays travel as
+        one byte per entry (a quarter of float32's, and no cast on the host) and are cast on the
+        device (exactly: they are small integers); other arrays as :meth:`asarray`."""
+        dev = self.spikes_compact(host)
+        return dev if dev.dtype == self.dtype else dev.astype(self.dtype)
+
+    def spikes_compact(self, host):
+        """Input spikes on the device as uint8 where they are bool/uint8 on the host (for assigning
+        into an array of the run's dtype, which casts them), else as the run's dtype."""
+        host = np.asarray(host)
+        if host.dtype == np.bool_ or host.dtype == np.uint8:
+            return self.xp.array(np.ascontiguousarray(host).view(np.uint8), copy=True)
+        return self.asarray(host)
+
     def zeros(self, shape, dtype=None):
         return self.xp.zeros(shape, dtype=dtype or self.dtype)
 
