@@ -185,25 +185,18 @@ def counting_runtime(dtype="float32", noop: bool = False) -> Runtime:
 
 
 def counting_compiled(net, rule, readout, dtype="float32", noop: bool = False):
-    """A ``CupyCompiled`` of ``net`` on the counting runtime."""
-    import attrs
-
+    """``(CupyCompiled, compiled)`` of ``net`` on the counting runtime (the same object twice: the
+    first to reach the backend's internals, the second for the public interface)."""
     from spikeloom_cupy.backend import CupyCompiled
 
     from .backend import EmulatedCupyBackend
 
-    backend = EmulatedCupyBackend()
-    holder = {}
-
     class _Counting(EmulatedCupyBackend):
         def _compile(self, request):
-            holder["c"] = CupyCompiled(request, counting_runtime(request.dtype, noop))
-            return holder["c"]
+            return CupyCompiled(request, counting_runtime(request.dtype, noop))
 
-    _Counting.name = backend.name
     compiled = _Counting().compile(net, rule=rule, readout=readout, dtype=dtype, device="cpu")
-    del attrs
-    return holder["c"], compiled
+    return compiled, compiled
 
 
 def per_step_counts(compiled_pair, phase: str, inputs_for, T1: int, T2: int) -> dict:
