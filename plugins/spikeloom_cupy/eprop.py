@@ -45,6 +45,7 @@ def batch_chunk(B: int) -> tuple[int, int]:
     bc = min(bc, B)
     return bc, -(-B // bc)
 
+
 #: the flag bits of ``eprop_synapse_step`` (eprop.cu)
 EP_FLAGS = {
     "update": 1,
@@ -183,23 +184,54 @@ def eprop_loss_and_grads(
     rate_target = rule.target_rate * built.dt / 1000.0
     for t in range(T):
         if t % chunk == 0:
-            sim.load_inputs(
-                {name: np.ascontiguousarray(x[t : t + chunk]) for name, x in inputs.items()}, t
-            )
+            sim.load_inputs({name: np.ascontiguousarray(x[t : t + chunk]) for name, x in inputs.items()}, t)
         rec = sim.step(None, psi={name: (kind, sp, sq, st["psi"][1]) for name, st in state.items()})
         Y = rec[out_name]["V"]
         has_delta = bool(window[t])
         rt.launch(
-            "eprop_loss_step", B, B, n_out, int(hetero), int(has_delta), Y, hot, denom,
-            loss_acc, prob_sum, delta, k_am, k_g, bbar[0], bbar[1], gbias, site="loss",
+            "eprop_loss_step",
+            B,
+            B,
+            n_out,
+            int(hetero),
+            int(has_delta),
+            Y,
+            hot,
+            denom,
+            loss_acc,
+            prob_sum,
+            delta,
+            k_am,
+            k_g,
+            bbar[0],
+            bbar[1],
+            gbias,
+            site="loss",
         )
         bbar.reverse()
         for c in readout_conns:
             f0o, f0n, f1o, f1n = zbar[c.name]
             n_pre = c.mask.shape[0]
             rt.launch(
-                "eprop_out_grad", n_chunks * n_pre * n_out, B, bc, n_pre, n_out, int(hetero), int(r_delta),
-                int(r_unit), int(has_delta), sim.delivered(c), k_as, k_am, k_g, f0o, f0n, f1o, f1n, delta,
+                "eprop_out_grad",
+                n_chunks * n_pre * n_out,
+                B,
+                bc,
+                n_pre,
+                n_out,
+                int(hetero),
+                int(r_delta),
+                int(r_unit),
+                int(has_delta),
+                sim.delivered(c),
+                k_as,
+                k_am,
+                k_g,
+                f0o,
+                f0n,
+                f1o,
+                f1n,
+                delta,
                 out_part[c.name],
                 site=c.name,
             )

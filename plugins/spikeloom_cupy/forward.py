@@ -282,9 +282,7 @@ class Stepper:
         for c in built.connections:
             self.depth[c.source] = max(self.depth.get(c.source, 0), c.delay)
         self.chunk = max(1, int(chunk))
-        self.size = {
-            src: d + (self.chunk if src not in pops else 1) for src, d in self.depth.items()
-        }  # ring slots
+        self.size = {src: d + (self.chunk if src not in pops else 1) for src, d in self.depth.items()}  # ring slots
         self.ring = {src: rt.zeros((self.size[src], B, built.populations[src].n)) for src in self.depth}
         self.state = {name: _zero_state(rt, p, B) for name, p in pops.items()}
         self.scratch = {name: rt.zeros((B, p.n)) for name, p in pops.items()}
@@ -465,8 +463,21 @@ class Stepper:
                 else:
                     src = (rt.dummy, rt.dummy, 0, 0, 1, 0)
                 rt.launch(
-                    "li_step", B * p.n, t, B, p.n, h if h is not None else rt.dummy, int(h is not None),
-                    *src, st["I"], st["V"], p.am, p.as_, p.g, p.bias, site=("step", name),
+                    "li_step",
+                    B * p.n,
+                    t,
+                    B,
+                    p.n,
+                    h if h is not None else rt.dummy,
+                    int(h is not None),
+                    *src,
+                    st["I"],
+                    st["V"],
+                    p.am,
+                    p.as_,
+                    p.g,
+                    p.bias,
+                    site=("step", name),
                 )
                 rec = {"V": st["V"], "I": st["I"]}
             out[name] = rec

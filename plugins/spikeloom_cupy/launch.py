@@ -118,7 +118,10 @@ def convert_args(name: str, args, dtype: np.dtype, is_array, scalar=None):
     codes = _codes(name)
     if len(args) != len(codes):
         raise ValueError(f"kernel {name}: expected {len(codes)} arguments, got {len(args)}")
-    return [_convert_one(name, pos, code, value, dtype, is_array) for pos, (code, value) in enumerate(zip(codes, args))]
+    return [
+        _convert_one(name, pos, code, value, dtype, is_array)
+        for pos, (code, value) in enumerate(zip(codes, args, strict=True))
+    ]
 
 
 class Kernels:

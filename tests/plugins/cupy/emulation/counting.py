@@ -65,9 +65,7 @@ class DevArray(np.ndarray):
         return _wrap(out)
 
     def __getitem__(self, key):
-        if isinstance(key, np.ndarray) or (
-            isinstance(key, tuple) and any(isinstance(k, np.ndarray) for k in key)
-        ):
+        if isinstance(key, np.ndarray) or (isinstance(key, tuple) and any(isinstance(k, np.ndarray) for k in key)):
             COUNTS["array_op"] += 1
             COUNTS["fancy_index"] += 1
         return super().__getitem__(key)
