@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
@@ -219,7 +220,7 @@ def main(argv=None) -> int:
             capture_output=True,
             text=True,
             check=True,
-            cwd=__file__.rsplit("/", 1)[0] or ".",
+            cwd=os.path.dirname(os.path.abspath(__file__)),
         ).stdout
     )
     best_gemm = max(gemm.values())
