@@ -42,14 +42,19 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_toml(path: str) -> dict:
+def _toml():
     try:
         import tomllib
     except ImportError:  # Python < 3.11
         try:
             import tomli as tomllib
         except ImportError:
-            raise ValueError("reading --config needs Python >= 3.11 or the 'tomli' package") from None
+            raise ValueError("reading TOML needs Python >= 3.11 or the 'tomli' package") from None
+    return tomllib
+
+
+def _read_toml(path: str) -> dict:
+    tomllib = _toml()
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
@@ -90,7 +95,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _parse_data_options(items: list[str]) -> dict:
     """``["pool=2", "duration=1000"]`` -> ``{"pool": 2, "duration": 1000}`` (values read as TOML
     values where they parse, else kept as strings)."""
-    import tomllib
+    tomllib = _toml()
 
     options = {}
     for item in items:

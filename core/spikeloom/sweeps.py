@@ -67,7 +67,9 @@ def _where(path, key: str) -> str:
 
 def read_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file (every run's config is checked before any run starts)."""
-    import tomllib
+    from .cli import _toml
+
+    tomllib = _toml()
 
     path = Path(path)
     try:
