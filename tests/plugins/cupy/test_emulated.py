@@ -11,7 +11,14 @@ import pytest
 import spikeloom as sl
 
 from ..torch.corpus import CASES, Case
-from ..torch.helpers import STATE_RTOL32, assert_close, assert_grads_close32, safe_steps, truncate
+from ..torch.helpers import (
+    STATE_RTOL32,
+    assert_agrees_on_device,
+    assert_close,
+    assert_grads_close32,
+    safe_steps,
+    truncate,
+)
 
 NUMPY = sl.get_backend("numpy")
 #: float64: max |emulated - reference| / max |reference| per array
@@ -189,3 +196,9 @@ def test_eprop_memory_does_not_grow_with_T(emulated):
     input_growth = 300 * 4 * 2 * (8 + 1)  # float64 copy + the bool array
     one_recording = 300 * 4 * 40 * 8
     assert growth <= 2 * input_growth + 8192 < one_recording, (peaks, input_growth)
+
+
+@pytest.mark.parametrize("case", CASES[:3], ids=str)
+def test_the_device_agreement_helper_holds_on_the_emulated_kernels(emulated, case):
+    """``assert_agrees_on_device`` is what the gpu-marked tests run on the device."""
+    assert_agrees_on_device(emulated, case, "cpu")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import spikeloom as sl
 
@@ -32,6 +33,37 @@ def assert_close(actual, expected, rtol: float, what: str) -> float:
     err = rel_err(actual, expected)
     assert err <= rtol, f"{what}: relative error {err:.3g} > {rtol:g}"
     return err
+
+
+def assert_records_close(actual: dict, expected: dict, rtol: float) -> None:
+    """``simulate`` records: every recorded variable within ``rtol`` (float64 spikes exactly)."""
+    for pop, vars_ in expected.items():
+        for v, arr in vars_.items():
+            assert_close(actual[pop][v], arr, rtol, f"{pop}.{v}")
+
+
+def assert_grads_equal64(actual, expected, rtol: float = RTOL64) -> None:
+    """``loss_and_grads`` results in float64: loss, predictions and every gradient."""
+    assert actual.loss == pytest.approx(expected.loss, rel=rtol)
+    np.testing.assert_array_equal(actual.predictions, expected.predictions)
+    assert set(actual.grads) == set(expected.grads)
+    for name, value in expected.grads.items():
+        assert_close(actual.grads[name], value, rtol, name)
+
+
+def assert_agrees_on_device(backend, case, device: str, rtol: float = RTOL64) -> None:
+    """``case`` compiled in float64 on ``backend``/``device`` against the reference: simulate and
+    BPTT gradients, and e-prop gradients where the case supports e-prop."""
+    net = case.network()
+    x, labels = case.inputs()
+    ref = sl.get_backend("numpy").compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    dev = backend.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device=device)
+    assert_records_close(dev.simulate(x), ref.simulate(x), rtol)
+    assert_grads_equal64(dev.loss_and_grads(x, labels), ref.loss_and_grads(x, labels), rtol)
+    if case.eprop_ok:
+        ref = sl.get_backend("numpy").compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+        dev = backend.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64", device=device)
+        assert_grads_equal64(dev.loss_and_grads(x, labels), ref.loss_and_grads(x, labels), rtol)
 
 
 def assert_grads_close32(actual, expected, what: str) -> None:

@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 import spikeloom as sl  # noqa: E402
 
 from .corpus import CASES  # noqa: E402
-from .helpers import RTOL64, assert_close  # noqa: E402
+from .helpers import RTOL64, assert_agrees_on_device, assert_close  # noqa: E402
 
 NUMPY = sl.get_backend("numpy")
 TORCH = sl.get_backend("torch")
@@ -193,3 +193,9 @@ def test_stepping_honours_a_given_refractory_counter():
         state, rec = c.step(state, np.zeros((1, 2)))
         assert rec["h"]["z"][0].tolist() == [1, 0, 1]
         assert state["populations"]["h"]["ref"][0].tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("case", CASES[:3], ids=str)
+def test_the_device_agreement_helper_holds_on_the_cpu(case):
+    """``assert_agrees_on_device`` is what the gpu-marked tests of torch and cupy run; here on the CPU."""
+    assert_agrees_on_device(TORCH, case, "cpu")

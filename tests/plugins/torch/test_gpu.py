@@ -13,7 +13,15 @@ torch = pytest.importorskip("torch")
 import spikeloom as sl  # noqa: E402
 
 from .corpus import CASES  # noqa: E402
-from .helpers import RTOL64, STATE_RTOL32, assert_close, assert_grads_close32, safe_steps, truncate  # noqa: E402
+from .helpers import (  # noqa: E402
+    RTOL64,
+    STATE_RTOL32,
+    assert_agrees_on_device,
+    assert_close,
+    assert_grads_close32,
+    safe_steps,
+    truncate,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -23,27 +31,8 @@ TORCH = sl.get_backend("torch")
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_cuda_float64_equals_reference(case):
-    net = case.network()
-    x, labels = case.inputs()
-    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
-    gpu = TORCH.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device="cuda")
-    assert all(t.device.type == "cuda" for t in gpu._native_params().values())
-    expected, actual = ref.simulate(x), gpu.simulate(x)
-    for pop, vars_ in expected.items():
-        for v, arr in vars_.items():
-            assert_close(actual[pop][v], arr, RTOL64, f"{pop}.{v}")
-    r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
-    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
-    np.testing.assert_array_equal(g.predictions, r.predictions)
-    for name, value in r.grads.items():
-        assert_close(g.grads[name], value, RTOL64, name)
-    if case.eprop_ok:
-        ref = NUMPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
-        gpu = TORCH.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64", device="cuda:0")
-        r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
-        assert g.loss == pytest.approx(r.loss, rel=RTOL64)
-        for name, value in r.grads.items():
-            assert_close(g.grads[name], value, RTOL64, name)
+    assert all(t.device.type == "cuda" for t in TORCH.compile(case.network(), device="cuda")._native_params().values())
+    assert_agrees_on_device(TORCH, case, "cuda")
 
 
 @pytest.mark.parametrize("case", CASES[:4], ids=str)
