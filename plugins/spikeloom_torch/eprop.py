@@ -78,7 +78,17 @@ def eprop_loss_and_grads(
     inputs: dict[str, StreamedInput],
     labels: torch.Tensor,
 ):
-    """``(loss, grads by trainable name, predictions)`` for one batch; grads are device tensors."""
+    """``(loss, grads by trainable name, predictions)`` for one batch; grads are device tensors.
+
+    Runs the chunked evaluation (:mod:`.eprop_chunked`, the same gradients with the per-synapse
+    updates as matrix products) wherever it applies, else the per-step algorithm below.
+    """
+    from . import eprop_chunked
+
+    if eprop_chunked.CHUNK > 0 and eprop_chunked.chunked_blocker(built, pops) is None:
+        return eprop_chunked.eprop_chunked(
+            built, pops, weights, params, masks, rule, readout, inputs, labels, chunk=eprop_chunked.CHUNK
+        )
     some = next(iter(weights.values()))
     dtype, device = some.dtype, some.device
     sim = Stepper(built, pops, weights, inputs)
@@ -111,7 +121,7 @@ def eprop_loss_and_grads(
         if hetero_out:
             psi_d, elig_d = psi_d[:, :, None], elig_d[:, :, None]
         if out_delta:
-            eb[1].mul_(e_am).addcmul_(psi_d, elig_d)
+            eb[1].mul_(e_am).addcmul_(psi_d if out_unit_gain else psi_d * e_g, elig_d)
             return
         eb[0].mul_(e_as).addcmul_(psi_d, elig_d)
         eb[1].mul_(e_am)

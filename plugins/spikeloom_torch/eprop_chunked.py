@@ -1,0 +1,394 @@
+"""e-prop evaluated ``K`` steps at a time: the same gradients as the per-step algorithm of
+:mod:`.eprop`, with the per-synapse trace updates turned into matrix products.
+
+Within a population j, the per-synapse quantities (eps_a, the readout-filtered eligibility e_bar,
+and with per-neuron time constants eps_I and eps_v) follow *linear* recursions whose coefficients
+depend on the postsynaptic neuron only (psi_j, rho_j - psi_j beta_j, the decay factors) and whose
+inputs depend on the presynaptic neuron only (eps_v_i, or the delivered spikes p_i).  The
+readout's delay only shifts time: with ``t = tau + d`` the filtered trace reads
+``w[tau] = am w[tau-1] + g u[tau]``, ``u[tau] = as u[tau-1] + e[tau]`` and contributes
+``L[tau + d] w[tau]``, so a chunk of eligibility steps ``tau0 .. tau1-1`` is processed once the
+forward run has reached ``tau1 - 1 + max delay``.
+
+For a chunk, a backward recursion over its steps (per batch entry b and neuron j, O(K) work each)
+gives the derivative of the chunk's gradient term ``sum_tau sum_b (L w + r elig)`` with respect to
+each presynaptic input ``x[tau]`` and to each per-synapse state at the chunk's start (adjoints
+``lambda``; products of decay factors are built by these recurrences, never by division).  The
+gradient contribution is then one product ``[N_post, K B] x [K B, N_pre]`` plus a per-synapse
+weighted sum over b of the states.  The states at the chunk's end are the same kind of linear
+function (one backward recursion per state, seeded at the chunk's end): one batched product
+``[B, N_post, K] x [B, K, N_pre]`` per state plus products of the old states.  Memory is
+O((K + delay) B N) for the per-neuron quantities, plus the per-synapse states: independent of T.
+
+Used for every e-prop setup except the zero reset, whose ``(1 - z_j)`` factor on eps_v makes
+eps_v depend on the postsynaptic spikes (a recursion that is not linear in the inputs with
+post-only coefficients that start the chunk: it would need its own states; the per-step path runs it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from spikeloom.built import BuiltNetwork
+from spikeloom.readout import Readout
+from spikeloom.rules import EProp, feedback_matrices, trained_populations
+
+from .dynamics import PopConst, Stepper
+from .losses import onehot
+from .spikes import StreamedInput
+
+__all__ = ["CHUNK", "chunked_blocker", "eprop_chunked"]
+
+#: steps per chunk (0 turns the chunked evaluation off: the per-step path runs)
+CHUNK = 64
+
+#: time constant of the online rate estimate of the regulariser, ms (GeNN's value)
+RATE_TAU = 500.0
+
+
+def _all_equal(x: torch.Tensor) -> bool:
+    return bool(torch.all(x == x[0]))
+
+
+def chunked_blocker(built: BuiltNetwork, pops: dict[str, PopConst]) -> str | None:
+    """Why the chunked evaluation cannot run this network (None: it can)."""
+    for name in trained_populations(built):
+        if pops[name].reset == "zero":
+            return f"population {name!r} uses the zero reset"
+    return None
+
+
+def eprop_chunked(
+    built: BuiltNetwork,
+    pops: dict[str, PopConst],
+    weights: dict[str, torch.Tensor],
+    params: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+    rule: EProp,
+    readout: Readout,
+    inputs: dict[str, StreamedInput],
+    labels: torch.Tensor,
+    chunk: int = CHUNK,
+):
+    """``(loss, grads by trainable name, predictions)`` for one batch, ``chunk`` steps at a time."""
+    some = next(iter(weights.values()))
+    dtype, device = some.dtype, some.device
+    sim = Stepper(built, pops, weights, inputs)
+    T, B = sim.T, sim.B
+    out_name = readout.population
+    out = pops[out_name]
+    n_out = out.n
+    window = np.zeros(T, dtype=bool)
+    window[readout.steps(T)] = True
+    n_window = int(window.sum())
+    hot = onehot(labels, n_out, dtype)
+
+    hetero_out = not (_all_equal(out.alpha_mem) and _all_equal(out.alpha_syn) and _all_equal(out.g))
+    o_am, o_as, o_g = (
+        (out.alpha_mem, out.alpha_syn, out.g) if hetero_out else (out.alpha_mem[0], out.alpha_syn[0], out.g[0])
+    )
+    out_delta, out_unit_gain = bool(torch.all(out.alpha_syn == 0)), bool(torch.all(out.g == 1))
+
+    def readout_filter(f, x):
+        f[0] = x if out_delta else o_as * f[0] + x
+        f[1] = o_am * f[1] + (f[0] if out_unit_gain else o_g * f[0])
+
+    trainable = built.trainable_names()
+    grads = {name: torch.zeros_like(params[name]) for name in trainable}
+    feedback = {
+        k: torch.as_tensor(v, dtype=dtype, device=device)
+        for k, v in feedback_matrices(built, rule, readout, params).items()
+    }
+    readout_conns = [c for c in built.incoming(out_name) if f"{c.name}.weight" in grads]
+    zbar = {c.name: [0.0, 0.0] for c in readout_conns}
+    bbar = torch.zeros(n_out, dtype=dtype, device=device)
+
+    state = {}
+    for name in trained_populations(built):
+        p = pops[name]
+        conns = [c for c in built.incoming(name) if f"{c.name}.weight" in grads]
+        to_out = [c for c in built.outgoing(name) if c.target == out_name]
+        state[name] = _ChunkedPop(p, conns, to_out, feedback, hetero_out, out, B, T, chunk, dtype, device)
+
+    rate_decay = math.exp(-built.dt / RATE_TAU)
+    rate_target = rule.target_rate * built.dt / 1000.0
+    step_loss = torch.zeros(T, dtype=dtype, device=device)
+    prob_sum = torch.zeros((B, n_out), dtype=dtype, device=device)
+    for t in range(T):
+        rec = sim.step()
+        Y = rec[out_name]["V"]
+        if window[t]:
+            m = Y.amax(dim=1, keepdim=True)
+            e = torch.exp(Y - m)
+            s = e.sum(dim=1, keepdim=True)
+            prob = e / s
+            step_loss[t] = torch.sum(((Y - m) - torch.log(s)) * hot)
+            prob_sum = prob_sum + prob
+            delta = (prob - hot) / (B * n_window)
+        else:
+            delta = None
+
+        bbar = o_am * bbar + o_g
+        if delta is not None:
+            grads[f"{out_name}.bias"] += (delta * bbar).sum(dim=0)
+        for c in readout_conns:
+            zb = zbar[c.name]
+            s = sim.delivered(c)
+            readout_filter(zb, s[:, :, None] if hetero_out else s)
+            if delta is not None:
+                if hetero_out:
+                    grads[f"{c.name}.weight"] += (zb[1] * delta[:, None, :]).sum(dim=0)
+                else:
+                    grads[f"{c.name}.weight"] += zb[1].T @ delta
+
+        for name, st in state.items():
+            p, r = st.p, rec[name]
+            theta = p.v_thresh + p.beta * r["a"] if p.kind == "ALIF" else p.v_thresh
+            psi = rule.surrogate(r["V"] - theta, p.v_thresh)
+            if "refractory" in r:
+                psi = psi * (1 - r["refractory"].to(dtype))
+            reg = None
+            if rule.c_reg:
+                st.rate = rate_decay * st.rate + (1 - rate_decay) * r["z"]
+                reg = (rule.c_reg / B) * (st.rate - rate_target) * psi
+            st.record(t, psi, reg, delta, {c.name: sim.delivered(c) for c in st.conns})
+            st.process(done=t + 1)
+
+    for st in state.values():
+        st.process(done=T, final=True)
+
+    loss = 0.0
+    for t, v in enumerate(step_loss.cpu().numpy().tolist()):
+        if window[t]:
+            loss -= v / (B * n_window)
+    for st in state.values():
+        for c in st.conns:
+            grads[f"{c.name}.weight"] += st.grad[c.name].T
+    for c in built.connections:
+        key = f"{c.name}.weight"
+        if key in grads and c.name in masks:
+            grads[key] = grads[key] * masks[c.name]
+    pred = torch.argmax(prob_sum, dim=1).cpu().numpy()
+    return loss, {k: grads[k] for k in trainable}, pred
+
+
+class _ChunkedPop:
+    """One trained population: its per-step buffers, per-synapse states and accumulated gradients.
+
+    Per-synapse states are ``[B, N_post, N_pre]`` and named ``("a",)`` (eps_a, ALIF), ``("u", ch)``
+    and ``("w", ch)`` (the two stages of e_bar per readout channel: one per readout connection, or
+    one per readout connection and readout neuron with per-neuron readout time constants),
+    ``("x",)`` and ``("I",)`` (eps_v and eps_I, only where the population's time constants differ
+    per neuron; otherwise they are one trace per presynaptic neuron, updated every step).
+    """
+
+    def __init__(self, p, conns, to_out, feedback, hetero_out, out, B, T, chunk, dtype, device):
+        self.p, self.conns, self.B, self.T, self.K = p, conns, B, T, max(1, int(chunk))
+        self.dtype, self.device = dtype, device
+        self.kw = dict(dtype=dtype, device=device)
+        self.n_out = out.n
+        self.out_unit_gain = bool(torch.all(out.g == 1))
+        J = p.n
+        self.depth = max(c.delay for c in to_out)
+        self.to_out = to_out
+        self.fb = {rc.name: feedback[rc.name] for rc in to_out}  # [J, n_out]
+        self.hetero_out = hetero_out
+        self.out_delta = bool(torch.all(out.alpha_syn == 0))
+        # readout channels: (connection, readout neuron or None) with that channel's filter constants
+        if hetero_out:
+            self.channels = [(rc, k) for rc in to_out for k in range(out.n)]
+            am = torch.stack([out.alpha_mem[k] for _, k in self.channels])
+            asy = torch.stack([out.alpha_syn[k] for _, k in self.channels])
+            g = torch.stack([out.g[k] for _, k in self.channels])
+        else:
+            self.channels = [(rc, None) for rc in to_out]
+            C = len(self.channels)
+            am, asy, g = (v[0].expand(C).clone() for v in (out.alpha_mem, out.alpha_syn, out.g))
+        self.c_am, self.c_as, self.c_g = (v[None, :, None, None] for v in (am, asy, g))  # [1, C, 1, 1]
+        # the population's own trace constants
+        self.per_syn = not (_all_equal(p.alpha_mem) and _all_equal(p.alpha_syn) and _all_equal(p.g))
+        self.pop_delta = bool(torch.all(p.alpha_syn == 0))
+        self.alif = p.kind == "ALIF"
+        if self.per_syn:
+            self.p_am, self.p_as, self.p_g = (v[None, None, :] for v in (p.alpha_mem, p.alpha_syn, p.g))  # [1,1,J]
+        else:
+            self.p_am, self.p_as, self.p_g = p.alpha_mem[0], p.alpha_syn[0], p.g[0]
+        self.beta = p.beta[None, None, :] if self.alif else None  # [1, 1, J]
+        self.rho = p.rho[None, :] if self.alif else None  # [1, J]
+
+        names = []
+        if self.alif:
+            names.append(("a",))
+        for ch in range(len(self.channels)):
+            if not self.out_delta:
+                names.append(("u", ch))
+            names.append(("w", ch))
+        if self.per_syn:
+            names.append(("x",))
+            if not self.pop_delta:
+                names.append(("I",))
+        self.names = names
+        # what each state's end value depends on besides itself (the chain runs I -> x -> a -> u -> w),
+        # and an order that updates every state before those it depends on
+        up = [n for n in (("I",), ("x",), ("a",)) if n in names]
+        self.upstream = {}
+        for k, n in enumerate(up):
+            self.upstream[n] = up[:k]
+        for ch in range(len(self.channels)):
+            if not self.out_delta:
+                self.upstream[("u", ch)] = list(up)
+            self.upstream[("w", ch)] = ([] if self.out_delta else [("u", ch)]) + up
+        self.order = [n for n in names if n[0] in ("u", "w")]
+        self.order.sort(key=lambda n: (n[1], n[0] != "w"))  # per channel: w before u
+        self.order += up[::-1]
+        self.row = {n: i + 1 for i, n in enumerate(names)}  # row 0: the gradient
+        self.states = {c.name: None for c in conns}  # {name: [B, J, I]} once non-zero
+        self.grad = {c.name: torch.zeros((J, c.mask.shape[0]), dtype=dtype, device=device) for c in conns}
+        self.rate = torch.zeros((B, J), dtype=dtype, device=device)
+        # per-presynaptic traces (shared time constants)
+        self.eps_I = {c.name: torch.zeros((B, c.mask.shape[0]), dtype=dtype, device=device) for c in conns}
+        self.eps_v = {c.name: torch.zeros((B, c.mask.shape[0]), dtype=dtype, device=device) for c in conns}
+        # per-step buffers by step
+        self.psi, self.reg, self.delta, self.inp = {}, {}, {}, {}
+        self.tau0 = 0  # first eligibility step not yet processed
+
+    def record(self, t, psi, reg, delta, delivered):
+        self.psi[t], self.reg[t], self.delta[t] = psi, reg, delta
+        ins = {}
+        for c in self.conns:
+            pre = delivered[c.name]
+            if self.per_syn:
+                ins[c.name] = pre
+            else:
+                eI = pre if self.pop_delta else self.p_as * self.eps_I[c.name] + pre
+                self.eps_I[c.name] = eI
+                self.eps_v[c.name] = torch.addcmul(self.p_g * eI, self.p_am, self.eps_v[c.name])
+                ins[c.name] = self.eps_v[c.name]
+        self.inp[t] = ins
+
+    def process(self, done: int, final: bool = False) -> None:
+        """Process every complete chunk whose learning signals are known after ``done`` steps."""
+        while self.tau0 < self.T:
+            tau1 = min(self.tau0 + self.K, self.T)
+            if not final and done < min(tau1 + self.depth, self.T):
+                return
+            self._chunk(self.tau0, tau1, last=tau1 == self.T)
+            for t in range(self.tau0, tau1):
+                del self.psi[t], self.reg[t], self.inp[t]
+            for t in list(self.delta):
+                if t < tau1 + 1:  # the next chunk reads learning signals from tau1 + 1 on (delay >= 1)
+                    del self.delta[t]
+            self.tau0 = tau1
+
+    def _signals(self, tau0: int, tau1: int) -> torch.Tensor | None:
+        """Learning signals reaching the eligibility of steps ``tau0 .. tau1-1`` per channel,
+        ``[K, C, B, J]`` (channel ``(rc, k)`` reads step ``tau + rc.delay``); None: all zero."""
+        K, B = tau1 - tau0, self.B
+        out = None
+        for rc in self.to_out:
+            rows = [self.delta.get(t + rc.delay) if t + rc.delay < self.T else None for t in range(tau0, tau1)]
+            if all(r is None for r in rows):
+                continue
+            zero = torch.zeros((B, rows[0].shape[1] if rows[0] is not None else self.n_out), **self.kw)
+            D = torch.stack([zero if r is None else r for r in rows])  # [K, B, n_out]
+            if out is None:
+                out = torch.zeros((K, len(self.channels), B, self.p.n), **self.kw)
+            fb = self.fb[rc.name]  # [J, n_out]
+            for ch, (rc2, k) in enumerate(self.channels):
+                if rc2 is rc:
+                    out[:, ch] = D @ fb.T if k is None else D[:, :, k : k + 1] * fb[:, k]
+        return out
+
+    def _chunk(self, tau0: int, tau1: int, last: bool) -> None:
+        B, J, K = self.B, self.p.n, tau1 - tau0
+        C = len(self.channels)
+        S = 1 if last else 1 + len(self.names)  # rows: the gradient, then one per carried state
+        kw = self.kw
+        lw = torch.zeros((S, C, B, J), **kw)
+        lu = torch.zeros((S, C, B, J), **kw)
+        la = torch.zeros((S, B, J), **kw)
+        lx = torch.zeros((S, B, J), **kw)
+        lI = torch.zeros((S, B, J), **kw)
+        if not last and self.alif:
+            la[self.row[("a",)]] = 1.0  # seed: a[tau1]
+        Psi = torch.stack([self.psi[t] for t in range(tau0, tau1)])  # [K, B, J]
+        Cf = self.rho - Psi * self.beta[0] if self.alif else None  # rho - psi beta
+        Sig = self._signals(tau0, tau1)
+        regs = [self.reg[t] for t in range(tau0, tau1)]
+        Reg = None if regs[0] is None else torch.stack(regs)
+        coef = torch.empty((K, S, B, J), **kw)  # d(row) / d(input at step tau)
+        seed = not last
+        for k in range(K - 1, -1, -1):
+            psi = Psi[k]
+            lw = self.c_am * lw
+            if Sig is not None:
+                lw[0] += Sig[k]
+            if seed and k == K - 1:
+                for ch in range(C):
+                    lw[self.row[("w", ch)], ch] += 1.0
+            lu_in = lw if self.out_unit_gain else self.c_g * lw
+            lu = lu_in if self.out_delta else torch.addcmul(lu_in, self.c_as, lu)
+            if seed and k == K - 1 and not self.out_delta:
+                for ch in range(C):
+                    lu[self.row[("u", ch)], ch] += 1.0
+            le = psi * (lu[:, 0] if C == 1 else lu.sum(dim=1))
+            if Reg is not None:
+                le[0] += Reg[k]
+            ax = coef[k] if not self.per_syn else None
+            if self.alif:
+                ax = torch.addcmul(le, psi, la, out=ax)  # la holds lambda_a[tau + 1]
+                la = torch.addcmul(Cf[k] * la, self.beta, le, value=-1)
+            elif ax is not None:
+                ax.copy_(le)
+            else:
+                ax = le
+            if self.per_syn:
+                lx = torch.addcmul(ax, self.p_am, lx)
+                if seed and k == K - 1:
+                    lx[self.row[("x",)]] += 1.0
+                if self.pop_delta:
+                    torch.mul(self.p_g, lx, out=coef[k])
+                else:
+                    lI = torch.addcmul(self.p_g * lx, self.p_as, lI)
+                    if seed and k == K - 1:
+                        lI[self.row[("I",)]] += 1.0
+                    coef[k] = lI
+        # derivatives with respect to the states at the chunk's start, [S, B, J] each
+        mu = {}
+        for n in self.names:
+            if n[0] == "a":
+                mu[n] = la
+            elif n[0] == "w":
+                mu[n] = self.c_am[0, n[1]] * lw[:, n[1]]
+            elif n[0] == "u":
+                mu[n] = self.c_as[0, n[1]] * lu[:, n[1]]
+            elif n[0] == "x":
+                mu[n] = self.p_am[0] * lx
+            else:
+                mu[n] = self.p_as[0] * lI
+
+        g_coef = coef[:, 0].permute(2, 0, 1).reshape(J, K * B)  # [J, K B]
+        for c in self.conns:
+            X = torch.stack([self.inp[t][c.name] for t in range(tau0, tau1)])  # [K, B, I]
+            acc = self.grad[c.name]
+            acc.addmm_(g_coef, X.reshape(K * B, -1))
+            old = self.states[c.name]
+            if old is not None:
+                for n, st in old.items():  # sum over b of mu[b, j] state[b, j, i]
+                    acc[:, None, :].baddbmm_(mu[n][0].T[:, None, :], st.transpose(0, 1))
+            if last:
+                continue
+            Xb = X.transpose(0, 1)  # [B, K, I]
+            if old is None:
+                self.states[c.name] = {n: torch.bmm(coef[:, self.row[n]].permute(1, 2, 0), Xb) for n in self.names}
+                continue
+            # in place, each state before the states it reads (which are upstream of it)
+            for n in self.order:
+                i = self.row[n]
+                st = old[n].mul_(mu[n][i][:, :, None])
+                for m in self.upstream[n]:
+                    st.addcmul_(mu[m][i][:, :, None], old[m])
+                st.baddbmm_(coef[:, i].permute(1, 2, 0), Xb)

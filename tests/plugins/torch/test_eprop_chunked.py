@@ -1,0 +1,137 @@
+"""e-prop evaluated in chunks of K steps (``spikeloom_torch.eprop_chunked``) equals the NumPy
+reference in float64, for every chunk size (K = 1, sizes that do not divide T, K > T), and runs
+exactly where :func:`chunked_blocker` allows it (everything but the zero reset)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+import spikeloom as sl  # noqa: E402
+from spikeloom_torch import eprop_chunked  # noqa: E402
+
+from .corpus import CASES, Case  # noqa: E402
+from .helpers import RTOL64, assert_close  # noqa: E402
+
+NUMPY = sl.get_backend("numpy")
+TORCH = sl.get_backend("torch")
+
+CHUNKED_CASES = [c for c in CASES if c.eprop_ok and c.reset != "zero"] + [
+    Case("alif-exp-delay2", kind="ALIF", delay=2, recurrent=True, surrogate=sl.Triangle(0.3), T=37),
+    Case("alif-delta-delay3-reg", kind="ALIF", tau_syn=0.0, delay=3, c_reg=0.1, T=29, refractory=2.0),
+    Case("lif-het-exp-random", het=True, recurrent=True, delay=2, feedback="random", c_reg=0.05, T=33),
+    Case("alif-het-delta", kind="ALIF", het=True, tau_syn=0.0, recurrent=True, T=31, window=(4, 27)),
+    Case("lif-delta-scale-input", tau_syn=0.0, scale_input=True, recurrent=True, delay=2, T=26),
+    Case("alif-exp-scale-input-chain", kind="ALIF", scale_input=True, chain=True, recurrent=True, T=35),
+    Case("lif-two-inputs-explicit", two_inputs=True, connectivity="explicit", delay=3, T=23, B=5),
+]
+
+
+def _grads(case, chunk, monkeypatch):
+    monkeypatch.setattr(eprop_chunked, "CHUNK", chunk)
+    net = case.network()
+    x, labels = case.inputs()
+    compiled = TORCH.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+    return compiled.loss_and_grads(x, labels)
+
+
+@pytest.mark.parametrize("case", CHUNKED_CASES, ids=str)
+def test_chunked_equals_reference(case, monkeypatch):
+    net = case.network()
+    x, labels = case.inputs()
+    expected = NUMPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64").loss_and_grads(
+        x, labels
+    )
+    assert any(np.any(g != 0) for g in expected.grads.values())
+    for chunk in (1, 2, 5, 7, 16, 64):
+        actual = _grads(case, chunk, monkeypatch)
+        assert actual.loss == pytest.approx(expected.loss, rel=RTOL64)
+        np.testing.assert_array_equal(actual.predictions, expected.predictions)
+        assert list(actual.grads) == list(expected.grads)
+        for name, g in expected.grads.items():
+            assert_close(actual.grads[name], g, RTOL64, f"K={chunk} {name}")
+
+
+def test_which_path_runs(monkeypatch):
+    """Subtractive reset: chunked; zero reset: per step (the chunked function is never called)."""
+    calls = []
+    original = eprop_chunked.eprop_chunked
+
+    def spy(*args, **kw):
+        calls.append(kw.get("chunk"))
+        return original(*args, **kw)
+
+    monkeypatch.setattr(eprop_chunked, "eprop_chunked", spy)
+    sub = CHUNKED_CASES[0]
+    zero = dataclasses.replace(sub, id="zero", reset="zero")
+    for case, chunk, expected in ((sub, 8, [8]), (zero, 8, []), (sub, 0, [])):
+        calls.clear()
+        _grads(case, chunk, monkeypatch)
+        assert calls == expected, case.id
+    backend = TORCH.compile(zero.network(), rule=zero.eprop(), readout=zero.readout("eprop"), dtype="float64")
+    pops, _ = backend._consts()
+    assert "zero reset" in eprop_chunked.chunked_blocker(backend.built, pops)
+
+
+@pytest.mark.parametrize("case_id", ["alif-exp-delay2", "lif-delta-scale-input"])
+def test_per_step_path_still_equals_reference(case_id, monkeypatch):
+    """CHUNK = 0 keeps the per-step algorithm; it agrees with the reference and the chunked one
+    (a delta-synapse readout with scale_input applies its gain to e_bar on both paths)."""
+    case = next(c for c in CHUNKED_CASES if c.id == case_id)
+    net = case.network()
+    x, labels = case.inputs()
+    ref = NUMPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+    expected = ref.loss_and_grads(x, labels)
+    a, b = _grads(case, 0, monkeypatch), _grads(case, 5, monkeypatch)
+    for name, g in expected.grads.items():
+        assert_close(a.grads[name], g, RTOL64, f"per step {name}")
+        assert_close(b.grads[name], g, RTOL64, f"chunked {name}")
+
+
+def test_buffers_do_not_grow_with_T(monkeypatch):
+    """The per-step quantities kept between chunks never exceed K + the readout delay steps."""
+    longest = []
+    record = eprop_chunked._ChunkedPop.record
+
+    def spy(self, t, *args):
+        record(self, t, *args)
+        longest.append(max(len(self.psi), len(self.inp), len(self.delta)))
+
+    monkeypatch.setattr(eprop_chunked._ChunkedPop, "record", spy)
+    case = dataclasses.replace(next(c for c in CHUNKED_CASES if c.id == "alif-delta-delay3-reg"), T=200)
+    _grads(case, 8, monkeypatch)
+    assert len(longest) == 200 and max(longest) <= 8 + 3 + 1
+
+
+@pytest.mark.parametrize("het_out", [False, True])
+def test_two_readout_connections_with_different_delays(het_out, monkeypatch):
+    """One population reaching the readout twice (delays 1 and 3): one e_bar per connection, and
+    per readout neuron where the readout's time constants differ."""
+    out_kw = dict(tau_mem=sl.Gamma(10.0, shape=3), tau_syn=sl.Uniform(2.0, 4.0)) if het_out else dict(tau_syn=3.0)
+    net = sl.Network(
+        [
+            sl.SpikeInput("inp", 6),
+            sl.ALIF("h", 5, tau_syn=4.0, tau_mem=sl.Gamma(20.0, shape=3), tau_adapt=40.0, beta=0.3),
+            sl.LI("out", 3, **out_kw),
+        ],
+        [
+            sl.Connection("inp", "h", weight=sl.Normal(0.3, 0.3)),
+            sl.Connection("h", "h", weight=sl.Normal(0.0, 0.4), delay=2),
+            sl.Connection("h", "out", weight=sl.Normal(0.0, 0.5)),
+            sl.Connection("h", "out", weight=sl.Normal(0.0, 0.5), delay=3, name="h_out_slow"),
+        ],
+        seed=5,
+    )
+    rng = np.random.default_rng(7)
+    x, labels = rng.random((27, 3, 6)) < 0.3, rng.integers(0, 3, size=3)
+    rule, readout = sl.EProp(feedback="random", c_reg=0.05), sl.Readout("out")
+    expected = NUMPY.compile(net, rule=rule, readout=readout, dtype="float64").loss_and_grads(x, labels)
+    for chunk in (1, 4, 10):
+        monkeypatch.setattr(eprop_chunked, "CHUNK", chunk)
+        actual = TORCH.compile(net, rule=rule, readout=readout, dtype="float64").loss_and_grads(x, labels)
+        for name, g in expected.grads.items():
+            assert_close(actual.grads[name], g, RTOL64, f"K={chunk} {name}")
