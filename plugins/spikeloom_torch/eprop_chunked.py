@@ -20,9 +20,9 @@ function (one backward recursion per state, seeded at the chunk's end): one batc
 ``[B, N_post, K] x [B, K, N_pre]`` per state plus products of the old states.  Memory is
 O((K + delay) B N) for the per-neuron quantities, plus the per-synapse states: independent of T.
 
-Used for every e-prop setup except the zero reset, whose ``(1 - z_j)`` factor on eps_v makes
-eps_v depend on the postsynaptic spikes (a recursion that is not linear in the inputs with
-post-only coefficients that start the chunk: it would need its own states; the per-step path runs it).
+Used for every e-prop setup.  The zero reset's factor ``(1 - z_j[t-1])`` on eps_v is one more
+post-only coefficient: eps_v then becomes a per-synapse state, as with per-neuron time constants.
+``CHUNK = 0`` runs the per-step algorithm of :mod:`.eprop` instead.
 """
 
 from __future__ import annotations
@@ -54,10 +54,8 @@ def _all_equal(x: torch.Tensor) -> bool:
 
 
 def chunked_blocker(built: BuiltNetwork, pops: dict[str, PopConst]) -> str | None:
-    """Why the chunked evaluation cannot run this network (None: it can)."""
-    for name in trained_populations(built):
-        if pops[name].reset == "zero":
-            return f"population {name!r} uses the zero reset"
+    """Why the chunked evaluation cannot run this network (None: it can; every e-prop setup the
+    reference accepts runs in chunks)."""
     return None
 
 
@@ -154,7 +152,7 @@ def eprop_chunked(
             if rule.c_reg:
                 st.rate = rate_decay * st.rate + (1 - rate_decay) * r["z"]
                 reg = (rule.c_reg / B) * (st.rate - rate_target) * psi
-            st.record(t, psi, reg, delta, {c.name: sim.delivered(c) for c in st.conns})
+            st.record(t, psi, reg, delta, {c.name: sim.delivered(c) for c in st.conns}, r["z"])
             st.process(done=t + 1)
 
     for st in state.values():
@@ -209,7 +207,9 @@ class _ChunkedPop:
             am, asy, g = (v[0].expand(C).clone() for v in (out.alpha_mem, out.alpha_syn, out.g))
         self.c_am, self.c_as, self.c_g = (v[None, :, None, None] for v in (am, asy, g))  # [1, C, 1, 1]
         # the population's own trace constants
-        self.per_syn = not (_all_equal(p.alpha_mem) and _all_equal(p.alpha_syn) and _all_equal(p.g))
+        # the zero reset's factor (1 - z_j[t-1]) on eps_v makes eps_v per synapse, like per-neuron constants
+        self.zero_reset = p.reset == "zero"
+        self.per_syn = self.zero_reset or not (_all_equal(p.alpha_mem) and _all_equal(p.alpha_syn) and _all_equal(p.g))
         self.pop_delta = bool(torch.all(p.alpha_syn == 0))
         self.alif = p.kind == "ALIF"
         if self.per_syn:
@@ -252,11 +252,13 @@ class _ChunkedPop:
         self.eps_I = {c.name: torch.zeros((B, c.mask.shape[0]), dtype=dtype, device=device) for c in conns}
         self.eps_v = {c.name: torch.zeros((B, c.mask.shape[0]), dtype=dtype, device=device) for c in conns}
         # per-step buffers by step
-        self.psi, self.reg, self.delta, self.inp = {}, {}, {}, {}
+        self.psi, self.reg, self.delta, self.inp, self.keep = {}, {}, {}, {}, {}
         self.tau0 = 0  # first eligibility step not yet processed
 
-    def record(self, t, psi, reg, delta, delivered):
+    def record(self, t, psi, reg, delta, delivered, z):
         self.psi[t], self.reg[t], self.delta[t] = psi, reg, delta
+        if self.zero_reset:
+            self.keep[t] = 1 - z  # eps_v[t + 1] = alpha_mem keep[t] eps_v[t] + g eps_I[t + 1]
         ins = {}
         for c in self.conns:
             pre = delivered[c.name]
@@ -278,6 +280,8 @@ class _ChunkedPop:
             self._chunk(self.tau0, tau1, last=tau1 == self.T)
             for t in range(self.tau0, tau1):
                 del self.psi[t], self.reg[t], self.inp[t]
+            for t in [t for t in self.keep if t < tau1 - 1]:  # the next chunk reads keep[tau1 - 1]
+                del self.keep[t]
             for t in list(self.delta):
                 if t < tau1 + 1:  # the next chunk reads learning signals from tau1 + 1 on (delay >= 1)
                     del self.delta[t]
@@ -322,7 +326,7 @@ class _ChunkedPop:
         coef = torch.empty((K, S, B, J), **kw)  # d(row) / d(input at step tau)
         seed = not last
         for k in range(K - 1, -1, -1):
-            psi = Psi[k]
+            tau, psi = tau0 + k, Psi[k]
             lw = self.c_am * lw
             if Sig is not None:
                 lw[0] += Sig[k]
@@ -346,7 +350,7 @@ class _ChunkedPop:
             else:
                 ax = le
             if self.per_syn:
-                lx = torch.addcmul(ax, self.p_am, lx)
+                lx = torch.addcmul(ax, self.p_am * self.keep[tau] if self.zero_reset else self.p_am, lx)
                 if seed and k == K - 1:
                     lx[self.row[("x",)]] += 1.0
                 if self.pop_delta:
@@ -366,7 +370,8 @@ class _ChunkedPop:
             elif n[0] == "u":
                 mu[n] = self.c_as[0, n[1]] * lu[:, n[1]]
             elif n[0] == "x":
-                mu[n] = self.p_am[0] * lx
+                before = self.keep.get(tau0 - 1)  # keep[tau0 - 1]: 1 - z before the chunk
+                mu[n] = (self.p_am[0] if before is None else self.p_am[0] * before) * lx
             else:
                 mu[n] = self.p_as[0] * lI
 

@@ -1,6 +1,6 @@
 """e-prop evaluated in chunks of K steps (``spikeloom_torch.eprop_chunked``) equals the NumPy
 reference in float64, for every chunk size (K = 1, sizes that do not divide T, K > T), and runs
-exactly where :func:`chunked_blocker` allows it (everything but the zero reset)."""
+for every setup (both resets) unless ``CHUNK = 0`` asks for the per-step path."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .helpers import RTOL64, assert_close  # noqa: E402
 NUMPY = sl.get_backend("numpy")
 TORCH = sl.get_backend("torch")
 
-CHUNKED_CASES = [c for c in CASES if c.eprop_ok and c.reset != "zero"] + [
+CHUNKED_CASES = [c for c in CASES if c.eprop_ok] + [
     Case("alif-exp-delay2", kind="ALIF", delay=2, recurrent=True, surrogate=sl.Triangle(0.3), T=37),
     Case("alif-delta-delay3-reg", kind="ALIF", tau_syn=0.0, delay=3, c_reg=0.1, T=29, refractory=2.0),
     Case("lif-het-exp-random", het=True, recurrent=True, delay=2, feedback="random", c_reg=0.05, T=33),
@@ -28,6 +28,10 @@ CHUNKED_CASES = [c for c in CASES if c.eprop_ok and c.reset != "zero"] + [
     Case("lif-delta-scale-input", tau_syn=0.0, scale_input=True, recurrent=True, delay=2, T=26),
     Case("alif-exp-scale-input-chain", kind="ALIF", scale_input=True, chain=True, recurrent=True, T=35),
     Case("lif-two-inputs-explicit", two_inputs=True, connectivity="explicit", delay=3, T=23, B=5),
+    Case("lif-zero-exp", reset="zero", recurrent=True, delay=2, T=34),
+    Case("alif-zero-delta-refractory", kind="ALIF", reset="zero", tau_syn=0.0, refractory=2.0, c_reg=0.05, T=30),
+    Case("alif-zero-het-random", kind="ALIF", reset="zero", het=True, recurrent=True, feedback="random", T=27),
+    Case("lif-zero-scale-input-chain", reset="zero", scale_input=True, chain=True, delay=3, T=25),
 ]
 
 
@@ -57,7 +61,7 @@ def test_chunked_equals_reference(case, monkeypatch):
 
 
 def test_which_path_runs(monkeypatch):
-    """Subtractive reset: chunked; zero reset: per step (the chunked function is never called)."""
+    """Both resets run in chunks; CHUNK = 0 runs the per-step path (the chunked function is never called)."""
     calls = []
     original = eprop_chunked.eprop_chunked
 
@@ -66,18 +70,18 @@ def test_which_path_runs(monkeypatch):
         return original(*args, **kw)
 
     monkeypatch.setattr(eprop_chunked, "eprop_chunked", spy)
-    sub = CHUNKED_CASES[0]
-    zero = dataclasses.replace(sub, id="zero", reset="zero")
-    for case, chunk, expected in ((sub, 8, [8]), (zero, 8, []), (sub, 0, [])):
+    sub = next(c for c in CHUNKED_CASES if c.id == "alif-exp-delay2")
+    zero = next(c for c in CHUNKED_CASES if c.id == "lif-zero-exp")
+    for case, chunk, expected in ((sub, 8, [8]), (zero, 8, [8]), (sub, 0, []), (zero, 0, [])):
         calls.clear()
         _grads(case, chunk, monkeypatch)
         assert calls == expected, case.id
     backend = TORCH.compile(zero.network(), rule=zero.eprop(), readout=zero.readout("eprop"), dtype="float64")
     pops, _ = backend._consts()
-    assert "zero reset" in eprop_chunked.chunked_blocker(backend.built, pops)
+    assert eprop_chunked.chunked_blocker(backend.built, pops) is None
 
 
-@pytest.mark.parametrize("case_id", ["alif-exp-delay2", "lif-delta-scale-input"])
+@pytest.mark.parametrize("case_id", ["alif-exp-delay2", "lif-delta-scale-input", "alif-zero-het-random"])
 def test_per_step_path_still_equals_reference(case_id, monkeypatch):
     """CHUNK = 0 keeps the per-step algorithm; it agrees with the reference and the chunked one
     (a delta-synapse readout with scale_input applies its gain to e_bar on both paths)."""
