@@ -24,31 +24,23 @@ from __future__ import annotations
 import math
 from collections import deque
 
-import numpy as np
 import torch
 
 from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
-from spikeloom.rules import EProp, feedback_matrices, trained_populations
+from spikeloom.rules import EProp, trained_populations
 
 from .dynamics import PopConst, Stepper
-from .losses import onehot
+from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
 from .spikes import StreamedInput
 
 __all__ = ["eprop_loss_and_grads"]
-
-#: time constant of the online rate estimate of the regulariser, ms (GeNN's value)
-RATE_TAU = 500.0
-
-
-def _all_equal(x: torch.Tensor) -> bool:
-    return bool(torch.all(x == x[0]))
 
 
 def _per_post(x: torch.Tensor) -> torch.Tensor:
     """A per-neuron constant ``[N]`` as a 0-d tensor when all neurons share it (the traces then stay
     per presynaptic neuron), else as ``[N, 1, 1]`` for the ``[N_post, B, N_pre]`` layout."""
-    return x[0] if _all_equal(x) else x[:, None, None]
+    return x[0] if all_equal(x) else x[:, None, None]
 
 
 class _Traces:
@@ -93,31 +85,15 @@ def eprop_loss_and_grads(
     dtype, device = some.dtype, some.device
     sim = Stepper(built, pops, weights, inputs)
     T, B = sim.T, sim.B
-    out_name = readout.population
-    out = pops[out_name]
-    n_out = out.n
-    window = np.zeros(T, dtype=bool)
-    window[readout.steps(T)] = True
-    n_window = int(window.sum())
-    hot = onehot(labels, n_out, dtype)
+    ro = ReadoutSide(built, pops, params, rule, readout, labels, T, B)
+    n_out, hetero_out, out_delta, out_unit_gain = ro.n_out, ro.hetero, ro.delta_synapse, ro.unit_gain
+    grads, feedback = ro.grads, ro.feedback
 
-    # the readout's filter; with per-neuron readout time constants e_bar gains a readout axis (last)
-    hetero_out = not (_all_equal(out.alpha_mem) and _all_equal(out.alpha_syn) and _all_equal(out.g))
-    o_am, o_as, o_g = (
-        (out.alpha_mem, out.alpha_syn, out.g) if hetero_out else (out.alpha_mem[0], out.alpha_syn[0], out.g[0])
-    )
-    out_delta, out_unit_gain = bool(torch.all(out.alpha_syn == 0)), bool(torch.all(out.g == 1))
-
-    def readout_filter(f, x):
-        """One step of the readout's filter on ``f = [current, membrane]`` with input ``x`` (small arrays)."""
-        f[0] = x if out_delta else o_as * f[0] + x
-        f[1] = o_am * f[1] + (f[0] if out_unit_gain else o_g * f[0])
-
-    # the filter's constants for per-synapse e_bar, whose readout axis sits before N_pre
-    e_am, e_as, e_g = (o_am[:, None], o_as[:, None], o_g[:, None]) if hetero_out else (o_am, o_as, o_g)
+    # the readout's filter for per-synapse e_bar, whose readout axis sits before N_pre
+    e_am, e_as, e_g = (ro.am[:, None], ro.as_[:, None], ro.g[:, None]) if hetero_out else (ro.am, ro.as_, ro.g)
 
     def ebar_step(eb, psi_d, elig_d):
-        """The same filter, in place on per-synapse ``eb``, with input ``e = psi_d elig_d``."""
+        """The readout's filter, in place on per-synapse ``eb``, with input ``e = psi_d elig_d``."""
         if hetero_out:
             psi_d, elig_d = psi_d[:, :, None], elig_d[:, :, None]
         if out_delta:
@@ -130,22 +106,11 @@ def eprop_loss_and_grads(
         else:
             eb[1].addcmul_(eb[0], e_g)
 
-    trainable = built.trainable_names()
-    grads = {name: torch.zeros_like(params[name]) for name in trainable}
-    feedback = {
-        k: torch.as_tensor(v, dtype=dtype, device=device)
-        for k, v in feedback_matrices(built, rule, readout, params).items()
-    }
-
-    readout_conns = [c for c in built.incoming(out_name) if f"{c.name}.weight" in grads]
-    zbar = {c.name: [0.0, 0.0] for c in readout_conns}  # [filtered current, filtered membrane]
-    bbar = torch.zeros(n_out, dtype=dtype, device=device)
-
     state = {}
     for name in trained_populations(built):
         p = pops[name]
         conns = [c for c in built.incoming(name) if f"{c.name}.weight" in grads]
-        to_out = [c for c in built.outgoing(name) if c.target == out_name]
+        to_out = [c for c in built.outgoing(name) if c.target == ro.name]
         depth = max(c.delay for c in to_out)
         zero_reset = p.reset == "zero"
         zeros = torch.zeros((B, p.n), dtype=dtype, device=device)
@@ -166,36 +131,9 @@ def eprop_loss_and_grads(
 
     rate_decay = math.exp(-built.dt / RATE_TAU)
     rate_target = rule.target_rate * built.dt / 1000.0
-    step_loss = torch.zeros(T, dtype=dtype, device=device)
-    prob_sum = torch.zeros((B, n_out), dtype=dtype, device=device)
     for t in range(T):
         rec = sim.step()
-        Y = rec[out_name]["V"]
-        if window[t]:
-            m = Y.amax(dim=1, keepdim=True)
-            e = torch.exp(Y - m)
-            s = e.sum(dim=1, keepdim=True)
-            prob = e / s
-            step_loss[t] = torch.sum(((Y - m) - torch.log(s)) * hot)
-            prob_sum = prob_sum + prob
-            delta = (prob - hot) / (B * n_window)
-        else:
-            delta = None
-
-        # readout weights and bias: exact, from presynaptic spikes and a constant filtered like Y
-        bbar = o_am * bbar + o_g
-        if delta is not None:
-            grads[f"{out_name}.bias"] += (delta * bbar).sum(dim=0)
-        for c in readout_conns:
-            zb = zbar[c.name]
-            s = sim.delivered(c)
-            readout_filter(zb, s[:, :, None] if hetero_out else s)
-            if delta is not None:
-                if hetero_out:
-                    grads[f"{c.name}.weight"] += (zb[1] * delta[:, None, :]).sum(dim=0)
-                else:
-                    grads[f"{c.name}.weight"] += zb[1].T @ delta
-
+        delta = ro.step(t, rec, sim)
         for name, st in state.items():
             p, r = st["p"], rec[name]
             theta = p.v_thresh + p.beta * r["a"] if p.kind == "ALIF" else p.v_thresh
@@ -243,19 +181,10 @@ def eprop_loss_and_grads(
                 tr.hist.appendleft((psi_j, elig))
             st["psi_prev"], st["z_prev"] = psi_j, r["z"]
 
-    loss = 0.0
-    for t, v in enumerate(step_loss.cpu().numpy().tolist()):
-        if window[t]:
-            loss -= v / (B * n_window)
     for st in state.values():
         for c, tr in st["traces"].items():
             grads[f"{c.name}.weight"] += tr.grad.T
-    for c in built.connections:
-        key = f"{c.name}.weight"
-        if key in grads and c.name in masks:
-            grads[key] = grads[key] * masks[c.name]
-    pred = torch.argmax(prob_sum, dim=1).cpu().numpy()
-    return loss, {k: grads[k] for k in trainable}, pred
+    return ro.result(built, masks)
 
 
 def _accumulate(acc: torch.Tensor, trace: torch.Tensor, signal: torch.Tensor, scale: float = 1.0) -> None:

@@ -29,28 +29,20 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
-from spikeloom.rules import EProp, feedback_matrices, trained_populations
+from spikeloom.rules import EProp, trained_populations
 
 from .dynamics import PopConst, Stepper
-from .losses import onehot
+from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
 from .spikes import StreamedInput
 
 __all__ = ["CHUNK", "chunked_blocker", "eprop_chunked"]
 
 #: steps per chunk (0 turns the chunked evaluation off: the per-step path runs)
 CHUNK = 64
-
-#: time constant of the online rate estimate of the regulariser, ms (GeNN's value)
-RATE_TAU = 500.0
-
-
-def _all_equal(x: torch.Tensor) -> bool:
-    return bool(torch.all(x == x[0]))
 
 
 def chunked_blocker(built: BuiltNetwork, pops: dict[str, PopConst]) -> str | None:
@@ -76,33 +68,8 @@ def eprop_chunked(
     dtype, device = some.dtype, some.device
     sim = Stepper(built, pops, weights, inputs)
     T, B = sim.T, sim.B
-    out_name = readout.population
-    out = pops[out_name]
-    n_out = out.n
-    window = np.zeros(T, dtype=bool)
-    window[readout.steps(T)] = True
-    n_window = int(window.sum())
-    hot = onehot(labels, n_out, dtype)
-
-    hetero_out = not (_all_equal(out.alpha_mem) and _all_equal(out.alpha_syn) and _all_equal(out.g))
-    o_am, o_as, o_g = (
-        (out.alpha_mem, out.alpha_syn, out.g) if hetero_out else (out.alpha_mem[0], out.alpha_syn[0], out.g[0])
-    )
-    out_delta, out_unit_gain = bool(torch.all(out.alpha_syn == 0)), bool(torch.all(out.g == 1))
-
-    def readout_filter(f, x):
-        f[0] = x if out_delta else o_as * f[0] + x
-        f[1] = o_am * f[1] + (f[0] if out_unit_gain else o_g * f[0])
-
-    trainable = built.trainable_names()
-    grads = {name: torch.zeros_like(params[name]) for name in trainable}
-    feedback = {
-        k: torch.as_tensor(v, dtype=dtype, device=device)
-        for k, v in feedback_matrices(built, rule, readout, params).items()
-    }
-    readout_conns = [c for c in built.incoming(out_name) if f"{c.name}.weight" in grads]
-    zbar = {c.name: [0.0, 0.0] for c in readout_conns}
-    bbar = torch.zeros(n_out, dtype=dtype, device=device)
+    ro = ReadoutSide(built, pops, params, rule, readout, labels, T, B)
+    out, out_name, hetero_out, grads, feedback = pops[ro.name], ro.name, ro.hetero, ro.grads, ro.feedback
 
     state = {}
     for name in trained_populations(built):
@@ -113,35 +80,9 @@ def eprop_chunked(
 
     rate_decay = math.exp(-built.dt / RATE_TAU)
     rate_target = rule.target_rate * built.dt / 1000.0
-    step_loss = torch.zeros(T, dtype=dtype, device=device)
-    prob_sum = torch.zeros((B, n_out), dtype=dtype, device=device)
     for t in range(T):
         rec = sim.step()
-        Y = rec[out_name]["V"]
-        if window[t]:
-            m = Y.amax(dim=1, keepdim=True)
-            e = torch.exp(Y - m)
-            s = e.sum(dim=1, keepdim=True)
-            prob = e / s
-            step_loss[t] = torch.sum(((Y - m) - torch.log(s)) * hot)
-            prob_sum = prob_sum + prob
-            delta = (prob - hot) / (B * n_window)
-        else:
-            delta = None
-
-        bbar = o_am * bbar + o_g
-        if delta is not None:
-            grads[f"{out_name}.bias"] += (delta * bbar).sum(dim=0)
-        for c in readout_conns:
-            zb = zbar[c.name]
-            s = sim.delivered(c)
-            readout_filter(zb, s[:, :, None] if hetero_out else s)
-            if delta is not None:
-                if hetero_out:
-                    grads[f"{c.name}.weight"] += (zb[1] * delta[:, None, :]).sum(dim=0)
-                else:
-                    grads[f"{c.name}.weight"] += zb[1].T @ delta
-
+        delta = ro.step(t, rec, sim)
         for name, st in state.items():
             p, r = st.p, rec[name]
             theta = p.v_thresh + p.beta * r["a"] if p.kind == "ALIF" else p.v_thresh
@@ -158,19 +99,10 @@ def eprop_chunked(
     for st in state.values():
         st.process(done=T, final=True)
 
-    loss = 0.0
-    for t, v in enumerate(step_loss.cpu().numpy().tolist()):
-        if window[t]:
-            loss -= v / (B * n_window)
     for st in state.values():
         for c in st.conns:
             grads[f"{c.name}.weight"] += st.grad[c.name].T
-    for c in built.connections:
-        key = f"{c.name}.weight"
-        if key in grads and c.name in masks:
-            grads[key] = grads[key] * masks[c.name]
-    pred = torch.argmax(prob_sum, dim=1).cpu().numpy()
-    return loss, {k: grads[k] for k in trainable}, pred
+    return ro.result(built, masks)
 
 
 class _ChunkedPop:
@@ -209,7 +141,7 @@ class _ChunkedPop:
         # the population's own trace constants
         # the zero reset's factor (1 - z_j[t-1]) on eps_v makes eps_v per synapse, like per-neuron constants
         self.zero_reset = p.reset == "zero"
-        self.per_syn = self.zero_reset or not (_all_equal(p.alpha_mem) and _all_equal(p.alpha_syn) and _all_equal(p.g))
+        self.per_syn = self.zero_reset or not (all_equal(p.alpha_mem) and all_equal(p.alpha_syn) and all_equal(p.g))
         self.pop_delta = bool(torch.all(p.alpha_syn == 0))
         self.alif = p.kind == "ALIF"
         if self.per_syn:
