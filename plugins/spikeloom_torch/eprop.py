@@ -73,11 +73,11 @@ def eprop_loss_and_grads(
     """``(loss, grads by trainable name, predictions)`` for one batch; grads are device tensors.
 
     Runs the chunked evaluation (:mod:`.eprop_chunked`, the same gradients with the per-synapse
-    updates as matrix products) wherever it applies, else the per-step algorithm below.
+    updates as matrix products) unless ``eprop_chunked.CHUNK`` is 0, then the per-step algorithm below.
     """
     from . import eprop_chunked
 
-    if eprop_chunked.CHUNK > 0 and eprop_chunked.chunked_blocker(built, pops) is None:
+    if eprop_chunked.CHUNK > 0:
         return eprop_chunked.eprop_chunked(
             built, pops, weights, params, masks, rule, readout, inputs, labels, chunk=eprop_chunked.CHUNK
         )

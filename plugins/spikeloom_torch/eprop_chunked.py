@@ -39,16 +39,10 @@ from .dynamics import PopConst, Stepper
 from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
 from .spikes import StreamedInput
 
-__all__ = ["CHUNK", "chunked_blocker", "eprop_chunked"]
+__all__ = ["CHUNK", "eprop_chunked"]
 
 #: steps per chunk (0 turns the chunked evaluation off: the per-step path runs)
 CHUNK = 64
-
-
-def chunked_blocker(built: BuiltNetwork, pops: dict[str, PopConst]) -> str | None:
-    """Why the chunked evaluation cannot run this network (None: it can; every e-prop setup the
-    reference accepts runs in chunks)."""
-    return None
 
 
 def eprop_chunked(

@@ -76,9 +76,6 @@ def test_which_path_runs(monkeypatch):
         calls.clear()
         _grads(case, chunk, monkeypatch)
         assert calls == expected, case.id
-    backend = TORCH.compile(zero.network(), rule=zero.eprop(), readout=zero.readout("eprop"), dtype="float64")
-    pops, _ = backend._consts()
-    assert eprop_chunked.chunked_blocker(backend.built, pops) is None
 
 
 @pytest.mark.parametrize("case_id", ["alif-exp-delay2", "lif-delta-scale-input", "alif-zero-het-random"])
