@@ -12,12 +12,9 @@ import spikeloom as sl
 
 from ..torch.corpus import CASES, Case
 from ..torch.helpers import (
-    STATE_RTOL32,
     assert_agrees_on_device,
     assert_close,
-    assert_grads_close32,
-    safe_steps,
-    truncate,
+    assert_float32_close_on_device,
 )
 
 NUMPY = sl.get_backend("numpy")
@@ -71,21 +68,7 @@ def test_float64_eprop_grads_equal_the_reference(emulated, case):
 
 @pytest.mark.parametrize("case", CASES[:4], ids=str)
 def test_float32_close_to_the_reference(emulated, case):
-    ref, emu = _pair(emulated, case, "bptt", "float32")
-    x, labels = case.inputs()
-    x = truncate(x, safe_steps(case.network(), x))
-    expected, actual = ref.simulate(x), emu.simulate(x)
-    for pop, vars_ in expected.items():
-        for v, arr in vars_.items():
-            assert actual[pop][v].dtype == np.float32
-            if v == "z":
-                np.testing.assert_array_equal(actual[pop][v], arr)
-            else:
-                assert_close(actual[pop][v], arr, STATE_RTOL32, f"{pop}.{v}")
-    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
-    for name, value in r.grads.items():
-        assert g.grads[name].dtype == np.float32
-        assert_grads_close32(g.grads[name], value, name)
+    assert_float32_close_on_device(emulated, case, "cpu")
 
 
 def test_event_and_dense_delivery_agree(emulated):

@@ -7,7 +7,6 @@ needs CuPy (skipped without it).
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import spikeloom as sl
@@ -15,12 +14,9 @@ from spikeloom_cupy.backend import CupyBackend
 
 from ..torch.corpus import CASES
 from ..torch.helpers import (
-    STATE_RTOL32,
     assert_agrees_on_device,
     assert_close,
-    assert_grads_close32,
-    safe_steps,
-    truncate,
+    assert_float32_close_on_device,
 )
 
 pytestmark = pytest.mark.gpu
@@ -60,21 +56,7 @@ def test_cuda_float64_equals_reference(cupy, case):
 
 @pytest.mark.parametrize("case", CASES[:4], ids=str)
 def test_cuda_float32_close_to_reference(cupy, case):
-    net = case.network()
-    x, labels = case.inputs()
-    x = truncate(x, safe_steps(net, x))
-    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
-    gpu = CUPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float32", device="cuda")
-    expected, actual = ref.simulate(x), gpu.simulate(x)
-    for pop, vars_ in expected.items():
-        for v, arr in vars_.items():
-            if v == "z":
-                np.testing.assert_array_equal(actual[pop][v], arr)
-            else:
-                assert_close(actual[pop][v], arr, STATE_RTOL32, f"{pop}.{v}")
-    r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
-    for name, value in r.grads.items():
-        assert_grads_close32(g.grads[name], value, name)
+    assert_float32_close_on_device(CUPY, case, "cuda")
 
 
 def test_cuda_matches_the_emulated_kernels(cupy, emulated):

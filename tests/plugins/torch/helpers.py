@@ -66,6 +66,29 @@ def assert_agrees_on_device(backend, case, device: str, rtol: float = RTOL64) ->
         assert_grads_equal64(dev.loss_and_grads(x, labels), ref.loss_and_grads(x, labels), rtol)
 
 
+def assert_float32_close_on_device(backend, case, device: str) -> None:
+    """``case`` compiled in float32 on ``backend``/``device`` against the float64 reference, over the
+    leading steps where no membrane is within :data:`MARGIN` of its threshold: states within
+    :data:`STATE_RTOL32`, spikes identical, BPTT gradients within the float32 policy."""
+    net = case.network()
+    x, labels = case.inputs()
+    x = truncate(x, safe_steps(net, x))
+    ref = sl.get_backend("numpy").compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    dev = backend.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float32", device=device)
+    expected, actual = ref.simulate(x), dev.simulate(x)
+    for pop, vars_ in expected.items():
+        for v, arr in vars_.items():
+            assert actual[pop][v].dtype == np.float32
+            if v == "z":
+                np.testing.assert_array_equal(actual[pop][v], arr, err_msg=f"{pop}.z")
+            else:
+                assert_close(actual[pop][v], arr, STATE_RTOL32, f"{pop}.{v}")
+    r, g = ref.loss_and_grads(x, labels), dev.loss_and_grads(x, labels)
+    for name, value in r.grads.items():
+        assert g.grads[name].dtype == np.float32
+        assert_grads_close32(g.grads[name], value, name)
+
+
 def assert_grads_close32(actual, expected, what: str) -> None:
     scale = float(np.max(np.abs(expected))) if np.size(expected) else 0.0
     np.testing.assert_allclose(actual, expected, rtol=GRAD_RTOL32, atol=GRAD_ATOL32 * scale + 1e-12, err_msg=what)

@@ -17,7 +17,15 @@ pytest.importorskip("torch")
 import spikeloom as sl  # noqa: E402
 
 from .corpus import CASES  # noqa: E402
-from .helpers import MARGIN, STATE_RTOL32, assert_close, assert_grads_close32, safe_steps, truncate  # noqa: E402
+from .helpers import (  # noqa: E402
+    MARGIN,
+    STATE_RTOL32,
+    assert_close,
+    assert_float32_close_on_device,
+    assert_grads_close32,
+    safe_steps,
+    truncate,
+)
 
 NUMPY = sl.get_backend("numpy")
 TORCH = sl.get_backend("torch")
@@ -91,3 +99,9 @@ def test_state_forced_float32(case):
                 clear = np.abs(vars_["V"] - theta) >= MARGIN
                 np.testing.assert_array_equal(rec_tor[pop]["z"][clear], vars_["z"][clear], err_msg=f"{pop}.z at {t}")
         state = next_ref
+
+
+@pytest.mark.parametrize("case", CASES[:4], ids=str)
+def test_the_float32_device_helper_holds_on_the_cpu(case):
+    """``assert_float32_close_on_device`` is what the gpu-marked float32 tests of torch and cupy run."""
+    assert_float32_close_on_device(TORCH, case, "cpu")

@@ -5,7 +5,6 @@ Every test here carries the ``gpu`` marker and is skipped at collection without 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -15,12 +14,9 @@ import spikeloom as sl  # noqa: E402
 from .corpus import CASES  # noqa: E402
 from .helpers import (  # noqa: E402
     RTOL64,
-    STATE_RTOL32,
     assert_agrees_on_device,
     assert_close,
-    assert_grads_close32,
-    safe_steps,
-    truncate,
+    assert_float32_close_on_device,
 )
 
 pytestmark = pytest.mark.gpu
@@ -37,21 +33,7 @@ def test_cuda_float64_equals_reference(case):
 
 @pytest.mark.parametrize("case", CASES[:4], ids=str)
 def test_cuda_float32_close_to_reference(case):
-    net = case.network()
-    x, labels = case.inputs()
-    x = truncate(x, safe_steps(net, x))
-    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
-    gpu = TORCH.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float32", device="cuda")
-    expected, actual = ref.simulate(x), gpu.simulate(x)
-    for pop, vars_ in expected.items():
-        for v, arr in vars_.items():
-            if v == "z":
-                np.testing.assert_array_equal(actual[pop][v], arr)
-            else:
-                assert_close(actual[pop][v], arr, STATE_RTOL32, f"{pop}.{v}")
-    r, g = ref.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
-    for name, value in r.grads.items():
-        assert_grads_close32(g.grads[name], value, name)
+    assert_float32_close_on_device(TORCH, case, "cuda")
 
 
 def test_cuda_train_steps_and_stepping():
