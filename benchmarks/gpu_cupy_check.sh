@@ -79,7 +79,7 @@ except Exception as exc:
     print("cupy:", exc)
 PYEOF
 
-part "gpu tests (tests/plugins/cupy -m gpu)" 75 gpu_tests \
+part "gpu tests (tests/plugins/cupy -m gpu)" 90 gpu_tests \
     $PY -m pytest tests/plugins/cupy -m gpu -k "not conformance_kit" -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests)
 part "conformance kit on cupy (cuda)" 100 conformance_cupy \
     $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_cupy.backend:CupyBackend \

@@ -59,6 +59,10 @@ class CupyCompiled(Compiled):
     """A network compiled for the CuPy backend; parameters are arrays of the compiled dtype on the
     runtime's device (CuPy arrays on a GPU)."""
 
+    #: bool and uint8 input spikes arrive as given and are copied to the device as bytes, then
+    #: cast there (``Runtime.spikes``): no float copy of the inputs on the host
+    compact_inputs = True
+
     def __init__(self, request: CompileRequest, runtime: Runtime) -> None:
         super().__init__(request)
         from .plan import make_plan
@@ -79,7 +83,8 @@ class CupyCompiled(Compiled):
         return pops, weights
 
     def _device_inputs(self, inputs):
-        return {name: self.rt.asarray(x) for name, x in inputs.items()}
+        # bool/uint8 spikes (compact_inputs) go over as bytes and are cast on the device
+        return {name: self.rt.spikes(x) for name, x in inputs.items()}
 
     def _update_mode(self, rec) -> None:
         """Choose the recurrent delivery for the next call from this run's spike density."""
@@ -114,6 +119,7 @@ class CupyCompiled(Compiled):
         sim = Stepper(self.rt, self.built, pops, weights, B, "events")
         sim.set_state(state)
         rec = sim.step({name: self.rt.asarray(x) for name, x in x_t.items()})
+        self.rt.release()
         public = {
             name: {v: self.rt.host(a) for v, a in r.items() if v != "refractory" and (v != "a" or pops[name].alif)}
             for name, r in rec.items()

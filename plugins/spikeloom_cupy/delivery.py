@@ -48,8 +48,8 @@ def deliver_rows(rt: Runtime, x2d, W, out2d, accumulate: bool, mode: str | None 
     return mode
 
 
-def deliver_step(rt: Runtime, s, W, out, accumulate: bool, mode: str = "events") -> None:
-    """``out (+)= s @ W`` for one step's spikes ``s`` ``[B, N_pre]``."""
+def deliver_step(rt: Runtime, s, W, out, accumulate: bool, mode: str = "events", site=None) -> None:
+    """``out (+)= s @ W`` for one step's spikes ``s`` ``[B, N_pre]`` (``site``: see ``Runtime.launch``)."""
     if mode == "dense":
         if accumulate:
             out += s @ W
@@ -58,4 +58,4 @@ def deliver_step(rt: Runtime, s, W, out, accumulate: bool, mode: str = "events")
         return
     B, n_pre = s.shape
     n_post = W.shape[1]
-    rt.launch("propagate_scan", B * n_post, B, n_pre, n_post, s, W, out, int(accumulate))
+    rt.launch("propagate_scan", B * n_post, B, n_pre, n_post, s, W, out, int(accumulate), site=site)

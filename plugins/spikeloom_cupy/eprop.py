@@ -25,10 +25,26 @@ from .consts import PopConst
 from .forward import Stepper
 from .runtime import Runtime
 
-__all__ = ["eprop_loss_and_grads", "RATE_TAU", "EP_FLAGS"]
+__all__ = ["eprop_loss_and_grads", "RATE_TAU", "EP_FLAGS", "INPUT_CHUNK", "batch_chunk"]
 
 #: time constant of the online rate estimate of the regulariser, ms (GeNN's value)
 RATE_TAU = 500.0
+
+#: steps of input copied to the device at once (memory: this many ``[B, N_in]`` slices)
+INPUT_CHUNK = 32
+
+#: the per-synapse kernels split the batch into at most this many chunks (one thread per synapse
+#: and chunk, one partial gradient per chunk), of at least BATCH_CHUNK_MIN examples each
+BATCH_CHUNKS_MAX = 32
+BATCH_CHUNK_MIN = 8
+
+
+def batch_chunk(B: int) -> tuple[int, int]:
+    """``(examples per chunk, chunks)`` for a batch of ``B``."""
+    bc = max(BATCH_CHUNK_MIN, -(-B // BATCH_CHUNKS_MAX))
+    bc = min(bc, B)
+    return bc, -(-B // bc)
+
 
 #: the flag bits of ``eprop_synapse_step`` (eprop.cu)
 EP_FLAGS = {
@@ -63,31 +79,29 @@ def eprop_loss_and_grads(
     inputs: dict[str, np.ndarray],
     labels: np.ndarray,
     mode: str = "events",
+    chunk: int = INPUT_CHUNK,
 ):
-    """``(loss, grads by trainable name as device arrays, predictions)``; ``inputs`` stay on the host."""
+    """``(loss, grads by trainable name as device arrays, predictions)``; ``inputs`` stay on the host
+    and are copied to the device ``chunk`` steps at a time."""
     xp, dt = rt.xp, rt.dtype
     T, B = next(iter(inputs.values())).shape[:2]
-    sim = Stepper(rt, built, pops, weights, B, mode)
+    chunk = max(1, min(int(chunk), T))
+    bc, n_chunks = batch_chunk(B)
+    sim = Stepper(rt, built, pops, weights, B, mode, chunk=chunk)
     out_name = readout.population
     out = pops[out_name]
     n_out = out.n
     window = np.zeros(T, dtype=bool)
     window[readout.steps(T)] = True
     n_window = int(window.sum())
-    hot = rt.zeros((B, n_out))
-    hot[xp.arange(B), rt.asarray(labels, np.int64)] = 1
+    hot = rt.asarray(np.eye(n_out, dtype=np.float64)[np.asarray(labels, dtype=np.int64)])
 
     o_am_h, o_as_h, o_g_h = rt.host(out.am), rt.host(out.as_), rt.host(out.g)
     hetero = not (_shared(o_am_h) and _shared(o_as_h) and _shared(o_g_h))
     r_delta, r_unit = bool(np.all(o_as_h == 0)), bool(np.all(o_g_h == 1))
-    o_am, o_as, o_g = (out.am, out.as_, out.g) if hetero else (out.am[0], out.as_[0], out.g[0])
-    # the filter constants as the kernel reads them: [K] with a readout axis, else [1]
+    # the filter constants as the kernels read them: [K] with a readout axis, else [1]
     k_am, k_as, k_g = (out.am, out.as_, out.g) if hetero else (out.am[:1].copy(), out.as_[:1].copy(), out.g[:1].copy())
     Kf = n_out if hetero else 1
-
-    def readout_filter(f, x):
-        f[0] = x if r_delta else o_as * f[0] + x
-        f[1] = o_am * f[1] + (f[0] if r_unit else o_g * f[0])
 
     trainable = set(built.trainable_names())
     grads = {name: xp.zeros_like(params[name]) for name in trainable}
@@ -96,14 +110,26 @@ def eprop_loss_and_grads(
         for k, v in feedback_matrices(built, rule, readout, params).items()
     }
 
+    # the readout's exact gradients: filtered spikes per connection (double-buffered, see
+    # eprop_out_grad), the bias's filtered input (double-buffered) and per-example sums
     readout_conns = [c for c in built.incoming(out_name) if f"{c.name}.weight" in trainable]
-    zbar = {c.name: [0.0, 0.0] for c in readout_conns}
-    bbar = rt.zeros(n_out)
+    zbar = {}
+    # partial gradients of the readout's weights, one per batch chunk (see eprop_out_grad)
+    out_part = {c.name: rt.zeros((n_chunks, c.mask.shape[0], n_out)) for c in readout_conns}
+    for c in readout_conns:
+        shape = (B, c.mask.shape[0], n_out) if hetero else (B, c.mask.shape[0])
+        zbar[c.name] = [rt.zeros(shape) for _ in range(4)]  # f0 old, f0 new, f1 old, f1 new
+    bbar = [rt.zeros(n_out), rt.zeros(n_out)]
+    gbias = rt.zeros((B, n_out))
+    loss_acc = rt.zeros(B)
+    prob_sum = rt.zeros((B, n_out))
+    delta = rt.zeros((B, n_out))
+    denom = float(B * n_window)
 
+    kind, sp, sq = surrogate_args(rule.surrogate)
     state = {}
     for name in trained_populations(built):
         p = pops[name]
-        bp = built.populations[name]
         am_h, as_h, g_h = rt.host(p.am), rt.host(p.as_), rt.host(p.g)
         syn_I = not _shared(as_h)
         syn_v = syn_I or p.zero_reset or not _shared(am_h) or not _shared(g_h)
@@ -118,9 +144,10 @@ def eprop_loss_and_grads(
             per_syn = (B, n_pre, p.n)
             traces[c.name] = {
                 "c": c,
-                "epsI_pre": rt.zeros((B, n_pre)),
-                "epsv_pre": rt.zeros((B, n_pre)),
-                "epsv_spare": rt.zeros((B, n_pre)),  # the other buffer of eps_v (see eprop_pre_traces)
+                "n_pre": n_pre,
+                # one per presynaptic neuron, double-buffered: [old, new] (see eprop_synapse_step)
+                "epsI": [rt.zeros((B, n_pre)), rt.zeros((B, n_pre))],
+                "epsv": [rt.zeros((B, n_pre)), rt.zeros((B, n_pre))],
                 "eps_I": rt.zeros(per_syn) if syn_I else rt.dummy,
                 "eps_v": rt.zeros(per_syn) if syn_v else rt.dummy,
                 "eps_a": rt.zeros(per_syn) if p.alif else rt.dummy,
@@ -129,150 +156,142 @@ def eprop_loss_and_grads(
                     rc.name: (rt.dummy if r_delta else rt.zeros((*per_syn, Kf)), rt.zeros((*per_syn, Kf)))
                     for rc in to_out
                 },
-                "grad": rt.zeros((n_pre, p.n)),
+                "grad": rt.zeros((n_chunks, n_pre, p.n)),  # one partial sum per batch chunk
             }
+        flags = 0
+        flags |= EP_FLAGS["alif"] if p.alif else 0
+        flags |= EP_FLAGS["syn_I"] if syn_I else 0
+        flags |= EP_FLAGS["syn_v"] if syn_v else 0
+        flags |= EP_FLAGS["zero_reset"] if p.zero_reset else 0
+        flags |= EP_FLAGS["hetero"] if hetero else 0
+        flags |= EP_FLAGS["r_delta"] if r_delta else 0
+        flags |= EP_FLAGS["r_unit"] if r_unit else 0
         state[name] = {
             "p": p,
-            "bp": bp,
-            "am": float(am_h[0]),
-            "as": float(as_h[0]),
-            "g": float(g_h[0]),
-            "syn_I": syn_I,
-            "syn_v": syn_v,
             "depth": depth,
             "recompute": recompute,
             "to_out": to_out,
-            "psi_prev": rt.zeros((B, p.n)),
+            "flags": flags,
+            "psi": [rt.zeros((B, p.n)), rt.zeros((B, p.n))],  # [previous step, this step]
             "z_prev": rt.zeros((B, p.n)),
             "rate": rt.zeros((B, p.n)),
             "traces": traces,
+            # learning signals L = delta B^T per readout connection (without a readout axis)
+            "signal": {rc.name: rt.zeros((B, p.n)) for rc in to_out} if not hetero else {},
         }
 
-    kind, sp, sq = surrogate_args(rule.surrogate)
     rate_decay = math.exp(-built.dt / RATE_TAU)
     rate_target = rule.target_rate * built.dt / 1000.0
-    loss_acc = rt.zeros(())
-    prob_sum = rt.zeros((B, n_out))
     for t in range(T):
-        rec = sim.step({name: rt.asarray(x[t]) for name, x in inputs.items()})
+        if t % chunk == 0:
+            sim.load_inputs({name: np.ascontiguousarray(x[t : t + chunk]) for name, x in inputs.items()}, t)
+        rec = sim.step(None, psi={name: (kind, sp, sq, st["psi"][1]) for name, st in state.items()})
         Y = rec[out_name]["V"]
-        if window[t]:
-            m = Y.max(axis=1, keepdims=True)
-            e = xp.exp(Y - m)
-            s = e.sum(axis=1, keepdims=True)
-            prob = e / s
-            loss_acc += xp.sum(((Y - m) - xp.log(s)) * hot)
-            prob_sum += prob
-            delta = xp.ascontiguousarray((prob - hot) / (B * n_window))
-        else:
-            delta = None
-
-        bbar = o_am * bbar + o_g
-        if delta is not None:
-            grads[f"{out_name}.bias"] += (delta * bbar).sum(axis=0)
+        has_delta = bool(window[t])
+        rt.launch(
+            "eprop_loss_step",
+            B,
+            B,
+            n_out,
+            int(hetero),
+            int(has_delta),
+            Y,
+            hot,
+            denom,
+            loss_acc,
+            prob_sum,
+            delta,
+            k_am,
+            k_g,
+            bbar[0],
+            bbar[1],
+            gbias,
+            site="loss",
+        )
+        bbar.reverse()
         for c in readout_conns:
-            zb = zbar[c.name]
-            s = sim.delivered(c)
-            readout_filter(zb, s[:, :, None] if hetero else s)
-            if delta is not None:
-                if hetero:
-                    grads[f"{c.name}.weight"] += (zb[1] * delta[:, None, :]).sum(axis=0)
-                else:
-                    grads[f"{c.name}.weight"] += zb[1].T @ delta
+            f0o, f0n, f1o, f1n = zbar[c.name]
+            n_pre = c.mask.shape[0]
+            rt.launch(
+                "eprop_out_grad",
+                n_chunks * n_pre * n_out,
+                B,
+                bc,
+                n_pre,
+                n_out,
+                int(hetero),
+                int(r_delta),
+                int(r_unit),
+                int(has_delta),
+                sim.delivered(c),
+                k_as,
+                k_am,
+                k_g,
+                f0o,
+                f0n,
+                f1o,
+                f1n,
+                delta,
+                out_part[c.name],
+                site=c.name,
+            )
+            zbar[c.name] = [f0n, f0o, f1n, f1o]
 
         for name, st in state.items():
             p, r = st["p"], rec[name]
-            psi = rt.empty((B, p.n))  # written entirely by eprop_psi
-            rt.launch(
-                "eprop_psi",
-                B * p.n,
-                B,
-                p.n,
-                r["V"],
-                r.get("a", rt.dummy),
-                r.get("refractory", rt.dummy),
-                int("refractory" in r),
-                p.vth,
-                p.beta,
-                int(p.alif),
-                kind,
-                sp,
-                sq,
-                psi,
-            )
+            psi, psi_prev = st["psi"][1], st["psi"][0]
             R = rt.dummy
             if rule.c_reg:
                 st["rate"] = rate_decay * st["rate"] + (1 - rate_decay) * r["z"]
                 R = xp.ascontiguousarray((st["rate"] - rate_target).astype(dt, copy=False))
             signals = {}
-            if delta is not None:
+            if has_delta:
                 for rc in st["to_out"]:
                     fb = feedback[rc.name]
-                    signals[rc.name] = (delta, fb) if hetero else (xp.ascontiguousarray(delta @ fb.T), rt.dummy)
+                    if hetero:
+                        signals[rc.name] = (delta, fb)
+                    else:
+                        xp.matmul(delta, fb.T, out=st["signal"][rc.name])
+                        signals[rc.name] = (st["signal"][rc.name], rt.dummy)
             slot = t % st["depth"]
             for tr in st["traces"].values():
                 c = tr["c"]
-                pre = xp.ascontiguousarray(sim.delivered(c))
-                epsv_prev = tr["epsv_pre"]
-                if not st["syn_I"]:
-                    do_v = not st["syn_v"]
-                    new_v = tr["epsv_spare"] if do_v else rt.dummy
-                    rt.launch(
-                        "eprop_pre_traces",
-                        pre.size,
-                        pre.size,
-                        st["as"],
-                        st["am"],
-                        st["g"],
-                        pre,
-                        tr["epsI_pre"],
-                        epsv_prev,
-                        new_v,
-                        int(do_v),
-                    )
-                    if do_v:
-                        tr["epsv_pre"], tr["epsv_spare"] = new_v, epsv_prev
+                pre = sim.delivered(c)
                 for k, rc in enumerate(st["to_out"]):
-                    flags = 0
+                    flags = st["flags"]
                     if k == 0:
                         flags |= EP_FLAGS["update"] | (EP_FLAGS["has_R"] if rule.c_reg else 0)
                     if st["recompute"]:
                         flags |= EP_FLAGS["recompute"]
                     elif k == len(st["to_out"]) - 1:
                         flags |= EP_FLAGS["write_e"]
-                    flags |= EP_FLAGS["alif"] if p.alif else 0
-                    flags |= EP_FLAGS["syn_I"] if st["syn_I"] else 0
-                    flags |= EP_FLAGS["syn_v"] if st["syn_v"] else 0
-                    flags |= EP_FLAGS["zero_reset"] if p.zero_reset else 0
-                    flags |= EP_FLAGS["hetero"] if hetero else 0
-                    flags |= EP_FLAGS["r_delta"] if r_delta else 0
-                    flags |= EP_FLAGS["r_unit"] if r_unit else 0
                     sig, fb = signals.get(rc.name, (rt.dummy, rt.dummy))
                     if rc.name in signals:
                         flags |= EP_FLAGS["has_L"]
                     eb_I, eb_V = tr["ebar"][rc.name]
-                    n_pre = c.mask.shape[0]
                     rt.launch(
                         "eprop_synapse_step",
-                        n_pre * p.n,
+                        n_chunks * tr["n_pre"] * p.n,
                         B,
-                        n_pre,
+                        bc,
+                        tr["n_pre"],
                         p.n,
                         n_out,
                         flags,
                         slot,
                         (t - rc.delay) % st["depth"],
                         pre,
-                        tr["epsI_pre"],
-                        tr["epsv_pre"],
-                        epsv_prev,
+                        tr["epsI"][0],
+                        tr["epsI"][1],
+                        tr["epsv"][0],
+                        tr["epsv"][1],
                         p.am,
                         p.as_,
                         p.g,
                         p.rho,
                         p.beta,
                         psi,
-                        st["psi_prev"],
+                        psi_prev,
                         st["z_prev"],
                         tr["eps_I"],
                         tr["eps_v"],
@@ -288,13 +307,21 @@ def eprop_loss_and_grads(
                         R,
                         rule.c_reg / B,
                         tr["grad"],
+                        site=(c.name, rc.name),
                     )
-            st["psi_prev"], st["z_prev"] = psi, r["z"]
+                tr["epsI"].reverse()
+                tr["epsv"].reverse()
+            st["psi"].reverse()
+            st["z_prev"] = r["z"]
 
-    loss = -rt.scalar(loss_acc) / (B * n_window)
+    rt.release()
+    loss = -rt.scalar(loss_acc.sum()) / (B * n_window)
+    grads[f"{out_name}.bias"] += gbias.sum(axis=0)
+    for cname, part in out_part.items():
+        grads[f"{cname}.weight"] += part.sum(axis=0)
     for st in state.values():
         for cname, tr in st["traces"].items():
-            grads[f"{cname}.weight"] += tr["grad"]
+            grads[f"{cname}.weight"] += tr["grad"].sum(axis=0)
     for c in built.connections:
         key = f"{c.name}.weight"
         if key in grads and c.name in masks:

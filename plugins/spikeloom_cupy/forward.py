@@ -21,7 +21,7 @@ from .runtime import Runtime
 __all__ = ["REC_I", "REC_A", "REC_REF", "external_drive", "run", "Stepper"]
 
 # record flags of the neuron kernels (neuron.cu)
-REC_I, REC_A, REC_REF = 1, 2, 4
+REC_I, REC_A, REC_REF, REC_PSI = 1, 2, 4, 8
 
 
 def external_drive(rt: Runtime, conns, spikes: dict, weights: dict, n: int, T: int, B: int, modes: dict):
@@ -65,7 +65,7 @@ def _records(rt: Runtime, p: PopConst, keep: set[str], T: int, B: int) -> dict:
 
 def _rec_args(rt: Runtime, rec: dict, t: int | None = None) -> list:
     pick = (lambda v: rec[v]) if t is None else (lambda v: rec[v][t])
-    return [pick(v) if v in rec else rt.dummy for v in ("V", "z", "I", "a", "refractory")]
+    return [pick(v) if v in rec else rt.dummy for v in ("V", "z", "I", "a", "refractory", "psi")]
 
 
 def _consts_args(p: PopConst) -> list:
@@ -114,7 +114,7 @@ def run(
                     int(p.alif),
                     int(p.zero_reset),
                     _flags(p, keep.get(name, set())),
-                    *_rec_args(rt, rec),
+                    *_rec_args(rt, rec)[:5],
                 )
                 spikes[name] = rec["z"]
             else:
@@ -165,20 +165,27 @@ def _run_group(rt, plan, group, pops, weights, drives, keep, T, B, spikes, recur
             continue
 
         def stepper(t, name=name, rest=rest, common=common):
-            h = scratch[name]
-            if drives[name] is not None:
-                h[...] = drives[name][t]
-            else:
-                h[...] = 0
+            # the connections delivered here go to h2; the drive of all steps stays in h
+            h2 = None
             for c in rest:
                 if t >= c.delay:
-                    deliver_step(rt, spikes[c.source][t - c.delay], weights[c.name], h, True, recurrent_mode)
-            rt.launch("spiking_step", *_step_args(t=t, h=h, h_per_step=False, **common))
+                    deliver_step(
+                        rt,
+                        spikes[c.source][t - c.delay],
+                        weights[c.name],
+                        scratch[name],
+                        h2 is not None,
+                        recurrent_mode,
+                        site=c.name,
+                    )
+                    h2 = scratch[name]
+            rt.launch("spiking_step", *_step_args(t=t, h=drives[name], h_per_step=True, h2=h2, **common), site=name)
 
         steppers[name] = stepper
     for t in range(T):
         for name in group:
             steppers[name](t)
+    rt.release()
     return recs
 
 
@@ -190,10 +197,22 @@ def _zero_state(rt: Runtime, p: PopConst, B: int) -> dict:
 
 
 def _step_args(
-    rt: Runtime, p: PopConst, st: dict, t: int, h, h_per_step: bool, src, flags: int, outs: list, per_step: bool
+    rt: Runtime,
+    p: PopConst,
+    st: dict,
+    t: int,
+    h,
+    h_per_step: bool,
+    src,
+    flags: int,
+    outs: list,
+    per_step: bool,
+    surrogate: tuple = (0, 0.0, 0.0),
+    h2=None,
 ) -> list:
     """``(n, *arguments)`` of ``spiking_step``; ``src`` is ``(spikes, W, delay, ring)`` of the
-    connection the kernel delivers itself, or None."""
+    connection the kernel delivers itself, or None; ``surrogate`` ``(kind, p, q)`` is used where
+    ``flags`` asks for ``psi``."""
     B = st["V"].shape[0]
     spikes, W, delay, ring = src if src is not None else (rt.dummy, rt.dummy, 0, 0)
     return [
@@ -205,6 +224,8 @@ def _step_args(
         h if h is not None else rt.dummy,
         int(h is not None),
         int(h_per_step),
+        h2 if h2 is not None else rt.dummy,
+        int(h2 is not None),
         spikes,
         W,
         spikes.shape[-1] if src is not None else 0,
@@ -220,6 +241,7 @@ def _step_args(
         int(p.alif),
         int(p.zero_reset),
         flags,
+        *surrogate,
         *outs,
     ]
 
@@ -234,30 +256,88 @@ def _step_launcher(**kwargs):
 class Stepper:
     """All populations advanced together, one step per :meth:`step`, from zero state.
 
-    Each source (input or spiking population) keeps its last ``D`` spike vectors in a ring
-    ``[D, B, N]`` (``D`` its longest outgoing delay): the spikes of step ``u`` sit in slot
-    ``u mod D``.  After a step, :meth:`delivered` gives ``s_source[t - delay]`` of a connection.
+    Each source keeps its recent spike vectors in a ring ``[R, B, N]``: the spikes of step ``u``
+    sit in slot ``u mod R``.  A spiking population's ring has ``R = D + 1`` slots (``D`` its longest
+    outgoing delay), and the step's kernel writes the new spikes straight into slot ``t mod R``,
+    which no connection reads during step ``t`` (delays are at least 1).  An input's ring has
+    ``R = D + chunk`` slots, so that ``chunk`` steps of input can be copied in at once
+    (:meth:`load_inputs`) without overwriting the ``D`` steps that are still delivered.  After a
+    step, :meth:`delivered` gives ``s_source[t - delay]`` of a connection.  The records a step
+    returns alternate between two sets of buffers (the previous step's stay valid during the next
+    one; a spiking source's ``z`` is its ring slot, an LI population's ``V``/``I`` its state).
     """
 
     def __init__(
-        self, rt: Runtime, built: BuiltNetwork, pops: dict[str, PopConst], weights: dict, B: int, mode: str = "events"
+        self,
+        rt: Runtime,
+        built: BuiltNetwork,
+        pops: dict[str, PopConst],
+        weights: dict,
+        B: int,
+        mode: str = "events",
+        chunk: int = 1,
     ) -> None:
         self.rt, self.built, self.pops, self.weights, self.B, self.mode = rt, built, pops, weights, B, mode
         self.depth: dict[str, int] = {}
         for c in built.connections:
             self.depth[c.source] = max(self.depth.get(c.source, 0), c.delay)
-        self.ring = {src: rt.zeros((d, B, built.populations[src].n)) for src, d in self.depth.items()}
+        self.chunk = max(1, int(chunk))
+        self.size = {src: d + (self.chunk if src not in pops else 1) for src, d in self.depth.items()}  # ring slots
+        self.ring = {src: rt.zeros((self.size[src], B, built.populations[src].n)) for src in self.depth}
         self.state = {name: _zero_state(rt, p, B) for name, p in pops.items()}
         self.scratch = {name: rt.zeros((B, p.n)) for name, p in pops.items()}
         self.t = 0  # the step the next call computes
-        # spikes of the last step, written into the rings when the next step starts (so that
-        # ``delivered`` stays valid until then)
-        self._pending: dict = {}
+        self._recs = [{}, {}]
+        # with chunks of inputs, what inputs deliver to a population is computed for the whole
+        # chunk at once (one cuBLAS product per connection, see load_inputs): [chunk, B, N]
+        self.pre = {}
+        if self.chunk > 1:
+            for name in pops:
+                conns = [c for c in built.incoming(name) if c.source not in pops]
+                if conns:
+                    self.pre[name] = conns
+        self.drive = {name: rt.zeros((self.chunk, B, pops[name].n)) for name in self.pre}
+        self._loaded = (0, 0)  # (first step, steps) of the chunk whose drives are computed
 
     def delivered(self, c: BuiltConnection):
         """``s_source[t - delay]`` ``[B, N_pre]`` for the step just taken."""
         t = self.t - 1
-        return self.ring[c.source][(t - c.delay) % self.depth[c.source]]
+        return self.ring[c.source][(t - c.delay) % self.size[c.source]]
+
+    def load_inputs(self, x: dict, t0: int) -> None:
+        """Copy host inputs ``{name: [n, B, N]}`` for steps ``t0 .. t0 + n - 1`` (``n`` at most the
+        chunk, ``t0`` the next step to take) into the inputs' rings, in at most two copies each."""
+        rt = self.rt
+        for name, arr in x.items():
+            if name not in self.ring:
+                continue
+            R, n = self.size[name], arr.shape[0]
+            if n > self.chunk or t0 != self.t:
+                raise ValueError(f"load_inputs: {n} steps from {t0} with a chunk of {self.chunk} at step {self.t}")
+            a = t0 % R
+            first = min(n, R - a)
+            # bool/uint8 spikes go over as bytes; the assignment casts them on the device
+            self.ring[name][a : a + first] = rt.spikes_compact(arr[:first])
+            if first < n:
+                self.ring[name][: n - first] = rt.spikes_compact(arr[first:])
+        n = next(iter(x.values())).shape[0] if x else 0
+        for name, conns in self.pre.items():
+            out, n_post = self.drive[name], self.pops[name].n
+            for k, c in enumerate(conns):
+                ring, R = self.ring[c.source], self.size[c.source]
+                a = (t0 - c.delay) % R  # the slots of steps t0 - delay .. t0 + n - 1 - delay
+                first = min(n, R - a)
+                pieces = [(a, 0, first)] + ([(0, first, n - first)] if first < n else [])
+                for slot, off, m in pieces:
+                    deliver_rows(
+                        rt,
+                        ring[slot : slot + m].reshape(m * self.B, ring.shape[2]),
+                        self.weights[c.name],
+                        out[off : off + m].reshape(m * self.B, n_post),
+                        k > 0,
+                        "dense",
+                    )
+        self._loaded = (t0, n)
 
     def set_state(self, state: dict) -> None:
         """Continue from a host state laid out as ``Compiled.step`` documents (after the reset)."""
@@ -271,20 +351,13 @@ class Stepper:
                 st["ref"] = rt.asarray(given["ref"], "int64")
                 if p.alif:
                     st["a"] = rt.asarray(given["a"])
-        self._pending = {}
         self.t = max(self.depth.values(), default=0)
         for src, d in self.depth.items():
             hist = state["history"][src]
             for lag in range(1, d + 1):
-                self.ring[src][(self.t - lag) % d] = rt.asarray(hist[lag - 1])
-
-    def _flush(self) -> None:
-        for src, newest in self._pending.items():
-            self.ring[src][(self.t - 1) % self.depth[src]] = newest
-        self._pending = {}
+                self.ring[src][(self.t - lag) % self.size[src]] = rt.asarray(hist[lag - 1])
 
     def get_state(self) -> dict:
-        self._flush()
         rt = self.rt
         pops = {}
         for name, p in self.pops.items():
@@ -300,52 +373,113 @@ class Stepper:
         history = {}
         for src, d in self.depth.items():
             ring = rt.host(self.ring[src])
-            history[src] = np.stack([ring[(self.t - 1 - lag) % d] for lag in range(d)])
+            history[src] = np.stack([ring[(self.t - 1 - lag) % self.size[src]] for lag in range(d)])
         return {"populations": pops, "history": history}
 
-    def step(self, x_t: dict, track_ref: bool = False) -> dict[str, dict]:
-        """Advance by one step; ``x_t`` holds each input's spikes ``[B, N]`` (device arrays).
+    def _rec(self, name: str, p: PopConst, want: tuple) -> dict:
+        """This step's record buffers of a population (two sets, alternating by step)."""
+        recs = self._recs[self.t % 2]
+        rec = recs.get(name)
+        if rec is None or set(rec) != set(want):
+            rec = recs[name] = {v: self.rt.empty((self.B, p.n)) for v in want}
+        return rec
+
+    def _deliver(self, name: str, conns, t: int, base=None):
+        """``h`` = ``base`` plus the sum over ``conns`` of ``s_c[t - delay] W_c`` (None without
+        either)."""
+        if not conns:
+            return base
+        h = self.scratch[name]
+        if base is not None:
+            h[...] = base
+        for k, c in enumerate(conns):
+            s_c = self.ring[c.source][(t - c.delay) % self.size[c.source]]
+            deliver_step(
+                self.rt, s_c, self.weights[c.name], h, base is not None or k > 0, self.mode, site=("deliver", c.name)
+            )
+        return h
+
+    def _incoming(self, name: str, t: int):
+        """``(base, conns)``: this step's row of the chunk's input drive (or None) and the
+        connections still to deliver."""
+        conns = self.built.incoming(name)
+        pre = self.pre.get(name)
+        if not pre:
+            return None, conns
+        t0, n = self._loaded
+        if not t0 <= t < t0 + n:
+            raise RuntimeError(f"Stepper: step {t} is outside the loaded inputs (steps {t0}..{t0 + n - 1})")
+        return self.drive[name][t - t0], [c for c in conns if all(c is not q for q in pre)]
+
+    def step(self, x_t: dict | None = None, track_ref: bool = False, psi: dict | None = None) -> dict[str, dict]:
+        """Advance by one step; ``x_t`` holds each input's spikes ``[B, N]`` (device arrays), or
+        None where :meth:`load_inputs` has put them in place.  ``psi`` ``{population: (kind, p, q,
+        out)}`` asks the step's kernel for e-prop's surrogate, written to ``out`` ``[B, N]``.
         Returns ``{population: {variable: [B, N]}}`` (``V`` before the reset; ``refractory``
-        where some neuron has a refractory period, or always with ``track_ref``)."""
-        self._flush()
+        where some neuron has a refractory period, or always with ``track_ref``), valid until the
+        step after the next."""
         rt, t, B = self.rt, self.t, self.B
+        for src, x in (x_t or {}).items():
+            if src in self.ring:
+                self.ring[src][t % self.size[src]] = x
         out = {}
         for name, p in self.pops.items():
-            # every one of these is written entirely by the step's kernel (or copied into)
-            rec = {v: rt.empty((B, p.n)) for v in ("V", "I")}
             if p.spiking:
-                rec["z"] = rt.empty((B, p.n))
+                want = ["V", "I"]
                 if p.alif:
-                    rec["a"] = rt.empty((B, p.n))
+                    want.append("a")
                 if p.has_ref or track_ref:
-                    rec["refractory"] = rt.empty((B, p.n))
+                    want.append("refractory")
+                if name not in self.ring:
+                    want.append("z")
+                rec = dict(self._rec(name, p, tuple(want)))
+                if name in self.ring:
+                    rec["z"] = self.ring[name][t % self.size[name]]
                 flags = REC_I | (REC_A if "a" in rec else 0) | (REC_REF if "refractory" in rec else 0)
-                conns = self.built.incoming(name)
+                surrogate = (0, 0.0, 0.0)
+                if psi is not None and name in psi:
+                    kind, sp, sq, rec["psi"] = psi[name]
+                    surrogate = (kind, sp, sq)
+                    flags |= REC_PSI
+                h, conns = self._incoming(name, t)
                 fused = conns[0] if conns and self.mode == "events" else None
-                h = None
-                if len(conns) > (1 if fused is not None else 0):
-                    h = self.scratch[name]
-                    h[...] = 0
-                    for c in conns:
-                        if c is not fused:
-                            s_c = self.ring[c.source][(t - c.delay) % self.depth[c.source]]
-                            deliver_step(rt, s_c, self.weights[c.name], h, True, self.mode)
+                h2 = self._deliver(name, [c for c in conns if c is not fused], t)
                 src = None
                 if fused is not None:
-                    src = (self.ring[fused.source], self.weights[fused.name], fused.delay, self.depth[fused.source])
-                args = _step_args(rt, p, self.state[name], t, h, False, src, flags, _rec_args(rt, rec), False)
-                rt.launch("spiking_step", *args)
+                    src = (self.ring[fused.source], self.weights[fused.name], fused.delay, self.size[fused.source])
+                args = _step_args(
+                    rt, p, self.state[name], t, h, False, src, flags, _rec_args(rt, rec), False, surrogate, h2
+                )
+                rt.launch("spiking_step", *args, site=("step", name))
+                rec.pop("psi", None)
             else:
-                h = self.scratch[name]
-                h[...] = 0
-                for c in self.built.incoming(name):
-                    s_c = self.ring[c.source][(t - c.delay) % self.depth[c.source]]
-                    deliver_step(rt, s_c, self.weights[c.name], h, True, self.mode)
+                base, conns = self._incoming(name, t)
+                fused = conns[0] if conns and self.mode == "events" else None
+                h = self._deliver(name, [c for c in conns if c is not fused], t, base)
                 st = self.state[name]
-                rt.launch("li_step", B * p.n, B, p.n, h, 1, st["I"], st["V"], p.am, p.as_, p.g, p.bias)
-                rec["V"][...] = st["V"]
-                rec["I"][...] = st["I"]
+                if fused is not None:
+                    fsrc = self.ring[fused.source]
+                    src = (fsrc, self.weights[fused.name], fsrc.shape[2], fused.delay, self.size[fused.source], 1)
+                else:
+                    src = (rt.dummy, rt.dummy, 0, 0, 1, 0)
+                rt.launch(
+                    "li_step",
+                    B * p.n,
+                    t,
+                    B,
+                    p.n,
+                    h if h is not None else rt.dummy,
+                    int(h is not None),
+                    *src,
+                    st["I"],
+                    st["V"],
+                    p.am,
+                    p.as_,
+                    p.g,
+                    p.bias,
+                    site=("step", name),
+                )
+                rec = {"V": st["V"], "I": st["I"]}
             out[name] = rec
-        self._pending = {src: (x_t[src] if src in x_t else self.state[src]["z"]) for src in self.depth}
         self.t += 1
         return out

@@ -80,10 +80,10 @@ KERNELS: dict[str, KernelSpec] = {
         _spec(
             "spiking_step",
             "neuron.cu",
-            "i i i i p i i  p p i i i i  p p p p lp  p p p p p p lp  i i i  p p p p p",
+            "i i i i p i i p i  p p i i i i  p p p p lp  p p p p p p lp  i i i i s s  p p p p p p",
         ),
         _spec("li_forward", "neuron.cu", "i i i p i p p p p i p p"),
-        _spec("li_step", "neuron.cu", "i i p i p p p p p p"),
+        _spec("li_step", "neuron.cu", "i i i p i p p i i i i p p p p p p"),
         _spec("propagate_csr", "propagate.cu", "l i lp lp p p p i"),
         _spec("propagate_scan", "propagate.cu", "i i i p p p i"),
         _spec(
@@ -97,13 +97,13 @@ KERNELS: dict[str, KernelSpec] = {
             "i i i i p i i  p p i i i  p p p p i p  p p p p p p  i i i i s s  p p",
         ),
         _spec("li_backward", "bptt.cu", "i i i p i p p p p p"),
-        _spec("eprop_psi", "eprop.cu", "i i p p p i p p i i s s p"),
-        _spec("eprop_pre_traces", "eprop.cu", "l s s s p p p p i"),
         _spec(
             "eprop_synapse_step",
             "eprop.cu",
-            "i i i i i i i  p p p p  p p p p p  p p p  p p p p  p p p p p  p p p s p",
+            "i i i i i i i i  p p p p p  p p p p p  p p p  p p p p  p p p p p  p p p s p",
         ),
+        _spec("eprop_loss_step", "eprop.cu", "i i i i p p s  p p p p p  p p p"),
+        _spec("eprop_out_grad", "eprop.cu", "i i i i i i i i  p p p p  p p p p  p p"),
     )
 }
 

@@ -64,34 +64,64 @@ def _int64(value) -> np.int64:
     return out
 
 
+_SCALARS: dict[tuple, object] = {}
+
+
+def _scalar(dtype: np.dtype, value):
+    """``dtype.type(value)``, memoised like the integers (decay factors, surrogate constants)."""
+    key = (dtype.char, value)
+    try:
+        out = _SCALARS.get(key)
+    except TypeError:  # an unhashable value: converted as it is
+        return dtype.type(value)
+    if out is None:
+        out = dtype.type(value)
+        if len(_SCALARS) < 4096:
+            _SCALARS[key] = out
+    return out
+
+
+#: per kernel, the argument kinds as small integers (0 ``p``, 1 ``lp``, 2 ``i``, 3 ``l``, 4 ``s``)
+_CODES: dict[str, tuple[int, ...]] = {}
+_KIND_CODES = {"p": 0, "lp": 1, "i": 2, "l": 3, "s": 4}
+_INT64_DTYPE = np.dtype(np.int64)
+
+
+def _codes(name: str) -> tuple[int, ...]:
+    codes = _CODES.get(name)
+    if codes is None:
+        codes = _CODES[name] = tuple(_KIND_CODES[k] for k in KERNELS[name].args)
+    return codes
+
+
+def _convert_one(name: str, pos: int, code: int, value, dtype: np.dtype, is_array):
+    if code <= 1:
+        want = dtype if code == 0 else _INT64_DTYPE
+        if not is_array(value):
+            raise ValueError(f"kernel {name}: argument {pos} must be an array of {want}, got {type(value).__name__}")
+        if value.dtype != want or not value.flags.c_contiguous:
+            raise ValueError(
+                f"kernel {name}: argument {pos} must be a C-contiguous {want} array, got "
+                f"{value.dtype} (contiguous: {value.flags.c_contiguous})"
+            )
+        return value
+    if code == 2:
+        return _int32(value)
+    if code == 3:
+        return _int64(value)
+    return _scalar(dtype, value)
+
+
 def convert_args(name: str, args, dtype: np.dtype, is_array, scalar=None):
     """Check ``args`` against the kernel's declared kinds; arrays pass through (the launcher turns
     them into pointers), numbers become ``int32``/``int64``/the dtype's scalar type."""
-    spec = KERNELS[name]
-    if len(args) != len(spec.args):
-        raise ValueError(f"kernel {name}: expected {len(spec.args)} arguments, got {len(args)}")
-    out = []
-    int64 = np.dtype(np.int64)
-    for pos, (kind, value) in enumerate(zip(spec.args, args, strict=True)):
-        if kind == "p" or kind == "lp":
-            want = dtype if kind == "p" else int64
-            if not is_array(value):
-                raise ValueError(
-                    f"kernel {name}: argument {pos} must be an array of {want}, got {type(value).__name__}"
-                )
-            if value.dtype != want or not value.flags.c_contiguous:
-                raise ValueError(
-                    f"kernel {name}: argument {pos} must be a C-contiguous {want} array, got "
-                    f"{value.dtype} (contiguous: {value.flags.c_contiguous})"
-                )
-            out.append(value)
-        elif kind == "i":
-            out.append(_int32(value))
-        elif kind == "l":
-            out.append(_int64(value))
-        else:
-            out.append(dtype.type(value))
-    return out
+    codes = _codes(name)
+    if len(args) != len(codes):
+        raise ValueError(f"kernel {name}: expected {len(codes)} arguments, got {len(args)}")
+    return [
+        _convert_one(name, pos, code, value, dtype, is_array)
+        for pos, (code, value) in enumerate(zip(codes, args, strict=True))
+    ]
 
 
 class Kernels:
@@ -99,12 +129,37 @@ class Kernels:
 
     def __init__(self, dtype) -> None:
         self.dtype = np.dtype(dtype)
+        #: per call site (see :meth:`launch`): the last arguments as given and as converted
+        self._sites: dict = {}
 
-    def launch(self, name: str, n: int, *args) -> None:
+    def launch(self, name: str, n: int, *args, site=None) -> None:
+        """Launch ``name`` over ``n`` elements.  With ``site`` (any hashable naming the call site of
+        a time loop), only the arguments that are not the very objects of the previous launch from
+        that site are checked and converted again (the rest keep their conversion: an array's
+        dtype and layout do not change); :meth:`release` forgets the sites."""
         cfg = launch_config(n)
         if cfg is None:
             return
-        self._launch(name, cfg, convert_args(name, args, self.dtype, self._is_array))
+        if site is None:
+            self._launch(name, cfg, convert_args(name, args, self.dtype, self._is_array))
+            return
+        key = (name, site)
+        prev = self._sites.get(key)
+        if prev is None or len(prev[0]) != len(args):
+            conv = convert_args(name, args, self.dtype, self._is_array)
+        else:
+            raw, conv = prev
+            conv = list(conv)
+            codes = _codes(name)
+            for pos, value in enumerate(args):
+                if value is not raw[pos]:
+                    conv[pos] = _convert_one(name, pos, codes[pos], value, self.dtype, self._is_array)
+        self._sites[key] = (args, conv)
+        self._launch(name, cfg, conv)
+
+    def release(self) -> None:
+        """Forget the arguments kept per call site (they hold references to arrays)."""
+        self._sites.clear()
 
     def prepare(self, name: str, n: int, *args):
         """Check and convert the arguments once; returns ``run(t)``, which launches with the first

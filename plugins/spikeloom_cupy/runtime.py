@@ -33,8 +33,19 @@ class Runtime:
         """A context manager in which arrays and launches go to this runtime's device."""
         return self._device() if self._device is not None else contextlib.nullcontext()
 
-    def launch(self, name: str, n: int, *args) -> None:
-        self.kernels.launch(name, n, *args)
+    def launch(self, name: str, n: int, *args, site=None) -> None:
+        """Launch ``name`` over ``n`` elements; ``site`` names a call site of a time loop whose
+        unchanged arguments need no new check (see ``Kernels.launch``)."""
+        if site is None:
+            self.kernels.launch(name, n, *args)
+        else:
+            self.kernels.launch(name, n, *args, site=site)
+
+    def release(self) -> None:
+        """Forget what the launches of the time loops kept (call when a loop is done)."""
+        release = getattr(self.kernels, "release", None)
+        if release is not None:
+            release()
 
     def prepare(self, name: str, n: int, *args):
         """``run(t)`` launching ``name`` with these arguments and the first one replaced by ``t``."""
@@ -45,6 +56,21 @@ class Runtime:
         # cast (if needed) on the host; one copy to the device (or, with NumPy, one private copy)
         arr = np.ascontiguousarray(np.asarray(host), dtype=dtype or self.dtype)
         return self.xp.array(arr, copy=True)
+
+    def spikes(self, host):
+        """Input spikes as a new device array of the run's dtype: bool and uint8 arrays travel as
+        one byte per entry (a quarter of float32's, and no cast on the host) and are cast on the
+        device (exactly: they are small integers); other arrays as :meth:`asarray`."""
+        dev = self.spikes_compact(host)
+        return dev if dev.dtype == self.dtype else dev.astype(self.dtype)
+
+    def spikes_compact(self, host):
+        """Input spikes on the device as uint8 where they are bool/uint8 on the host (for assigning
+        into an array of the run's dtype, which casts them), else as the run's dtype."""
+        host = np.asarray(host)
+        if host.dtype == np.bool_ or host.dtype == np.uint8:
+            return self.xp.array(np.ascontiguousarray(host).view(np.uint8), copy=True)
+        return self.asarray(host)
 
     def zeros(self, shape, dtype=None):
         return self.xp.zeros(shape, dtype=dtype or self.dtype)

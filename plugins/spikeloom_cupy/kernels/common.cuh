@@ -12,6 +12,8 @@ __device__ __forceinline__ float sl_abs(float x) { return fabsf(x); }
 __device__ __forceinline__ double sl_abs(double x) { return fabs(x); }
 __device__ __forceinline__ float sl_exp(float x) { return expf(x); }
 __device__ __forceinline__ double sl_exp(double x) { return exp(x); }
+__device__ __forceinline__ float sl_log(float x) { return logf(x); }
+__device__ __forceinline__ double sl_log(double x) { return log(x); }
 
 // surrogate kinds (the host passes these numbers; see spikeloom_cupy/kernel_specs.py)
 #define SL_SUPERSPIKE 0

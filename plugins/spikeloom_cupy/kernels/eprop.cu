@@ -10,7 +10,14 @@
 //   eps_v[t] = alpha_mem (1 - z[t-1] if zero reset) eps_v[t-1] + g eps_I[t]     where not shared)
 //   e[t]     = psi[t] (eps_v[t] - beta eps_a[t])
 // Where every target neuron shares alpha_syn (alpha_mem, g, and the reset subtracts), eps_I
-// (eps_v) is one trace per presynaptic neuron, updated outside, and read from *_pre [B, n_pre].
+// (eps_v) is one trace per presynaptic neuron [B, n_pre], double-buffered: the update reads
+// *_old and the threads of j = 0 write *_new (every thread computes the same value from *_old,
+// so no thread reads what another writes in the same launch); the host swaps the buffers after
+// the step.  Calls without SL_EP_UPDATE read the new values.
+// The batch is split into chunks of bc examples: thread w = c * n_pre * n_post + s handles
+// synapse s for the examples of chunk c, and grad [chunks, n_pre, n_post] keeps one partial sum
+// per chunk (summed over the chunks once, after the last step): many more threads, each walking a
+// short loop, keep more memory requests in flight.
 // e_hist [D, B, n_pre, n_post] is a ring of the last D values of e: slot is t mod D, and
 // read_slot holds e[t - delay].  With a readout whose time constants differ per neuron, e_bar has
 // a readout axis of K (last) and the learning signal is delta [B, K] through fb [n_post, K].
@@ -30,35 +37,10 @@
 #define SL_EP_RECOMPUTE 2048  // delay 1, one readout connection: e[t-1] is recomputed from the
                               // traces of t-1 instead of being kept in e_hist
 
-// The traces one per presynaptic neuron, where every target neuron shares the constants, over
-// n = B * n_pre elements: eps_I = alpha_syn eps_I + p (in place), and with do_v
-// eps_v_new = alpha_mem eps_v_old + g eps_I (double-buffered: the kernel that follows needs both).
-template <typename T>
-__global__ void eprop_pre_traces(long long n, T as, T am, T g, const T* pre, T* eps_I, const T* epsv_old,
-                                 T* epsv_new, int do_v) {
-    SL_GRID_STRIDE(k, n) {
-        T eI = as * eps_I[k] + pre[k];
-        eps_I[k] = eI;
-        if (do_v) epsv_new[k] = am * epsv_old[k] + g * eI;
-    }
-}
-
-// psi[b, j] = surrogate(V - theta) (1 - refractory), theta = v_thresh + beta a (ALIF)
-template <typename T>
-__global__ void eprop_psi(int B, int N, const T* V, const T* a, const T* refr, int has_ref, const T* vth,
-                          const T* beta, int alif, int kind, T sp, T sq, T* psi) {
-    SL_GRID_STRIDE(k, (long long)B * N) {
-        int j = (int)(k % N);
-        T theta = alif ? vth[j] + beta[j] * a[k] : vth[j];
-        T v = sl_surrogate<T>(kind, sp, sq, V[k] - theta, vth[j]);
-        psi[k] = has_ref ? v * (T(1) - refr[k]) : v;
-    }
-}
-
 template <typename T>
 __global__ void eprop_synapse_step(
-    int B, int n_pre, int n_post, int K, int flags, int slot, int read_slot,
-    const T* pre, const T* epsI_pre, const T* epsv_pre, const T* epsv_pre_prev,
+    int B, int bc, int n_pre, int n_post, int K, int flags, int slot, int read_slot,
+    const T* pre, const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new,
     const T* am, const T* as, const T* g, const T* rho, const T* beta,
     const T* psi, const T* psi_prev, const T* z_prev,
     T* eps_I, T* eps_v, T* eps_a, T* e_hist,
@@ -68,25 +50,32 @@ __global__ void eprop_synapse_step(
     const int hetero = flags & SL_EP_HETERO, r_delta = flags & SL_EP_R_DELTA, r_unit = flags & SL_EP_R_UNIT;
     const int Kf = hetero ? K : 1;
     const long long BPN = (long long)B * n_pre * n_post;
-    SL_GRID_STRIDE(s, (long long)n_pre * n_post) {
+    const long long NS = (long long)n_pre * n_post;
+    const long long chunks = (B + bc - 1) / bc;
+    SL_GRID_STRIDE(w, chunks * NS) {
+        long long s = w % NS;
+        int b0 = (int)(w / NS) * bc;
+        int b1 = b0 + bc < B ? b0 + bc : B;
         long long i = s / n_post;
         int j = (int)(s % n_post);
         T c_am = am[j], c_as = as[j], c_g = g[j];
         T c_rho = alif ? rho[j] : T(0), c_beta = alif ? beta[j] : T(0);
         T acc = T(0), acc_r = T(0);
-        for (int b = 0; b < B; ++b) {
+        for (int b = b0; b < b1; ++b) {
             long long bi = (long long)b * n_pre + i;
             long long bj = (long long)b * n_post + j;
             long long k = bi * n_post + j;
             T ev;
             T e_d = T(0);
+            T a_now = T(0);  // eps_a[t], kept in a register for e below
             if (flags & SL_EP_UPDATE) {
-                T ev_old = syn_v ? eps_v[k] : epsv_pre_prev[bi];
+                T ev_old = syn_v ? eps_v[k] : epsv_old[bi];
                 T pp = psi_prev[bj];
                 if (alif) {
                     T a_old = eps_a[k];
                     if (flags & SL_EP_RECOMPUTE) e_d = pp * (ev_old - c_beta * a_old);
-                    eps_a[k] = pp * ev_old + (c_rho - pp * c_beta) * a_old;
+                    a_now = pp * ev_old + (c_rho - pp * c_beta) * a_old;
+                    eps_a[k] = a_now;
                 } else if (flags & SL_EP_RECOMPUTE) {
                     e_d = pp * ev_old;
                 }
@@ -95,19 +84,22 @@ __global__ void eprop_synapse_step(
                     eI = c_as * eps_I[k] + pre[bi];
                     eps_I[k] = eI;
                 } else {
-                    eI = epsI_pre[bi];
+                    eI = c_as * epsI_old[bi] + pre[bi];
+                    if (j == 0) epsI_new[bi] = eI;
                 }
                 if (syn_v) {
                     T decay = (flags & SL_EP_ZERO_RESET) ? c_am * (T(1) - z_prev[bj]) : c_am;
                     ev = decay * ev_old + c_g * eI;
                     eps_v[k] = ev;
                 } else {
-                    ev = epsv_pre[bi];
+                    ev = c_am * ev_old + c_g * eI;
+                    if (j == 0) epsv_new[bi] = ev;
                 }
             } else {
-                ev = syn_v ? eps_v[k] : epsv_pre[bi];
+                ev = syn_v ? eps_v[k] : epsv_new[bi];
+                if (alif) a_now = eps_a[k];
             }
-            T elig = alif ? ev - c_beta * eps_a[k] : ev;
+            T elig = alif ? ev - c_beta * a_now : ev;
             T e = psi[bj] * elig;
             if ((flags & SL_EP_UPDATE) && (flags & SL_EP_HAS_R)) acc_r += R[bj] * e;
             if (!(flags & SL_EP_RECOMPUTE)) e_d = e_hist[(long long)read_slot * BPN + k];
@@ -132,7 +124,81 @@ __global__ void eprop_synapse_step(
             }
             if (flags & SL_EP_WRITE_E) e_hist[(long long)slot * BPN + k] = e;
         }
-        if (flags & SL_EP_HAS_R) grad[s] += reg_scale * acc_r;
-        if (flags & SL_EP_HAS_L) grad[s] += acc;
+        if (flags & SL_EP_HAS_R) grad[w] += reg_scale * acc_r;
+        if (flags & SL_EP_HAS_L) grad[w] += acc;
+    }
+}
+
+// The per-step loss of the readout (SPEC section 4, per_step) and its derivative, one thread per
+// example b (K readout neurons walked in order): p = softmax(Y[b]), loss_acc[b] +=
+// sum_k ((Y - max) - log(sum exp)) hot, prob_sum[b] += p, delta[b] = (p - hot) / denom.  Outside
+// the window (has_delta = 0) only the bias filter advances.  The bias's filtered input
+// bbar = r_am bbar + r_g (the same for every example) is double-buffered like the traces above
+// (example 0 writes bb_new), and gbias[b, k] += delta[b, k] bbar[k] (summed over b at the end).
+template <typename T>
+__global__ void eprop_loss_step(int B, int K, int hetero, int has_delta, const T* Y, const T* hot, T denom,
+                                T* loss_acc, T* prob_sum, T* delta, const T* r_am, const T* r_g,
+                                const T* bb_old, T* bb_new, T* gbias) {
+    SL_GRID_STRIDE(b, (long long)B) {
+        const T* y = Y + b * K;
+        if (has_delta) {
+            T m = y[0];
+            for (int k = 1; k < K; ++k) m = y[k] > m ? y[k] : m;
+            T s = T(0);
+            for (int k = 0; k < K; ++k) s += sl_exp(y[k] - m);
+            T ls = sl_log(s);
+            T l = T(0);
+            for (int k = 0; k < K; ++k) {
+                long long q = b * K + k;
+                T p = sl_exp(y[k] - m) / s;
+                l += ((y[k] - m) - ls) * hot[q];
+                prob_sum[q] += p;
+                delta[q] = (p - hot[q]) / denom;
+            }
+            loss_acc[b] += l;
+        }
+        for (int k = 0; k < K; ++k) {
+            int h = hetero ? k : 0;
+            T bb = r_am[h] * bb_old[k] + r_g[h];
+            if (b == 0) bb_new[k] = bb;
+            if (has_delta) gbias[b * K + k] += delta[b * K + k] * bb;
+        }
+    }
+}
+
+// The exact gradient of one trainable readout connection, one thread per weight (i, k): the
+// delivered spikes s [B, n_pre] filtered with the readout's impulse response (f0: its synapse,
+// f1: its membrane; [B, n_pre] shared by all k, or [B, n_pre, K] with per-neuron time constants,
+// hetero), and grad[c, i, k] += sum_{b in chunk c} f1[b, i(, k)] delta[b, k] (the batch in chunks
+// of bc examples, as in eprop_synapse_step).  f0 and f1 are double-buffered
+// (read *_old, written *_new by the threads that own the entry: k = 0 unless hetero).
+template <typename T>
+__global__ void eprop_out_grad(int B, int bc, int n_pre, int K, int hetero, int r_delta, int r_unit, int has_delta,
+                               const T* s, const T* r_as, const T* r_am, const T* r_g, const T* f0_old, T* f0_new,
+                               const T* f1_old, T* f1_new, const T* delta, T* grad) {
+    const long long NW = (long long)n_pre * K;
+    const long long chunks = (B + bc - 1) / bc;
+    SL_GRID_STRIDE(w, chunks * NW) {
+        long long iw = w % NW;
+        int b0 = (int)(w / NW) * bc;
+        int b1 = b0 + bc < B ? b0 + bc : B;
+        long long i = iw / K;
+        int k = (int)(iw % K);
+        int h = hetero ? k : 0;
+        int owner = hetero || k == 0;
+        T acc = T(0);
+        for (int b = b0; b < b1; ++b) {
+            long long bi = (long long)b * n_pre + i;
+            long long f = hetero ? bi * K + k : bi;
+            T x = s[bi];
+            T c0 = r_delta ? x : r_as[h] * f0_old[f] + x;
+            T c1 = r_am[h] * f1_old[f] + (r_unit ? c0 : r_g[h] * c0);
+            if (owner) {
+                if (!r_delta) f0_new[f] = c0;
+                f1_new[f] = c1;
+            }
+            if (has_delta) acc += c1 * delta[(long long)b * K + k];
+        }
+        if (has_delta) grad[w] += acc;
     }
 }

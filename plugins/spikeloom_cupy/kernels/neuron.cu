@@ -13,6 +13,7 @@
 #define SL_REC_I 1
 #define SL_REC_A 2
 #define SL_REC_REF 4
+#define SL_REC_PSI 8  // spiking_step: the surrogate psi = sl_surrogate(V - theta) (1 - refractory)
 
 template <typename T>
 __device__ __forceinline__ void sl_spiking_update(
@@ -72,23 +73,25 @@ __global__ void spiking_forward(
 }
 
 // One step t.  h (has_h) is the input from everything delivered outside the kernel ([T, B, N]
-// read at step t with per_step and h_per_step, else [B, N]);
+// read at step t with per_step and h_per_step, else [B, N]), h2 (has_h2) a second one [B, N]
+// (what the host delivered this step, while h holds what was delivered for all steps at once);
 // the recurrent connection (has_rec) adds sum_i s[b, i] W[i, j] over the i with s[b, i] != 0,
 // s being the source's spikes [B, n_pre] of step t - delay, read from src [., B, n_pre].  State
 // arrays [B, N] are updated in place: V after the reset, z the new spikes, ref the remaining
 // refractory steps.  The recorded values of this step go to the out_* arrays (rec_flags as for
-// spiking_forward).  Addressing: with per_step, out_* are [T, B, N] and step t is written
+// spiking_forward; with SL_REC_PSI also e-prop's surrogate psi of the step, 0 while refractory,
+// from the surrogate kind, sp, sq of sl_surrogate).  Addressing: with per_step, out_* are [T, B, N] and step t is written
 // (else they are [B, N]); src holds slot t - delay (nothing before step 0), or with ring > 0 is a
 // ring of that many slots and slot (t - delay) mod ring.  Only t changes between the launches of
 // one run, so the host prepares the arguments once.
 template <typename T>
 __global__ void spiking_step(
-    int t, int B, int N, int per_step, const T* h, int has_h, int h_per_step,
+    int t, int B, int N, int per_step, const T* h, int has_h, int h_per_step, const T* h2, int has_h2,
     const T* src, const T* W_rec, int n_pre, int delay, int ring, int has_rec,
     T* I_s, T* V_s, T* a_s, T* z_s, long long* ref_s,
     const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta, const long long* nref,
-    int alif, int zero_reset, int rec_flags,
-    T* out_V, T* out_z, T* out_I, T* out_a, T* out_ref) {
+    int alif, int zero_reset, int rec_flags, int kind, T sp, T sq,
+    T* out_V, T* out_z, T* out_I, T* out_a, T* out_ref, T* out_psi) {
     long long BN = (long long)B * N;
     long long off = per_step ? (long long)t * BN : 0;
     long long slot = ring > 0 ? (((long long)t - delay) % ring + ring) % ring : (long long)t - delay;
@@ -97,6 +100,7 @@ __global__ void spiking_step(
         int j = (int)(k % N);
         long long b = k / N;
         T hv = has_h ? h[(h_per_step ? off : 0) + k] : T(0);
+        if (has_h2) hv = has_h ? hv + h2[k] : h2[k];
         if (use_rec) {
             T acc = T(0);
             const T* row = src + (slot * B + b) * n_pre;
@@ -104,7 +108,7 @@ __global__ void spiking_step(
                 T s = row[i];
                 if (s != T(0)) acc += s * W_rec[(long long)i * N + j];
             }
-            hv = has_h ? hv + acc : acc;
+            hv = (has_h || has_h2) ? hv + acc : acc;
         }
         T I = I_s[k], V = V_s[k], a = alif ? a_s[k] : T(0), z = z_s[k];
         long long ref = ref_s[k];
@@ -121,6 +125,7 @@ __global__ void spiking_step(
         if (rec_flags & SL_REC_I) out_I[off + k] = I;
         if (rec_flags & SL_REC_A) out_a[off + k] = a;
         if (rec_flags & SL_REC_REF) out_ref[off + k] = refr;
+        if (rec_flags & SL_REC_PSI) out_psi[off + k] = sl_surrogate<T>(kind, sp, sq, Vr - theta, vth[j]) * (T(1) - refr);
     }
 }
 
@@ -144,14 +149,29 @@ __global__ void li_forward(
     }
 }
 
-// One LI step on state arrays [B, N] (updated in place).
+// One LI step t on state arrays [B, N] (updated in place).  h (has_h) is the input delivered
+// outside the kernel [B, N]; one connection (has_src) is delivered here as in spiking_step: the
+// source's spikes of step t - delay, slot (t - delay) mod ring of src [ring, B, n_pre].
 template <typename T>
-__global__ void li_step(int B, int N, const T* h, int has_h, T* I_s, T* V_s, const T* am, const T* as,
-                        const T* g, const T* bias) {
+__global__ void li_step(int t, int B, int N, const T* h, int has_h, const T* src, const T* W, int n_pre, int delay,
+                        int ring, int has_src, T* I_s, T* V_s, const T* am, const T* as, const T* g,
+                        const T* bias) {
     long long BN = (long long)B * N;
+    long long slot = (((long long)t - delay) % ring + ring) % ring;
     SL_GRID_STRIDE(k, BN) {
         int j = (int)(k % N);
-        T I = as[j] * I_s[k] + (has_h ? h[k] : T(0));
+        long long b = k / N;
+        T hv = has_h ? h[k] : T(0);
+        if (has_src) {
+            T acc = T(0);
+            const T* row = src + (slot * B + b) * n_pre;
+            for (int i = 0; i < n_pre; ++i) {
+                T s = row[i];
+                if (s != T(0)) acc += s * W[(long long)i * N + j];
+            }
+            hv = has_h ? hv + acc : acc;
+        }
+        T I = as[j] * I_s[k] + hv;
         I_s[k] = I;
         V_s[k] = am[j] * V_s[k] + g[j] * (I + bias[j]);
     }

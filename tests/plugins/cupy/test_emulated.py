@@ -71,15 +71,17 @@ def test_float32_close_to_the_reference(emulated, case):
     assert_float32_close_on_device(emulated, case, "cpu")
 
 
-def test_event_and_dense_delivery_agree(emulated):
+@pytest.mark.parametrize("rule", ["bptt", "eprop"])
+def test_event_and_dense_delivery_agree(emulated, rule):
     """The recurrent connections delivered by the event-driven kernels and by dense products."""
-    case = CASES[2]
+    case = CASES[2] if rule == "bptt" else next(c for c in CASES if c.eprop_ok and c.recurrent)
     net = case.network()
     x, labels = case.inputs()
-    ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
+    make = case.bptt if rule == "bptt" else case.eprop
+    ref = NUMPY.compile(net, rule=make(), readout=case.readout(rule), dtype="float64")
     expected = ref.loss_and_grads(x, labels)
     for mode in ("events", "dense"):
-        emu = emulated.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device="cpu")
+        emu = emulated.compile(net, rule=make(), readout=case.readout(rule), dtype="float64", device="cpu")
         emu.recurrent_mode = mode
         got = emu.loss_and_grads(x, labels)
         for name, value in expected.grads.items():
@@ -118,11 +120,14 @@ def test_group_with_several_internal_connections(emulated):
     rule, ro = sl.BPTT(sl.Sigmoid(4.0), detach_reset=False), sl.Readout("o", "mean")
     ref = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64")
     emu = emulated.compile(net, rule=rule, readout=ro, dtype="float64", device="cpu")
-    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
-    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
-    for name, value in r.grads.items():
-        assert np.any(value != 0), name
-        assert_close(g.grads[name], value, RTOL64, name)
+    r = ref.loss_and_grads(x, labels)
+    for mode in ("events", "dense"):
+        emu.recurrent_mode = mode
+        g = emu.loss_and_grads(x, labels)
+        assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+        for name, value in r.grads.items():
+            assert np.any(value != 0), name
+            assert_close(g.grads[name], value, RTOL64, f"{mode}: {name}")
 
 
 def test_train_steps_and_stepping(emulated):
@@ -179,6 +184,67 @@ def test_eprop_memory_does_not_grow_with_T(emulated):
     input_growth = 300 * 4 * 2 * (8 + 1)  # float64 copy + the bool array
     one_recording = 300 * 4 * 40 * 8
     assert growth <= 2 * input_growth + 8192 < one_recording, (peaks, input_growth)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.eprop_ok], ids=str)
+def test_eprop_batch_and_input_chunks_do_not_change_the_result(emulated, case, monkeypatch):
+    """The per-synapse kernels split the batch into chunks (one partial gradient each) and inputs
+    reach the device a few steps at a time: with one example per chunk and inputs copied 3 steps
+    at a time (the rings wrap within a copy), e-prop still equals the reference in float64."""
+    import spikeloom_cupy.eprop as ep
+
+    monkeypatch.setattr(ep, "BATCH_CHUNK_MIN", 1)
+    monkeypatch.setattr(ep, "BATCH_CHUNKS_MAX", 1024)
+    monkeypatch.setattr(ep, "INPUT_CHUNK", 3)
+    monkeypatch.setattr(ep.eprop_loss_and_grads, "__defaults__", ("events", 3))
+    assert ep.batch_chunk(case.B) == (1, case.B) and case.B > 1
+    ref, emu = _pair(emulated, case, "eprop")
+    x, labels = case.inputs()
+    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+    np.testing.assert_array_equal(g.predictions, r.predictions)
+    for name, value in r.grads.items():
+        assert_close(g.grads[name], value, RTOL64, name)
+
+
+def test_batch_chunks():
+    from spikeloom_cupy.eprop import batch_chunk
+
+    assert batch_chunk(1) == (1, 1)
+    assert batch_chunk(5) == (5, 1)
+    assert batch_chunk(64) == (8, 8)
+    assert batch_chunk(256) == (8, 32)
+    assert batch_chunk(1000) == (32, 32)
+    assert batch_chunk(1001) == (32, 32)
+    assert batch_chunk(1025) == (33, 32)
+
+
+def test_bool_and_uint8_inputs_reach_the_device_as_bytes(emulated):
+    """compact_inputs: bool and uint8 spikes are copied as bytes and cast on the device; the
+    results equal those of the same spikes given as floats (whole runs, BPTT and e-prop)."""
+    from spikeloom_cupy.backend import CupyCompiled
+
+    assert CupyCompiled.compact_inputs
+    case = next(c for c in CASES if c.eprop_ok and c.recurrent)
+    x, labels = case.inputs()
+    x = x if isinstance(x, dict) else {case.network().built.inputs[0].name: x}
+    assert all(v.dtype == np.bool_ for v in x.values())
+    forms = {
+        "bool": x,
+        "uint8": {k: v.astype(np.uint8) for k, v in x.items()},
+        "float64": {k: v.astype(np.float64) for k, v in x.items()},
+    }
+    for rule in ("bptt", "eprop"):
+        _, emu = _pair(emulated, case, rule)
+        results = {name: emu.loss_and_grads(v, labels) for name, v in forms.items()}
+        runs = {name: emu.simulate(v) for name, v in forms.items()}
+        for name in ("uint8", "float64"):
+            assert results[name].loss == results["bool"].loss
+            for g, value in results["bool"].grads.items():
+                np.testing.assert_array_equal(results[name].grads[g], value)
+            for pop, vars_ in runs["bool"].items():
+                for v, arr in vars_.items():
+                    np.testing.assert_array_equal(runs[name][pop][v], arr)
 
 
 @pytest.mark.parametrize("case", CASES[:3], ids=str)

@@ -7,6 +7,7 @@ needs CuPy (skipped without it).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import spikeloom as sl
@@ -69,6 +70,27 @@ def test_cuda_matches_the_emulated_kernels(cupy, emulated):
     e, g = emu.loss_and_grads(x, labels), gpu.loss_and_grads(x, labels)
     for name, value in e.grads.items():
         assert_close(g.grads[name], value, 1e-12, name)
+
+
+def test_cuda_eprop_chunks_and_compact_inputs_match_the_emulation(cupy, emulated, monkeypatch):
+    """e-prop's batch chunks (one example each), inputs copied 3 steps at a time and bool/uint8
+    spikes cast on the device: the device agrees with the emulated kernels to round-off."""
+    import spikeloom_cupy.eprop as ep
+
+    monkeypatch.setattr(ep, "BATCH_CHUNK_MIN", 1)
+    monkeypatch.setattr(ep, "BATCH_CHUNKS_MAX", 1024)
+    monkeypatch.setattr(ep.eprop_loss_and_grads, "__defaults__", ("events", 3))
+    case = next(c for c in CASES if c.eprop_ok and c.recurrent)
+    net = case.network()
+    x, labels = case.inputs()
+    emu = emulated.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64", device="cpu")
+    gpu = CUPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64", device="cuda")
+    e = emu.loss_and_grads(x, labels)
+    for form in (x, x.astype(np.uint8) if isinstance(x, np.ndarray) else {k: v.astype(np.uint8) for k, v in x.items()}):
+        g = gpu.loss_and_grads(form, labels)
+        assert g.loss == pytest.approx(e.loss, rel=1e-12)
+        for name, value in e.grads.items():
+            assert_close(g.grads[name], value, 1e-12, name)
 
 
 def test_cuda_train_steps_and_stepping(cupy):

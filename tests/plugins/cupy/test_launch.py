@@ -127,3 +127,33 @@ def test_plan_groups_and_fusion():
     assert [c.name for c in plan.feedback["c"]] == ["c_to_b"]
     assert [c.name for c in plan.downstream["c"]] == ["c_to_d"]
     assert [c.name for c in plan.external["b"]] == ["a_to_b"]
+
+
+def test_launches_from_a_call_site_check_the_arguments_that_changed():
+    from spikeloom_cupy.launch import Kernels
+
+    class Recorder(Kernels):
+        def __init__(self):
+            super().__init__("float32")
+            self.calls = []
+
+        def _is_array(self, value):
+            return isinstance(value, np.ndarray)
+
+        def _launch(self, name, cfg, args):
+            self.calls.append(list(args))
+
+    k = Recorder()
+    V = np.zeros(6, np.float32)
+    args = ["li_step", 6, 0, 2, 3, V, 1, V, V, 0, 1, 1, 0, V, V, V, V, V, V]
+    k.launch(*args, site="s")
+    k.launch(*args[:2], 7, *args[3:], site="s")  # only the step changed
+    assert [c[0] for c in k.calls] == [0, 7] and all(isinstance(c[0], np.int32) for c in k.calls)
+    assert all(a is b for a, b in zip(k.calls[1][1:], k.calls[0][1:], strict=True))
+    bad = np.zeros(6, np.float64)
+    with pytest.raises(ValueError, match="argument 3"):
+        k.launch(*args[:5], bad, *args[6:], site="s")
+    with pytest.raises(ValueError, match="argument 11"):  # not contiguous
+        k.launch(*args[:13], V.reshape(2, 3).T, *args[14:], site="s")
+    k.release()
+    assert not k._sites

@@ -1,0 +1,41 @@
+"""How much device work one time step asks for (counted on the CPU, see
+``emulation/counting.py``): the fused e-prop step and BPTT's one kernel per step and direction
+stay that way, and no step reads a device value back on the host."""
+
+from __future__ import annotations
+
+import pytest
+
+import spikeloom as sl
+
+
+@pytest.fixture(scope="module")
+def counting(emulated):
+    from .emulation import counting
+
+    return counting
+
+
+def _per_step(counting, rule, phase, mode="events"):
+    net, inputs_for = counting.benchmark_setup(B=2, n_hidden=12, n_in=20)
+    pair = counting.counting_compiled(net, rule, sl.Readout("out", "per_step"))
+    pair[0].recurrent_mode = mode
+    return counting.per_step_counts(pair, phase, inputs_for, 40, 104)
+
+
+@pytest.mark.parametrize("mode", ["events", "dense"])
+def test_eprop_step(counting, mode):
+    c = _per_step(counting, sl.EProp(), "eprop", mode)
+    # neuron step, readout step, loss, readout gradient, one synapse kernel per trained connection
+    assert c["launch"] == 6
+    # the learning signal's product (and with dense delivery one product per recurrent connection)
+    assert c.get("array_op", 0) <= (1.25 if mode == "events" else 3.25)
+    assert c.get("h2d", 0) <= 2 / 32 and c.get("host_sync", 0) == 0
+
+
+@pytest.mark.parametrize("mode", ["events", "dense"])
+def test_bptt_steps(counting, mode):
+    fwd = _per_step(counting, sl.BPTT(), "bptt_forward", mode)
+    both = _per_step(counting, sl.BPTT(), "bptt", mode)
+    assert fwd["launch"] == 1 and fwd.get("array_op", 0) == (0 if mode == "events" else 1)
+    assert both["launch"] == 2 and both.get("host_sync", 0) == 0
