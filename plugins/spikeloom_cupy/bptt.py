@@ -6,7 +6,9 @@ the activity regulariser) is one cuBLAS product over all steps; a population wit
 inside its group then runs its whole adjoint recursion in one launch (``spiking_backward``), the
 others step by step (``spiking_backward_step``, which sums one of the group's own connections
 itself; any further ones are a product per step).  Weight gradients are products over all steps;
-the loss is the reference's formula on the device (:mod:`.losses`).
+the loss is the reference's formula on the device (:mod:`.losses`).  A recurrent population whose
+only connection inside its group is its own runs its reversed loop as one block loop
+(``spiking_block_backward``), as it ran forward.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from spikeloom.rules import BPTT
 from spikeloom.surrogates import Atan
 
 from .consts import PopConst
-from .forward import run
+from .forward import block_loop_connection, run
 from .kernel_specs import SURROGATE_KINDS
+from .launch import block_config
 from .losses import readout_loss
 from .plan import Plan
 from .runtime import Runtime
@@ -158,6 +161,43 @@ def bptt_loss_and_grads(
                 gV_all[name],
                 gI_all[name],
             )
+            continue
+        own = block_loop_connection(plan, group, pops, rt.dtype.itemsize)
+        if own is not None:
+            name, p, r = own.target, pops[own.target], rec[own.target]
+            cfg = block_config(B, p.n, rt.dtype.itemsize)
+            if cfg is not None:
+                rt.launch_blocks(
+                    "spiking_block_backward",
+                    cfg,
+                    T,
+                    B,
+                    p.n,
+                    ext[name] if ext[name] is not None else rt.dummy,
+                    int(ext[name] is not None),
+                    xp.ascontiguousarray(weights[own.name].T),
+                    own.delay,
+                    r["V"],
+                    r["z"],
+                    r.get("a", rt.dummy),
+                    r.get("refractory", rt.dummy),
+                    int("refractory" in r),
+                    rt.zeros((B, p.n)),
+                    p.am,
+                    p.as_,
+                    p.g,
+                    p.vth,
+                    p.rho,
+                    p.beta,
+                    int(p.alif),
+                    int(p.zero_reset),
+                    detach,
+                    kind,
+                    sp,
+                    sq,
+                    gV_all[name],
+                    gI_all[name],
+                )
             continue
         ga = {name: rt.zeros((B, pops[name].n)) for name in group}
         scratch = {name: rt.zeros((B, pops[name].n)) for name in group}

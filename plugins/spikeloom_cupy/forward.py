@@ -4,8 +4,9 @@ populations together (:class:`Stepper`, used by e-prop and state-forced stepping
 In :func:`run`, the input a population receives from inputs and earlier groups is delivered for
 all steps at once (:func:`external_drive`).  A population whose group holds only itself and that
 has no recurrent connection then runs as one fused time loop (``spiking_forward``/``li_forward``);
-the others advance step by step with ``spiking_step``, which delivers one recurrent connection
-itself, event-driven.  :class:`Stepper` keeps each source's last ``delay`` spike vectors in a ring
+one whose only connection inside its group is its own recurrent connection runs as a block loop
+(``spiking_block_loop``: one launch, one block per example walking all steps); the others advance
+step by step with ``spiking_step``, which delivers one recurrent connection itself, event-driven.  :class:`Stepper` keeps each source's last ``delay`` spike vectors in a ring
 buffer ``[D, B, N]``, so its memory does not grow with ``T``.
 """
 
@@ -15,10 +16,15 @@ from spikeloom.built import BuiltConnection, BuiltNetwork
 
 from .consts import PopConst
 from .delivery import deliver_rows, deliver_step
+from .launch import BLOCK_LOOP_MAX_SHARED, block_config
 from .plan import Plan
 from .runtime import Runtime
 
-__all__ = ["REC_I", "REC_A", "REC_REF", "external_drive", "run", "Stepper"]
+__all__ = ["BLOCK_LOOP", "block_loop_connection", "REC_I", "REC_A", "REC_REF", "external_drive", "run", "Stepper"]
+
+#: run a recurrent population whose only connection inside its group is its own as one block
+#: loop (one launch for all steps, forward and backward) instead of one launch per step
+BLOCK_LOOP = True
 
 # record flags of the neuron kernels (neuron.cu)
 REC_I, REC_A, REC_REF, REC_PSI = 1, 2, 4, 8
@@ -136,8 +142,59 @@ def run(
                 )
             out[name] = rec
             continue
+        own = block_loop_connection(plan, group, pops, rt.dtype.itemsize)
+        if own is not None:
+            out[own.target] = _run_block_loop(rt, pops[own.target], own, weights, drives[own.target], keep, T, B)
+            spikes[own.target] = out[own.target]["z"]
+            continue
         out.update(_run_group(rt, plan, group, pops, weights, drives, keep, T, B, spikes, recurrent_mode))
     return out
+
+
+def block_loop_connection(plan: Plan, group, pops: dict[str, PopConst], itemsize: int) -> BuiltConnection | None:
+    """The recurrent connection of ``group`` when the group runs as a block loop
+    (``spiking_block_loop`` forward, ``spiking_block_backward`` backward): one spiking population
+    whose only connection inside the group is one of its own, with a row of the population fitting
+    in a block's shared memory; else None."""
+    if not BLOCK_LOOP or len(group) != 1:
+        return None
+    name = group[0]
+    p, internal = pops[name], plan.internal[name]
+    if not p.spiking or len(internal) != 1 or internal[0].source != name:
+        return None
+    if p.n * itemsize > BLOCK_LOOP_MAX_SHARED:
+        return None
+    return internal[0]
+
+
+def _run_block_loop(rt, p: PopConst, own: BuiltConnection, weights, h, keep, T: int, B: int) -> dict:
+    rec = _records(rt, p, keep.get(p.name, set()), T, B)
+    st = _zero_state(rt, p, B)
+    cfg = block_config(B, p.n, rt.dtype.itemsize)
+    if cfg is None:
+        return rec
+    rt.launch_blocks(
+        "spiking_block_loop",
+        cfg,
+        T,
+        B,
+        p.n,
+        h if h is not None else rt.dummy,
+        int(h is not None),
+        weights[own.name],
+        own.delay,
+        st["I"],
+        st["V"],
+        st["a"],
+        st["z"],
+        st["ref"],
+        *_consts_args(p),
+        int(p.alif),
+        int(p.zero_reset),
+        _flags(p, keep.get(p.name, set())),
+        *_rec_args(rt, rec)[:5],
+    )
+    return rec
 
 
 def _run_group(rt, plan, group, pops, weights, drives, keep, T, B, spikes, recurrent_mode) -> dict:

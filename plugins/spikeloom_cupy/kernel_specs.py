@@ -1,7 +1,8 @@
 """The CUDA kernels of the CuPy backend: which ``.cu`` file holds each, and its arguments.
 
 Each kernel is a template over the element type ``T`` (``float`` or ``double``) and is launched
-one-dimensionally with a grid-stride loop (see :mod:`.launch`).  The argument kinds below are the
+one-dimensionally, most with a grid-stride loop over elements, the block loops with one block per
+example (see :mod:`.launch`).  The argument kinds below are the
 one description of each signature that the launchers (CuPy on a GPU, and the serial CPU emulation
 of the tests) convert arguments by:
 
@@ -47,11 +48,17 @@ ARG_KINDS = frozenset({"i", "l", "s", "p", "lp"})
 
 @attrs.frozen
 class KernelSpec:
-    """One templated kernel: its name, the file that holds it and its argument kinds."""
+    """One templated kernel: its name, the file that holds it and its argument kinds.
+
+    ``block_sync``: the threads of a block cooperate (shared memory, ``__syncthreads``), so the
+    kernel is launched with an explicit grid, block and shared-memory size
+    (:meth:`~spikeloom_cupy.launch.Kernels.launch_blocks`) instead of over a number of elements.
+    """
 
     name: str
     file: str
     args: tuple[str, ...] = attrs.field(converter=tuple)
+    block_sync: bool = False
 
     def __attrs_post_init__(self) -> None:
         unknown = set(self.args) - ARG_KINDS
@@ -65,8 +72,8 @@ class KernelSpec:
         return f"{self.name}<{DTYPES[dtype]}>"
 
 
-def _spec(name: str, file: str, args: str) -> KernelSpec:
-    return KernelSpec(name, file, args.split())
+def _spec(name: str, file: str, args: str, block_sync: bool = False) -> KernelSpec:
+    return KernelSpec(name, file, args.split(), block_sync)
 
 
 KERNELS: dict[str, KernelSpec] = {
@@ -82,6 +89,12 @@ KERNELS: dict[str, KernelSpec] = {
             "neuron.cu",
             "i i i i p i i p i  p p i i i i  p p p p lp  p p p p p p lp  i i i i s s  p p p p p p",
         ),
+        _spec(
+            "spiking_block_loop",
+            "neuron.cu",
+            "i i i p i p i  p p p p lp  p p p p p p lp  i i i  p p p p p",
+            block_sync=True,
+        ),
         _spec("li_forward", "neuron.cu", "i i i p i p p p p i p p"),
         _spec("li_step", "neuron.cu", "i i i p i p p i i i i p p p p p p"),
         _spec("propagate_csr", "propagate.cu", "l i lp lp p p p i"),
@@ -95,6 +108,12 @@ KERNELS: dict[str, KernelSpec] = {
             "spiking_backward_step",
             "bptt.cu",
             "i i i i p i i  p p i i i  p p p p i p  p p p p p p  i i i i s s  p p",
+        ),
+        _spec(
+            "spiking_block_backward",
+            "bptt.cu",
+            "i i i p i p i  p p p p i p  p p p p p p  i i i i s s  p p",
+            block_sync=True,
         ),
         _spec("li_backward", "bptt.cu", "i i i p i p p p p p"),
         _spec(

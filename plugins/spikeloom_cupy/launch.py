@@ -14,12 +14,30 @@ import numpy as np
 
 from .kernel_specs import COMPILE_OPTIONS, KERNELS, kernel_source
 
-__all__ = ["BLOCK", "MAX_BLOCKS", "launch_config", "thread_elements", "Kernels", "CupyKernels", "convert_args"]
+__all__ = [
+    "BLOCK",
+    "MAX_BLOCKS",
+    "BLOCK_LOOP_THREADS",
+    "BLOCK_LOOP_MAX_SHARED",
+    "launch_config",
+    "block_config",
+    "thread_elements",
+    "Kernels",
+    "CupyKernels",
+    "convert_args",
+]
 
 #: threads per block: a multiple of the warp size that keeps registers per thread ample
 BLOCK = 256
 #: at most this many blocks per launch (the grid-stride loop covers the rest)
 MAX_BLOCKS = 65535
+#: threads of a warp
+WARP = 32
+#: at most this many threads per block in the block loops (one block per example)
+BLOCK_LOOP_THREADS = 256
+#: the block loops keep one row of the population in shared memory: at most this many bytes
+#: (the default limit of dynamic shared memory per block)
+BLOCK_LOOP_MAX_SHARED = 48 * 1024
 
 
 def launch_config(n: int, block: int = BLOCK, max_blocks: int = MAX_BLOCKS) -> tuple[int, int] | None:
@@ -34,6 +52,20 @@ def launch_config(n: int, block: int = BLOCK, max_blocks: int = MAX_BLOCKS) -> t
     if n <= 0:
         return None
     return min(-(-n // block), max_blocks), block
+
+
+def block_config(examples: int, neurons: int, itemsize: int) -> tuple[int, int, int] | None:
+    """``(grid, block, shared bytes)`` of a block loop: one block per example (at most
+    :data:`MAX_BLOCKS`; the kernels stride over the rest), a whole number of warps covering the
+    neurons up to :data:`BLOCK_LOOP_THREADS` (each thread then takes every ``block``-th neuron), and
+    one row of ``neurons`` values in shared memory.  None when there is nothing to do."""
+    for field, value in (("examples", examples), ("neurons", neurons), ("itemsize", itemsize)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"block_config: {field} must be a non-negative integer, got {value!r}")
+    if examples == 0 or neurons == 0:
+        return None
+    block = min(BLOCK_LOOP_THREADS, -(-int(neurons) // WARP) * WARP)
+    return min(int(examples), MAX_BLOCKS), block, int(neurons) * int(itemsize)
 
 
 def thread_elements(n: int, grid: int, block: int, thread: int) -> range:
@@ -140,6 +172,8 @@ class Kernels:
         cfg = launch_config(n)
         if cfg is None:
             return
+        if KERNELS[name].block_sync:
+            raise ValueError(f"kernel {name}: a block-sync kernel; launch it with launch_blocks()")
         if site is None:
             self._launch(name, cfg, convert_args(name, args, self.dtype, self._is_array))
             return
@@ -156,6 +190,12 @@ class Kernels:
                     conv[pos] = _convert_one(name, pos, codes[pos], value, self.dtype, self._is_array)
         self._sites[key] = (args, conv)
         self._launch(name, cfg, conv)
+
+    def launch_blocks(self, name: str, grid: int, block: int, shared_bytes: int, *args) -> None:
+        """Launch a ``block_sync`` kernel with an explicit configuration (see :func:`block_config`)."""
+        if not KERNELS[name].block_sync:
+            raise ValueError(f"kernel {name}: not a block-sync kernel; launch it over elements with launch()")
+        self._launch(name, (grid, block, shared_bytes), convert_args(name, args, self.dtype, self._is_array))
 
     def release(self) -> None:
         """Forget the arguments kept per call site (they hold references to arrays)."""
@@ -214,5 +254,5 @@ class CupyKernels(Kernels):
         return isinstance(value, self._cupy.ndarray)
 
     def _launch(self, name, cfg, args) -> None:
-        grid, block = cfg
-        self._function(name)((grid,), (block,), tuple(args))
+        grid, block, *shared = cfg
+        self._function(name)((grid,), (block,), tuple(args), shared_mem=shared[0] if shared else 0)

@@ -41,6 +41,10 @@ class Runtime:
         else:
             self.kernels.launch(name, n, *args, site=site)
 
+    def launch_blocks(self, name: str, cfg: tuple[int, int, int], *args) -> None:
+        """Launch a block-sync kernel with ``cfg`` ``(grid, block, shared bytes)`` (``launch.block_config``)."""
+        self.kernels.launch_blocks(name, *cfg, *args)
+
     def release(self) -> None:
         """Forget what the launches of the time loops kept (call when a loop is done)."""
         release = getattr(self.kernels, "release", None)

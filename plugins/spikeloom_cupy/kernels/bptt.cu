@@ -97,6 +97,55 @@ __global__ void spiking_backward_step(
     }
 }
 
+// The reversed time loop of a population whose only connection inside its group is its own
+// recurrent connection W [N, N] (delay >= 1), as spiking_block_loop runs it forward: one block per
+// example, the block's threads splitting the neurons.  At step t the example's gI[t + delay] (N
+// values) is copied into shared memory, then every thread adds sum_m gI[t + delay][m] W[j, m]
+// (read through Wt = W^T, in the order of spiking_backward_step) to ext[t] (has_ext) and runs the
+// adjoint of its neurons; __syncthreads separates the copy from the updates and the steps.  ga
+// [B, N] starts at zero.  Needs N * sizeof(T) bytes of dynamic shared memory.
+template <typename T>
+__global__ void spiking_block_backward(
+    int steps, int B, int N, const T* ext, int has_ext, const T* Wt, int delay,
+    const T* rec_V, const T* rec_z, const T* rec_a, const T* rec_ref, int has_ref, T* ga,
+    const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta,
+    int alif, int zero_reset, int detach, int kind, T sp, T sq, T* gV_all, T* gI_all) {
+    SL_DYNAMIC_SHARED(T, s_row);
+    long long BN = (long long)B * N;
+    for (int b = blockIdx.x; b < B; b += gridDim.x) {
+        for (int t = steps - 1; t >= 0; --t) {
+            int fb_t = t + delay;
+            int use_fb = fb_t < steps;
+            if (use_fb) {
+                for (int m = threadIdx.x; m < N; m += blockDim.x) s_row[m] = gI_all[(long long)fb_t * BN + (long long)b * N + m];
+            }
+            __syncthreads();
+            int has_next = t + 1 < steps;
+            for (int j = threadIdx.x; j < N; j += blockDim.x) {
+                long long k = (long long)b * N + j;
+                long long off = (long long)t * BN;
+                T gz = has_ext ? ext[off + k] : T(0);
+                if (use_fb) {
+                    T acc = T(0);
+                    for (int m = 0; m < N; ++m) acc += s_row[m] * Wt[(long long)m * N + j];
+                    gz = gz + acc;
+                }
+                T ga_k = alif ? ga[k] : T(0);
+                T gV, gI;
+                sl_spiking_adjoint<T>(gz, rec_V[off + k], rec_z[off + k], alif ? rec_a[off + k] : T(0),
+                                      has_ref ? rec_ref[off + k] : T(0), has_next ? gV_all[off + BN + k] : T(0),
+                                      has_next ? gI_all[off + BN + k] : T(0), has_next, ga_k, am[j], as[j], g[j],
+                                      vth[j], alif ? rho[j] : T(0), alif ? beta[j] : T(0), alif, zero_reset, detach,
+                                      kind, sp, sq, gV, gI);
+                if (alif) ga[k] = ga_k;
+                gV_all[off + k] = gV;
+                gI_all[off + k] = gI;
+            }
+            __syncthreads();
+        }
+    }
+}
+
 // The LI readout: gV[t] = alpha_mem gV[t+1] + dY[t], gI[t] = g gV[t] + alpha_syn gI[t+1].
 template <typename T>
 __global__ void li_backward(int steps, int B, int N, const T* dY, int has_dY, const T* am, const T* as,

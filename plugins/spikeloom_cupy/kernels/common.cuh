@@ -1,8 +1,16 @@
 // Shared device helpers of the spikeloom CuPy kernels: math overloads per dtype, the surrogate
-// derivatives of SPEC section 5, and the grid-stride loop every kernel uses (one thread per
-// element, no shared memory, no synchronisation: a kernel gives the same result whatever the
-// launch configuration, and a serial loop over the grid reproduces it exactly).
+// derivatives of SPEC section 5, and the grid-stride loop most kernels use (one thread per
+// element, no shared memory, no synchronisation: such a kernel gives the same result whatever the
+// launch configuration, and a serial loop over the grid reproduces it exactly).  The block-loop
+// kernels (one block per example walking all steps, __syncthreads between steps) get their
+// dynamic shared memory through SL_DYNAMIC_SHARED; the CPU emulation defines both differently.
 #pragma once
+
+#ifndef SL_EMULATION
+#define SL_DYNAMIC_SHARED(T, name)                         \
+    extern __shared__ __align__(16) unsigned char sl_smem[]; \
+    T* name = reinterpret_cast<T*>(sl_smem)
+#endif
 
 #define SL_GRID_STRIDE(i, n) \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \

@@ -72,6 +72,63 @@ __global__ void spiking_forward(
     }
 }
 
+// The whole time loop of a population whose only connection inside its group is one of its own
+// (recurrent, delay >= 1): one block per example (grid-stride over examples), the block's threads
+// splitting the neurons.  At every step the example's spikes of step t - delay are copied from
+// rec_z into shared memory (N values), then each thread delivers them event-driven as
+// spiking_step does (the rows of W_rec [N, N] of the neurons that spiked, in index order) and
+// updates its neurons; __syncthreads separates the copy from the updates and the steps from each
+// other.  h [T, B, N] (has_h) is the drive delivered outside; the state arrays [B, N] start at
+// zero; records as spiking_forward.  Needs N * sizeof(T) bytes of dynamic shared memory.
+template <typename T>
+__global__ void spiking_block_loop(
+    int steps, int B, int N, const T* h, int has_h, const T* W_rec, int delay,
+    T* I_s, T* V_s, T* a_s, T* z_s, long long* ref_s,
+    const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta, const long long* nref,
+    int alif, int zero_reset, int rec_flags,
+    T* rec_V, T* rec_z, T* rec_I, T* rec_a, T* rec_ref) {
+    SL_DYNAMIC_SHARED(T, s_row);
+    long long BN = (long long)B * N;
+    for (int b = blockIdx.x; b < B; b += gridDim.x) {
+        for (int t = 0; t < steps; ++t) {
+            int src_t = t - delay;
+            if (src_t >= 0) {
+                for (int i = threadIdx.x; i < N; i += blockDim.x) s_row[i] = rec_z[(long long)src_t * BN + (long long)b * N + i];
+            }
+            __syncthreads();
+            for (int j = threadIdx.x; j < N; j += blockDim.x) {
+                long long k = (long long)b * N + j;
+                long long idx = (long long)t * BN + k;
+                T hv = has_h ? h[idx] : T(0);
+                if (src_t >= 0) {
+                    T acc = T(0);
+                    for (int i = 0; i < N; ++i) {
+                        T s = s_row[i];
+                        if (s != T(0)) acc += s * W_rec[(long long)i * N + j];
+                    }
+                    hv = has_h ? hv + acc : acc;
+                }
+                T I = I_s[k], V = V_s[k], a = alif ? a_s[k] : T(0), z = z_s[k];
+                long long ref = ref_s[k];
+                T Vr, theta, refr;
+                sl_spiking_update<T>(hv, I, V, a, z, ref, am[j], as[j], g[j], vth[j], alif ? rho[j] : T(0),
+                                     alif ? beta[j] : T(0), nref[j], alif, zero_reset, Vr, theta, refr);
+                I_s[k] = I;
+                V_s[k] = V;
+                if (alif) a_s[k] = a;
+                z_s[k] = z;
+                ref_s[k] = ref;
+                rec_V[idx] = Vr;
+                rec_z[idx] = z;
+                if (rec_flags & SL_REC_I) rec_I[idx] = I;
+                if (rec_flags & SL_REC_A) rec_a[idx] = a;
+                if (rec_flags & SL_REC_REF) rec_ref[idx] = refr;
+            }
+            __syncthreads();
+        }
+    }
+}
+
 // One step t.  h (has_h) is the input from everything delivered outside the kernel ([T, B, N]
 // read at step t with per_step and h_per_step, else [B, N]), h2 (has_h2) a second one [B, N]
 // (what the host delivered this step, while h holds what was delivered for all steps at once);

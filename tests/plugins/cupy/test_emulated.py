@@ -130,6 +130,50 @@ def test_group_with_several_internal_connections(emulated):
             assert_close(g.grads[name], value, RTOL64, f"{mode}: {name}")
 
 
+def _delayed_recurrent_network() -> sl.Network:
+    return sl.Network(
+        [sl.SpikeInput("x", 6), sl.ALIF("a", 37, tau_syn=4.0, beta=0.2, tau_adapt=30.0, refractory=2.0), sl.LI("o", 3)],
+        [
+            sl.Connection("x", "a", weight=sl.Normal(0.5, 0.4)),
+            sl.Connection("a", "a", weight=sl.Normal(0.0, 0.3), delay=3),
+            sl.Connection("a", "o", weight=sl.Normal(0.0, 0.5)),
+        ],
+        seed=5,
+    )
+
+
+@pytest.mark.parametrize("which", ["corpus-alif-het", "delay-3"])
+def test_block_loops_equal_the_step_kernels_with_few_threads_and_blocks(emulated, which, monkeypatch):
+    """The block loops with 2 threads per block (each thread takes several neurons) and 2 blocks
+    (each block takes several examples): the same numbers as the step-by-step kernels, bit for
+    bit (the same sums in the same order), and the reference's in float64."""
+    import spikeloom_cupy.forward as fw
+    import spikeloom_cupy.launch as launch
+
+    if which == "delay-3":
+        net = _delayed_recurrent_network()
+        rng = np.random.default_rng(1)
+        x, labels = rng.random((30, 5, 6)) < 0.4, rng.integers(0, 3, 5)
+        rule, ro = sl.BPTT(sl.Sigmoid(4.0), detach_reset=False), sl.Readout("o", "mean")
+    else:
+        case = next(c for c in CASES if c.kind == "ALIF" and c.het)
+        net, (x, labels), rule, ro = case.network(), case.inputs(), case.bptt(), case.readout()
+    monkeypatch.setattr(launch, "BLOCK_LOOP_THREADS", 2)
+    monkeypatch.setattr(launch, "MAX_BLOCKS", 2)
+    ref = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64").loss_and_grads(x, labels)
+    emu = emulated.compile(net, rule=rule, readout=ro, dtype="float64", device="cpu")
+    block = emu.loss_and_grads(x, labels)
+    launches = emu.rt.kernels.launches
+    assert launches.get("spiking_block_loop") and launches.get("spiking_block_backward")
+    monkeypatch.setattr(fw, "BLOCK_LOOP", False)
+    step = emu.loss_and_grads(x, labels)
+    assert block.loss == step.loss
+    assert block.loss == pytest.approx(ref.loss, rel=RTOL64)
+    for name, value in ref.grads.items():
+        np.testing.assert_array_equal(block.grads[name], step.grads[name], err_msg=name)
+        assert_close(block.grads[name], value, RTOL64, name)
+
+
 def test_train_steps_and_stepping(emulated):
     case = CASES[3]
     ref, emu = _pair(emulated, case, "bptt")

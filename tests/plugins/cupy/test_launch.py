@@ -8,7 +8,16 @@ import pytest
 import spikeloom as sl
 from spikeloom_cupy.delivery import EVENT_MAX_DENSITY, choose_delivery
 from spikeloom_cupy.kernel_specs import KERNELS, KernelSpec
-from spikeloom_cupy.launch import BLOCK, MAX_BLOCKS, Kernels, convert_args, launch_config, thread_elements
+from spikeloom_cupy.launch import (
+    BLOCK,
+    BLOCK_LOOP_THREADS,
+    MAX_BLOCKS,
+    Kernels,
+    block_config,
+    convert_args,
+    launch_config,
+    thread_elements,
+)
 from spikeloom_cupy.plan import make_plan
 
 
@@ -53,6 +62,26 @@ class _Recorder(Kernels):
 
     def _launch(self, name, cfg, args):
         self.calls.append((name, cfg, args))
+
+
+def test_block_config_one_block_per_example_whole_warps_and_a_row_of_shared_memory():
+    assert block_config(256, 256, 4) == (256, 256, 1024)
+    assert block_config(3, 7, 8) == (3, 32, 56)
+    assert block_config(5, 1000, 4) == (5, BLOCK_LOOP_THREADS, 4000)
+    assert block_config(10**6, 64, 4) == (MAX_BLOCKS, 64, 256)
+    assert block_config(0, 7, 8) is None and block_config(3, 0, 8) is None
+    for bad in (-1, 2.0, True, None):
+        with pytest.raises(ValueError, match="examples"):
+            block_config(bad, 7, 8)
+
+
+def test_block_sync_kernels_need_an_explicit_configuration():
+    k = Kernels("float64")
+    k._is_array = lambda v: isinstance(v, np.ndarray)
+    with pytest.raises(ValueError, match="launch_blocks"):
+        k.launch("spiking_block_loop", 10, *([0] * len(KERNELS["spiking_block_loop"].args)))
+    with pytest.raises(ValueError, match="not a block-sync kernel"):
+        k.launch_blocks("spiking_step", 1, 32, 0)
 
 
 def test_launch_converts_scalars_to_the_declared_kinds():

@@ -1,6 +1,6 @@
 """How much device work one time step asks for (counted on the CPU, see
-``emulation/counting.py``): the fused e-prop step and BPTT's one kernel per step and direction
-stay that way, and no step reads a device value back on the host."""
+``emulation/counting.py``): the fused e-prop step, BPTT's block loops (nothing per step) and, without them,
+its one kernel per step and direction stay that way, and no step reads a device value back on the host."""
 
 from __future__ import annotations
 
@@ -34,8 +34,21 @@ def test_eprop_step(counting, mode):
 
 
 @pytest.mark.parametrize("mode", ["events", "dense"])
-def test_bptt_steps(counting, mode):
+def test_bptt_steps(counting, mode, monkeypatch):
+    """With the block loops off, one kernel per step and direction (and with dense delivery one
+    product per forward step)."""
+    import spikeloom_cupy.forward as fw
+
+    monkeypatch.setattr(fw, "BLOCK_LOOP", False)
     fwd = _per_step(counting, sl.BPTT(), "bptt_forward", mode)
     both = _per_step(counting, sl.BPTT(), "bptt", mode)
     assert fwd["launch"] == 1 and fwd.get("array_op", 0) == (0 if mode == "events" else 1)
     assert both["launch"] == 2 and both.get("host_sync", 0) == 0
+
+
+@pytest.mark.parametrize("mode", ["events", "dense"])
+def test_bptt_block_loops_launch_nothing_per_step(counting, mode):
+    """The recurrent population runs as one block loop each way: no device work grows with T."""
+    for phase in ("bptt_forward", "bptt"):
+        c = _per_step(counting, sl.BPTT(), phase, mode)
+        assert not {k: v for k, v in c.items() if v != 0}, (phase, c)

@@ -44,6 +44,13 @@ def driver_source() -> str:
         for dname, ctype in DTYPES.items():
             params = ", ".join(f"{_c_type(k, ctype)} a{i}" for i, k in enumerate(spec.args))
             call = ", ".join(f"a{i}" for i in range(len(spec.args)))
+            if spec.block_sync:
+                lines.append(
+                    f'extern "C" void emu_{spec.name}_{dname}(unsigned int grid, unsigned int block, '
+                    f"unsigned long long shared, {params}) "
+                    f"{{ sl_emulate_blocks(grid, block, shared, [&]() {{ {spec.name}<{ctype}>({call}); }}); }}"
+                )
+                continue
             lines.append(
                 f'extern "C" void emu_{spec.name}_{dname}(unsigned int grid, unsigned int block, {params}) '
                 f"{{ sl_emulate(grid, block, [&]() {{ {spec.name}<{ctype}>({call}); }}); }}"
@@ -79,6 +86,7 @@ def build_library(cache_dir: Path | None = None) -> ctypes.CDLL:
             "-O2",
             "-ffp-contract=off",
             "-fPIC",
+            "-pthread",
             "-shared",
             f"-I{HERE}",
             str(cpp),
@@ -106,6 +114,8 @@ class EmulatedKernels(Kernels):
         spec = KERNELS[name]
         fn = getattr(self._lib, f"emu_{name}_{self.dtype.name}")
         c_args = [ctypes.c_uint(cfg[0]), ctypes.c_uint(cfg[1])]
+        if spec.block_sync:
+            c_args.append(ctypes.c_ulonglong(cfg[2]))
         scalar = ctypes.c_float if self.dtype == np.float32 else ctypes.c_double
         for kind, value in zip(spec.args, args, strict=True):
             if kind in ("p", "lp"):
