@@ -47,10 +47,14 @@ def network(n_hidden: int) -> sl.Network:
 
 
 def backend_for(name: str) -> sl.Backend:
-    """The backend itself (so this works whether or not the package's entry points are installed)."""
-    if name == "cupy":
+    """The backend itself (so this works whether or not the package's entry points are installed).
+    ``cupy-steps`` is the CuPy backend with its block loops off (one launch per step and direction
+    for the recurrent population, as before they existed)."""
+    if name.startswith("cupy"):
+        import spikeloom_cupy.forward
         from spikeloom_cupy.backend import CupyBackend
 
+        spikeloom_cupy.forward.BLOCK_LOOP = name != "cupy-steps"
         return CupyBackend()
     if name == "torch":
         from spikeloom_torch.backend import TorchBackend
@@ -66,7 +70,7 @@ DEVICE = "cuda"
 def sync(name: str) -> None:
     if DEVICE == "cpu":
         return
-    if name == "cupy":
+    if name.startswith("cupy"):
         import cupy
 
         cupy.cuda.Device().synchronize()
@@ -80,7 +84,7 @@ def reset_memory(name: str) -> None:
     sync(name)
     if DEVICE == "cpu":
         return
-    if name == "cupy":
+    if name.startswith("cupy"):
         import cupy
 
         cupy.get_default_memory_pool().free_all_blocks()
@@ -95,7 +99,7 @@ def peak_memory_mib(name: str) -> float | None:
     sync(name)
     if DEVICE == "cpu":
         return None
-    if name == "cupy":
+    if name.startswith("cupy"):
         import cupy
 
         return cupy.get_default_memory_pool().total_bytes() / 2**20
@@ -149,7 +153,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rules", default="bptt,eprop")
     p.add_argument("--sizes", default="200x64x256,1000x256x256", help="TxBxN,...")
-    p.add_argument("--backends", default="torch,cupy")
+    p.add_argument("--backends", default="torch,cupy", help="torch, cupy, cupy-steps (block loops off)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")
     p.add_argument("--eprop-memory", default="", help="TxB,... : CuPy e-prop peak memory at these sizes (N=256)")
@@ -165,6 +169,7 @@ def main(argv=None) -> int:
         for size in args.sizes.split(",")
         for rule in args.rules.split(",")
         for b in args.backends.split(",")
+        if not (b == "cupy-steps" and rule == "eprop")  # the block loops are BPTT's
     ]
     jobs += [
         ("memory", "cupy", "eprop", *(int(v) for v in size.split("x")), 256)
@@ -207,7 +212,8 @@ def main(argv=None) -> int:
                 if r["kind"] == "speed" and r["rule"] == rule and (r["T"], r["B"], r["N"]) == (T, B, N)
             }
             if got.get("torch") and got.get("cupy"):
-                print(f"  {rule:>5} T={T:<5} B={B:<4} N={N:<5} {got['torch'] / got['cupy']:6.2f}x")
+                extra = f"  (block loops off: {got['torch'] / got['cupy-steps']:.2f}x)" if got.get("cupy-steps") else ""
+                print(f"  {rule:>5} T={T:<5} B={B:<4} N={N:<5} {got['torch'] / got['cupy']:6.2f}x{extra}")
             else:
                 print(f"  {rule:>5} T={T:<5} B={B:<4} N={N:<5} n/a")
     if args.json:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The CuPy backend's checks on a CUDA machine, in one run of about 4 minutes (H200):
+# The CuPy backend's checks on a CUDA machine, in one run of about 5 minutes (H200):
 #   1. the gpu-marked tests of tests/plugins/cupy (NVRTC compiles every kernel; the corpus against
 #      the NumPy reference in float64 and float32; the device against the emulated kernels);
 #   2. the conformance kit on the cupy backend (device cuda);
 #   3. training-step speed of cupy against torch on the same GPU (BPTT and e-prop, recurrent ALIF,
-#      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256), and CuPy e-prop memory at two T.
+#      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256; BPTT also with N=1024, and with the
+#      block loops off), and CuPy e-prop memory at two T.
 # Each part runs even if an earlier one fails; the summary at the end says what passed (with the
 # test counts; a part where every test was skipped counts as a failure).
 # Run from anywhere:  bash benchmarks/gpu_cupy_check.sh
@@ -84,9 +85,12 @@ part "gpu tests (tests/plugins/cupy -m gpu)" 90 gpu_tests \
 part "conformance kit on cupy (cuda)" 100 conformance_cupy \
     $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_cupy.backend:CupyBackend \
         --spikeloom-device cuda -q --tb=line -p no:cacheprovider -o junit_family=xunit1 $(junit conformance_cupy)
-part "speed: cupy vs torch (train_step, CUDA)" 95 "" \
+part "speed: cupy vs torch (train_step, CUDA)" 150 "" \
     $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
-        --repeats 2 --budget 70 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
+        --backends torch,cupy,cupy-steps --repeats 2 --budget 100 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
+part "speed: cupy vs torch, BPTT with 1024 ALIF" 60 "" \
+    $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x1024 --backends torch,cupy,cupy-steps \
+        --repeats 2 --budget 40 ${RESULTS:+--json "$RESULTS/cupy_vs_torch_1024.json"}
 
 echo
 echo "=================== summary ==================="

@@ -116,6 +116,42 @@ def test_cuda_train_steps_and_stepping(cupy):
         state = next_ref
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cuda_block_loops_equal_the_step_kernels(cupy, dtype, monkeypatch):
+    """300 recurrent ALIF (more neurons than threads per block, so threads take two) and 70
+    examples split over 16 blocks: the block loops give the step-by-step kernels' numbers bit for
+    bit, and the reference's in float64."""
+    import spikeloom_cupy.forward as fw
+    import spikeloom_cupy.launch as launch
+
+    n = 300
+    net = sl.Network(
+        [sl.SpikeInput("x", 40), sl.ALIF("h", n, tau_syn=5.0, beta=0.3, tau_adapt=50.0, refractory=2.0), sl.LI("o", 5)],
+        [
+            sl.Connection("x", "h", weight=sl.Normal(0.3, 0.3)),
+            sl.Connection("h", "h", weight=sl.Normal(0.0, 0.1), delay=2),
+            sl.Connection("h", "o", weight=sl.Normal(0.0, 0.2)),
+        ],
+        seed=3,
+    )
+    rng = np.random.default_rng(2)
+    x, labels = rng.random((60, 70, 40)) < 0.1, rng.integers(0, 5, 70)
+    rule, ro = sl.BPTT(), sl.Readout("o", "per_step")
+    monkeypatch.setattr(launch, "MAX_BLOCKS", 16)
+    gpu = CUPY.compile(net, rule=rule, readout=ro, dtype=dtype, device="cuda")
+    block = gpu.loss_and_grads(x, labels)
+    assert launch.block_config(70, n, 8)[1] < n
+    monkeypatch.setattr(fw, "BLOCK_LOOP", False)
+    step = gpu.loss_and_grads(x, labels)
+    assert block.loss == step.loss
+    for name, value in step.grads.items():
+        np.testing.assert_array_equal(block.grads[name], value, err_msg=name)
+    if dtype == "float64":
+        ref = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64").loss_and_grads(x, labels)
+        for name, value in ref.grads.items():
+            assert_close(block.grads[name], value, RTOL64, name)
+
+
 def test_conformance_kit_on_cuda(cupy):
     """The whole kit on the device (benchmarks/gpu_cupy_check.sh runs it through pytest instead)."""
     from spikeloom_conformance import check_backend
