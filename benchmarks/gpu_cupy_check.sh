@@ -80,14 +80,14 @@ except Exception as exc:
     print("cupy:", exc)
 PYEOF
 
-part "gpu tests (tests/plugins/cupy -m gpu)" 90 gpu_tests \
+part "gpu tests (tests/plugins/cupy -m gpu)" 100 gpu_tests \
     $PY -m pytest tests/plugins/cupy -m gpu -k "not conformance_kit" -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests)
 part "conformance kit on cupy (cuda)" 100 conformance_cupy \
     $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_cupy.backend:CupyBackend \
         --spikeloom-device cuda -q --tb=line -p no:cacheprovider -o junit_family=xunit1 $(junit conformance_cupy)
-part "speed: cupy vs torch (train_step, CUDA)" 150 "" \
+part "speed: cupy vs torch (train_step, CUDA)" 130 "" \
     $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
-        --backends torch,cupy,cupy-steps --repeats 2 --budget 100 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
+        --backends torch,cupy,cupy-steps --repeats 2 --budget 90 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
 part "speed: cupy vs torch, BPTT with 1024 ALIF" 60 "" \
     $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x1024 --backends torch,cupy,cupy-steps \
         --repeats 2 --budget 40 ${RESULTS:+--json "$RESULTS/cupy_vs_torch_1024.json"}
