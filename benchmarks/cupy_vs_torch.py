@@ -48,13 +48,19 @@ def network(n_hidden: int) -> sl.Network:
 
 def backend_for(name: str) -> sl.Backend:
     """The backend itself (so this works whether or not the package's entry points are installed).
-    ``cupy-steps`` is the CuPy backend with its block loops off (one launch per step and direction
-    for the recurrent population, as before they existed)."""
+    Variants of the CuPy backend's BPTT: ``cupy-steps`` with its block loops off (one launch per
+    step and direction for the recurrent population, as before they existed); ``cupy-bwd-block``
+    and ``cupy-bwd-gemm`` with the block loop backward at every size / with a cuBLAS product per
+    step at every size (``spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N`` picks by size)."""
     if name.startswith("cupy"):
+        import spikeloom_cupy.bptt
         import spikeloom_cupy.forward
         from spikeloom_cupy.backend import CupyBackend
 
         spikeloom_cupy.forward.BLOCK_LOOP = name != "cupy-steps"
+        spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N = {"cupy-bwd-block": 1 << 30, "cupy-bwd-gemm": 0}.get(
+            name, DEFAULT_BLOCK_BACKWARD_MAX_N
+        )
         return CupyBackend()
     if name == "torch":
         from spikeloom_torch.backend import TorchBackend
@@ -62,6 +68,11 @@ def backend_for(name: str) -> sl.Backend:
         return TorchBackend()
     return sl.get_backend(name)
 
+
+try:
+    from spikeloom_cupy.bptt import BLOCK_BACKWARD_MAX_N as DEFAULT_BLOCK_BACKWARD_MAX_N
+except ImportError:  # an older package
+    DEFAULT_BLOCK_BACKWARD_MAX_N = 0
 
 #: where the steps run ("cuda"; "cpu" only to try the script out with torch on a machine without a GPU)
 DEVICE = "cuda"
@@ -153,7 +164,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rules", default="bptt,eprop")
     p.add_argument("--sizes", default="200x64x256,1000x256x256", help="TxBxN,...")
-    p.add_argument("--backends", default="torch,cupy", help="torch, cupy, cupy-steps (block loops off)")
+    p.add_argument(
+        "--backends",
+        default="torch,cupy",
+        help="torch, cupy, and the CuPy BPTT variants cupy-steps, cupy-bwd-block, cupy-bwd-gemm",
+    )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")
     p.add_argument("--eprop-memory", default="", help="TxB,... : CuPy e-prop peak memory at these sizes (N=256)")
@@ -169,7 +184,7 @@ def main(argv=None) -> int:
         for size in args.sizes.split(",")
         for rule in args.rules.split(",")
         for b in args.backends.split(",")
-        if not (b == "cupy-steps" and rule == "eprop")  # the block loops are BPTT's
+        if not (b.startswith("cupy-") and rule == "eprop")  # the variants are BPTT's
     ]
     jobs += [
         ("memory", "cupy", "eprop", *(int(v) for v in size.split("x")), 256)
@@ -211,11 +226,10 @@ def main(argv=None) -> int:
                 for r in rows
                 if r["kind"] == "speed" and r["rule"] == rule and (r["T"], r["B"], r["N"]) == (T, B, N)
             }
-            if got.get("torch") and got.get("cupy"):
-                extra = f"  (block loops off: {got['torch'] / got['cupy-steps']:.2f}x)" if got.get("cupy-steps") else ""
-                print(f"  {rule:>5} T={T:<5} B={B:<4} N={N:<5} {got['torch'] / got['cupy']:6.2f}x{extra}")
-            else:
-                print(f"  {rule:>5} T={T:<5} B={B:<4} N={N:<5} n/a")
+            if not got.get("torch"):
+                continue
+            ratios = "  ".join(f"{b} {got['torch'] / v:.2f}x" for b, v in got.items() if b != "torch" and v)
+            print(f"  {rule:>5} T={T:<5} B={B:<4} N={N:<5} {ratios or 'n/a'}")
     if args.json:
         meta = {"python": sys.version.split()[0], "machine": platform.machine(), "numpy": np.__version__}
         try:

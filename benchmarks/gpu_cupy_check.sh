@@ -4,8 +4,9 @@
 #      the NumPy reference in float64 and float32; the device against the emulated kernels);
 #   2. the conformance kit on the cupy backend (device cuda);
 #   3. training-step speed of cupy against torch on the same GPU (BPTT and e-prop, recurrent ALIF,
-#      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256; BPTT also with N=1024, and with the
-#      block loops off), and CuPy e-prop memory at two T.
+#      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256, the CuPy BPTT also with its block
+#      loops off; BPTT with N = 256, 512, 1024 and either backward loop), and CuPy e-prop memory at
+#      two T.
 # Each part runs even if an earlier one fails; the summary at the end says what passed (with the
 # test counts; a part where every test was skipped counts as a failure).
 # Run from anywhere:  bash benchmarks/gpu_cupy_check.sh
@@ -88,9 +89,10 @@ part "conformance kit on cupy (cuda)" 100 conformance_cupy \
 part "speed: cupy vs torch (train_step, CUDA)" 130 "" \
     $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
         --backends torch,cupy,cupy-steps --repeats 2 --budget 90 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
-part "speed: cupy vs torch, BPTT with 1024 ALIF" 60 "" \
-    $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x1024 --backends torch,cupy,cupy-steps \
-        --repeats 2 --budget 40 ${RESULTS:+--json "$RESULTS/cupy_vs_torch_1024.json"}
+part "speed: cupy vs torch, BPTT with 256-1024 ALIF, both backward loops" 90 "" \
+    $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x256,1000x256x512,1000x256x1024 \
+        --backends torch,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 70 \
+        ${RESULTS:+--json "$RESULTS/cupy_vs_torch_sizes.json"}
 
 echo
 echo "=================== summary ==================="

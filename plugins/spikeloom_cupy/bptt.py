@@ -8,7 +8,8 @@ others step by step (``spiking_backward_step``, which sums one of the group's ow
 itself; any further ones are a product per step).  Weight gradients are products over all steps;
 the loss is the reference's formula on the device (:mod:`.losses`).  A recurrent population whose
 only connection inside its group is its own runs its reversed loop as one block loop
-(``spiking_block_backward``), as it ran forward.
+(``spiking_block_backward``), as it ran forward, or, above ``BLOCK_BACKWARD_MAX_N`` neurons, as one
+cuBLAS product and one ``spiking_backward_step`` per step.
 """
 
 from __future__ import annotations
@@ -68,6 +69,61 @@ def _keep(built: BuiltNetwork) -> dict[str, set[str]]:
         need_I = p.train_tau_syn or (p.train_tau_mem and p.scale_input)
         keep[p.name] = ({"z", "a", "refractory"} if p.spiking else set()) | ({"I"} if need_I else set())
     return keep
+
+
+#: above this many neurons the block loop backward (each block reads all of ``W^T`` at every step)
+#: is slower than one cuBLAS product over the batch per step, measured on an H200 (see
+#: docs/cupy-backend.md); larger recurrent populations run :func:`_recurrent_backward_gemm`
+BLOCK_BACKWARD_MAX_N = 512
+
+
+def _recurrent_backward_gemm(rt: Runtime, own, p: PopConst, r: dict, weights, ext, gV_all, gI_all, T, B, rule) -> None:
+    """The reversed loop of a population whose only connection inside its group is its own ``own``:
+    per step, ``ext[t] += gI[t + delay] @ W^T`` (one cuBLAS call) and one ``spiking_backward_step``."""
+    name = own.target
+    e = ext[name] if ext[name] is not None else rt.zeros((T, B, p.n))
+    kind, sp, sq = surrogate_args(rule.surrogate)
+    step = rt.prepare(
+        "spiking_backward_step",
+        B * p.n,
+        0,
+        T,
+        B,
+        p.n,
+        e,
+        1,
+        1,
+        rt.dummy,
+        rt.dummy,
+        0,
+        0,
+        0,
+        r["V"],
+        r["z"],
+        r.get("a", rt.dummy),
+        r.get("refractory", rt.dummy),
+        int("refractory" in r),
+        rt.zeros((B, p.n)),
+        p.am,
+        p.as_,
+        p.g,
+        p.vth,
+        p.rho,
+        p.beta,
+        int(p.alif),
+        int(p.zero_reset),
+        int(rule.detach_reset),
+        kind,
+        sp,
+        sq,
+        gV_all[name],
+        gI_all[name],
+    )
+    W, gI, d = weights[own.name], gI_all[name], own.delay
+    for t in range(T - 1, -1, -1):
+        if t + d < T:
+            rt.matmul_acc_t(gI[t + d], W, e[t])
+        step(t)
 
 
 def bptt_loss_and_grads(
@@ -163,6 +219,11 @@ def bptt_loss_and_grads(
             )
             continue
         own = block_loop_connection(plan, group, pops, rt.dtype.itemsize)
+        if own is not None and pops[own.target].n > BLOCK_BACKWARD_MAX_N:
+            _recurrent_backward_gemm(
+                rt, own, pops[own.target], rec[own.target], weights, ext, gV_all, gI_all, T, B, rule
+            )
+            continue
         if own is not None:
             name, p, r = own.target, pops[own.target], rec[own.target]
             cfg = block_config(B, p.n, rt.dtype.itemsize)

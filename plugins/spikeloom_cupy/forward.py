@@ -162,7 +162,7 @@ def block_loop_connection(plan: Plan, group, pops: dict[str, PopConst], itemsize
     p, internal = pops[name], plan.internal[name]
     if not p.spiking or len(internal) != 1 or internal[0].source != name:
         return None
-    if p.n * itemsize > BLOCK_LOOP_MAX_SHARED:
+    if block_config(1, p.n, itemsize)[2] > BLOCK_LOOP_MAX_SHARED:
         return None
     return internal[0]
 

@@ -58,14 +58,17 @@ def block_config(examples: int, neurons: int, itemsize: int) -> tuple[int, int, 
     """``(grid, block, shared bytes)`` of a block loop: one block per example (at most
     :data:`MAX_BLOCKS`; the kernels stride over the rest), a whole number of warps covering the
     neurons up to :data:`BLOCK_LOOP_THREADS` (each thread then takes every ``block``-th neuron), and
-    one row of ``neurons`` values in shared memory.  None when there is nothing to do."""
+    the shared memory both block loops need: a row of ``neurons`` values of ``itemsize`` bytes
+    (backward), or a list of ``neurons`` ints and two scan buffers of ``block`` ints (forward).
+    None when there is nothing to do."""
     for field, value in (("examples", examples), ("neurons", neurons), ("itemsize", itemsize)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"block_config: {field} must be a non-negative integer, got {value!r}")
     if examples == 0 or neurons == 0:
         return None
     block = min(BLOCK_LOOP_THREADS, -(-int(neurons) // WARP) * WARP)
-    return min(int(examples), MAX_BLOCKS), block, int(neurons) * int(itemsize)
+    shared = max(int(neurons) * int(itemsize), (int(neurons) + 2 * block) * 4)
+    return min(int(examples), MAX_BLOCKS), block, shared
 
 
 def thread_elements(n: int, grid: int, block: int, thread: int) -> range:

@@ -74,12 +74,15 @@ __global__ void spiking_forward(
 
 // The whole time loop of a population whose only connection inside its group is one of its own
 // (recurrent, delay >= 1): one block per example (grid-stride over examples), the block's threads
-// splitting the neurons.  At every step the example's spikes of step t - delay are copied from
-// rec_z into shared memory (N values), then each thread delivers them event-driven as
-// spiking_step does (the rows of W_rec [N, N] of the neurons that spiked, in index order) and
-// updates its neurons; __syncthreads separates the copy from the updates and the steps from each
-// other.  h [T, B, N] (has_h) is the drive delivered outside; the state arrays [B, N] start at
-// zero; records as spiking_forward.  Needs N * sizeof(T) bytes of dynamic shared memory.
+// splitting the neurons.  At every step the block lists, in shared memory and in index order, the
+// neurons of the example that spiked at step t - delay (each thread counts the spikes in its
+// contiguous chunk of rec_z's row, a scan of the counts gives each chunk its place in the list);
+// then each thread delivers them as spiking_step does (the rows of W_rec [N, N] of the neurons
+// that spiked, in index order: the same sums) and updates its neurons.  __syncthreads separates
+// the phases and the steps.  Spikes are 0 or 1, so the row of a neuron that spiked is added as it
+// is (1 * w == w).  h [T, B, N] (has_h) is the drive delivered outside; the state arrays [B, N]
+// start at zero; records as spiking_forward.  Needs (N + 2 blockDim) ints of dynamic shared
+// memory (launch.block_config).
 template <typename T>
 __global__ void spiking_block_loop(
     int steps, int B, int N, const T* h, int has_h, const T* W_rec, int delay,
@@ -87,25 +90,46 @@ __global__ void spiking_block_loop(
     const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta, const long long* nref,
     int alif, int zero_reset, int rec_flags,
     T* rec_V, T* rec_z, T* rec_I, T* rec_a, T* rec_ref) {
-    SL_DYNAMIC_SHARED(T, s_row);
+    SL_DYNAMIC_SHARED(int, s_list);
+    int* s_scan = s_list + N;  // two buffers of blockDim counts
     long long BN = (long long)B * N;
+    int tid = threadIdx.x, nt = blockDim.x;
+    int chunk = (N + nt - 1) / nt;
+    int c0 = tid * chunk < N ? tid * chunk : N;
+    int c1 = c0 + chunk < N ? c0 + chunk : N;
     for (int b = blockIdx.x; b < B; b += gridDim.x) {
         for (int t = 0; t < steps; ++t) {
             int src_t = t - delay;
+            int n_active = 0;
             if (src_t >= 0) {
-                for (int i = threadIdx.x; i < N; i += blockDim.x) s_row[i] = rec_z[(long long)src_t * BN + (long long)b * N + i];
+                const T* row = rec_z + (long long)src_t * BN + (long long)b * N;
+                int count = 0;
+                for (int i = c0; i < c1; ++i) count += row[i] != T(0);
+                int* in = s_scan;
+                int* out = s_scan + nt;
+                in[tid] = count;
+                __syncthreads();
+                for (int off = 1; off < nt; off <<= 1) {  // inclusive scan of the counts
+                    out[tid] = tid >= off ? in[tid] + in[tid - off] : in[tid];
+                    __syncthreads();
+                    int* tmp = in;
+                    in = out;
+                    out = tmp;
+                }
+                int pos = in[tid] - count;
+                n_active = in[nt - 1];
+                for (int i = c0; i < c1; ++i) {
+                    if (row[i] != T(0)) s_list[pos++] = i;
+                }
             }
             __syncthreads();
-            for (int j = threadIdx.x; j < N; j += blockDim.x) {
+            for (int j = tid; j < N; j += nt) {
                 long long k = (long long)b * N + j;
                 long long idx = (long long)t * BN + k;
                 T hv = has_h ? h[idx] : T(0);
                 if (src_t >= 0) {
                     T acc = T(0);
-                    for (int i = 0; i < N; ++i) {
-                        T s = s_row[i];
-                        if (s != T(0)) acc += s * W_rec[(long long)i * N + j];
-                    }
+                    for (int q = 0; q < n_active; ++q) acc += W_rec[(long long)s_list[q] * N + j];
                     hv = has_h ? hv + acc : acc;
                 }
                 T I = I_s[k], V = V_s[k], a = alif ? a_s[k] : T(0), z = z_s[k];

@@ -142,11 +142,15 @@ def _delayed_recurrent_network() -> sl.Network:
     )
 
 
+@pytest.mark.parametrize("backward", ["block", "gemm"])
 @pytest.mark.parametrize("which", ["corpus-alif-het", "delay-3"])
-def test_block_loops_equal_the_step_kernels_with_few_threads_and_blocks(emulated, which, monkeypatch):
+def test_block_loops_equal_the_step_kernels_with_few_threads_and_blocks(emulated, which, backward, monkeypatch):
     """The block loops with 2 threads per block (each thread takes several neurons) and 2 blocks
-    (each block takes several examples): the same numbers as the step-by-step kernels, bit for
-    bit (the same sums in the same order), and the reference's in float64."""
+    (each block takes several examples): the forward records equal the step-by-step kernels' bit
+    for bit (the same sums in the same order), and so do the gradients with the block loop
+    backward; the backward with a cuBLAS product per step (``gemm``, for large populations) sums
+    in another order.  All equal the reference in float64."""
+    import spikeloom_cupy.bptt as bp
     import spikeloom_cupy.forward as fw
     import spikeloom_cupy.launch as launch
 
@@ -160,17 +164,25 @@ def test_block_loops_equal_the_step_kernels_with_few_threads_and_blocks(emulated
         net, (x, labels), rule, ro = case.network(), case.inputs(), case.bptt(), case.readout()
     monkeypatch.setattr(launch, "BLOCK_LOOP_THREADS", 2)
     monkeypatch.setattr(launch, "MAX_BLOCKS", 2)
-    ref = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64").loss_and_grads(x, labels)
+    if backward == "gemm":
+        monkeypatch.setattr(bp, "BLOCK_BACKWARD_MAX_N", 0)
+    ref_c = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64")
+    ref = ref_c.loss_and_grads(x, labels)
     emu = emulated.compile(net, rule=rule, readout=ro, dtype="float64", device="cpu")
-    block = emu.loss_and_grads(x, labels)
+    block, block_run = emu.loss_and_grads(x, labels), emu.simulate(x)
     launches = emu.rt.kernels.launches
-    assert launches.get("spiking_block_loop") and launches.get("spiking_block_backward")
+    assert launches.get("spiking_block_loop")
+    assert bool(launches.get("spiking_block_backward")) == (backward == "block")
     monkeypatch.setattr(fw, "BLOCK_LOOP", False)
-    step = emu.loss_and_grads(x, labels)
+    step, step_run = emu.loss_and_grads(x, labels), emu.simulate(x)
+    for pop, vars_ in step_run.items():
+        for v, arr in vars_.items():
+            np.testing.assert_array_equal(block_run[pop][v], arr, err_msg=f"{pop}.{v}")
     assert block.loss == step.loss
     assert block.loss == pytest.approx(ref.loss, rel=RTOL64)
     for name, value in ref.grads.items():
-        np.testing.assert_array_equal(block.grads[name], step.grads[name], err_msg=name)
+        if backward == "block":
+            np.testing.assert_array_equal(block.grads[name], step.grads[name], err_msg=name)
         assert_close(block.grads[name], value, RTOL64, name)
 
 

@@ -65,10 +65,11 @@ class _Recorder(Kernels):
 
 
 def test_block_config_one_block_per_example_whole_warps_and_a_row_of_shared_memory():
-    assert block_config(256, 256, 4) == (256, 256, 1024)
-    assert block_config(3, 7, 8) == (3, 32, 56)
-    assert block_config(5, 1000, 4) == (5, BLOCK_LOOP_THREADS, 4000)
-    assert block_config(10**6, 64, 4) == (MAX_BLOCKS, 64, 256)
+    # shared memory: the larger of a row of values and a list of ints plus two scan buffers
+    assert block_config(256, 256, 4) == (256, 256, (256 + 512) * 4)
+    assert block_config(3, 7, 8) == (3, 32, (7 + 64) * 4)
+    assert block_config(5, 1000, 8) == (5, BLOCK_LOOP_THREADS, max(8000, (1000 + 2 * BLOCK_LOOP_THREADS) * 4))
+    assert block_config(10**6, 64, 4) == (MAX_BLOCKS, 64, (64 + 128) * 4)
     assert block_config(0, 7, 8) is None and block_config(3, 0, 8) is None
     for bad in (-1, 2.0, True, None):
         with pytest.raises(ValueError, match="examples"):
