@@ -48,16 +48,19 @@ def network(n_hidden: int) -> sl.Network:
 
 def backend_for(name: str) -> sl.Backend:
     """The backend itself (so this works whether or not the package's entry points are installed).
-    Variants of the CuPy backend's BPTT: ``cupy-steps`` with its block loops off (one launch per
-    step and direction for the recurrent population, as before they existed); ``cupy-bwd-block``
-    and ``cupy-bwd-gemm`` with the block loop backward at every size / with a cuBLAS product per
+    Variants of the CuPy backend: ``cupy-steps`` runs every time loop step by step (BPTT's block
+    loops off: one launch per step and direction for the recurrent population; e-prop's synapses
+    one launch per step, not EPROP_STEPS at a time), as before those existed; ``cupy-bwd-block``
+    and ``cupy-bwd-gemm`` (BPTT) take the block loop backward at every size / a cuBLAS product per
     step at every size (``spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N`` picks by size)."""
     if name.startswith("cupy"):
         import spikeloom_cupy.bptt
+        import spikeloom_cupy.eprop
         import spikeloom_cupy.forward
         from spikeloom_cupy.backend import CupyBackend
 
         spikeloom_cupy.forward.BLOCK_LOOP = name != "cupy-steps"
+        spikeloom_cupy.eprop.EPROP_STEPS = 0 if name == "cupy-steps" else DEFAULT_EPROP_STEPS
         spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N = {"cupy-bwd-block": 1 << 30, "cupy-bwd-gemm": 0}.get(
             name, DEFAULT_BLOCK_BACKWARD_MAX_N
         )
@@ -71,8 +74,9 @@ def backend_for(name: str) -> sl.Backend:
 
 try:
     from spikeloom_cupy.bptt import BLOCK_BACKWARD_MAX_N as DEFAULT_BLOCK_BACKWARD_MAX_N
-except ImportError:  # an older package
-    DEFAULT_BLOCK_BACKWARD_MAX_N = 0
+    from spikeloom_cupy.eprop import EPROP_STEPS as DEFAULT_EPROP_STEPS
+except ImportError:  # without the CuPy backend's package
+    DEFAULT_BLOCK_BACKWARD_MAX_N = DEFAULT_EPROP_STEPS = 0
 
 #: where the steps run ("cuda"; "cpu" only to try the script out with torch on a machine without a GPU)
 DEVICE = "cuda"
@@ -167,7 +171,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--backends",
         default="torch,cupy",
-        help="torch, cupy, and the CuPy BPTT variants cupy-steps, cupy-bwd-block, cupy-bwd-gemm",
+        help="torch, cupy, and the CuPy variants cupy-steps, cupy-bwd-block, cupy-bwd-gemm",
     )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")
@@ -184,7 +188,7 @@ def main(argv=None) -> int:
         for size in args.sizes.split(",")
         for rule in args.rules.split(",")
         for b in args.backends.split(",")
-        if not (b.startswith("cupy-") and rule == "eprop")  # the variants are BPTT's
+        if not (b.startswith("cupy-bwd") and rule == "eprop")  # these variants are BPTT's
     ]
     jobs += [
         ("memory", "cupy", "eprop", *(int(v) for v in size.split("x")), 256)

@@ -4,8 +4,8 @@
 #      the NumPy reference in float64 and float32; the device against the emulated kernels);
 #   2. the conformance kit on the cupy backend (device cuda);
 #   3. training-step speed of cupy against torch on the same GPU (BPTT and e-prop, recurrent ALIF,
-#      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256, the CuPy BPTT also with its block
-#      loops off; BPTT with N = 256, 512, 1024 and either backward loop), and CuPy e-prop memory at
+#      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256, CuPy also with every time loop step
+#      by step; BPTT with N = 256, 512, 1024 and either backward loop), and CuPy e-prop memory at
 #      two T.
 # Each part runs even if an earlier one fails; the summary at the end says what passed (with the
 # test counts; a part where every test was skipped counts as a failure).

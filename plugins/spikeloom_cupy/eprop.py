@@ -25,13 +25,17 @@ from .consts import PopConst
 from .forward import Stepper
 from .runtime import Runtime
 
-__all__ = ["eprop_loss_and_grads", "RATE_TAU", "EP_FLAGS", "INPUT_CHUNK", "batch_chunk"]
+__all__ = ["eprop_loss_and_grads", "RATE_TAU", "EP_FLAGS", "INPUT_CHUNK", "EPROP_STEPS", "batch_chunk"]
 
 #: time constant of the online rate estimate of the regulariser, ms (GeNN's value)
 RATE_TAU = 500.0
 
 #: steps of input copied to the device at once (memory: this many ``[B, N_in]`` slices)
 INPUT_CHUNK = 32
+
+#: steps per launch of ``eprop_synapse_chunk`` (where it applies: one readout connection of delay
+#: 1, readout time constants shared); its per-step inputs are kept for this many steps
+EPROP_STEPS = 32
 
 #: the per-synapse kernels split the batch into at most this many chunks (one thread per synapse
 #: and chunk, one partial gradient per chunk), of at least BATCH_CHUNK_MIN examples each
@@ -65,6 +69,72 @@ EP_FLAGS = {
 
 def _shared(host: np.ndarray) -> bool:
     return bool(np.all(host == host[0]))
+
+
+def _chunk_step(rt, st, t, T, r, sim, feedback, delta, has_delta, rule, rate_decay, rate_target) -> None:
+    """Step ``t`` of a population whose synapses run in chunks: stack the step's inputs of
+    ``eprop_synapse_chunk`` (its ``psi`` is already in place) and launch the kernel after the
+    last step of a chunk."""
+    xp, K, p = rt.xp, st["K"], st["p"]
+    q = t % K
+    if st["z_buf"] is not rt.dummy:
+        st["z_buf"][q + 1][...] = r["z"]
+    if rule.c_reg:
+        st["rate"] = rate_decay * st["rate"] + (1 - rate_decay) * r["z"]
+        xp.subtract(st["rate"], rate_target, out=st["R_buf"][q])
+    (rc,) = st["to_out"]
+    if has_delta:
+        xp.matmul(delta, feedback[rc.name].T, out=st["sig_buf"][q])
+    else:
+        st["sig_buf"][q].fill(0)
+    for tr in st["traces"].values():
+        tr["pre_buf"][q][...] = sim.delivered(tr["c"])
+    if q < K - 1 and t < T - 1:
+        return
+    flags = st["flags"] | (EP_FLAGS["has_R"] if rule.c_reg else 0)
+    B = r["V"].shape[0]
+    bc, n_chunks = batch_chunk(B)
+    for tr in st["traces"].values():
+        eb_I, eb_V = tr["ebar"][rc.name]
+        rt.launch(
+            "eprop_synapse_chunk",
+            n_chunks * tr["n_pre"] * p.n,
+            B,
+            bc,
+            tr["n_pre"],
+            p.n,
+            q + 1,
+            flags,
+            tr["pre_buf"],
+            tr["epsI"][0],
+            tr["epsI"][1],
+            tr["epsv"][0],
+            tr["epsv"][1],
+            p.am,
+            p.as_,
+            p.g,
+            p.rho,
+            p.beta,
+            st["psi_buf"],
+            st["z_buf"],
+            tr["eps_I"],
+            tr["eps_v"],
+            tr["eps_a"],
+            st["k_as"],
+            st["k_am"],
+            st["k_g"],
+            eb_I,
+            eb_V,
+            st["sig_buf"],
+            st["R_buf"],
+            rule.c_reg / B,
+            tr["grad"],
+        )
+        tr["epsI"].reverse()
+        tr["epsv"].reverse()
+    st["psi_buf"][0][...] = st["psi_buf"][q + 1]
+    if st["z_buf"] is not rt.dummy:
+        st["z_buf"][0][...] = st["z_buf"][q + 1]
 
 
 def eprop_loss_and_grads(
@@ -166,8 +236,21 @@ def eprop_loss_and_grads(
         flags |= EP_FLAGS["hetero"] if hetero else 0
         flags |= EP_FLAGS["r_delta"] if r_delta else 0
         flags |= EP_FLAGS["r_unit"] if r_unit else 0
+        # the synapses' steps in chunks (eprop_synapse_chunk): per-step inputs stacked over K steps
+        K = EPROP_STEPS if recompute and not hetero and EPROP_STEPS > 1 else 0
+        if K:
+            for tr in traces.values():
+                tr["pre_buf"] = rt.zeros((K, B, tr["n_pre"]))
         state[name] = {
             "p": p,
+            "K": K,
+            "psi_buf": rt.zeros((K + 1, B, p.n)) if K else None,
+            "z_buf": rt.zeros((K + 1, B, p.n)) if K and p.zero_reset and syn_v else rt.dummy,
+            "sig_buf": rt.zeros((K, B, p.n)) if K else None,
+            "R_buf": rt.zeros((K, B, p.n)) if K and rule.c_reg else rt.dummy,
+            "k_as": k_as,
+            "k_am": k_am,
+            "k_g": k_g,
             "depth": depth,
             "recompute": recompute,
             "to_out": to_out,
@@ -185,7 +268,11 @@ def eprop_loss_and_grads(
     for t in range(T):
         if t % chunk == 0:
             sim.load_inputs({name: np.ascontiguousarray(x[t : t + chunk]) for name, x in inputs.items()}, t)
-        rec = sim.step(None, psi={name: (kind, sp, sq, st["psi"][1]) for name, st in state.items()})
+        psi_out = {
+            name: (kind, sp, sq, st["psi_buf"][t % st["K"] + 1] if st["K"] else st["psi"][1])
+            for name, st in state.items()
+        }
+        rec = sim.step(None, psi=psi_out)
         Y = rec[out_name]["V"]
         has_delta = bool(window[t])
         rt.launch(
@@ -238,6 +325,9 @@ def eprop_loss_and_grads(
             zbar[c.name] = [f0n, f0o, f1n, f1o]
 
         for name, st in state.items():
+            if st["K"]:
+                _chunk_step(rt, st, t, T, rec[name], sim, feedback, delta, has_delta, rule, rate_decay, rate_target)
+                continue
             p, r = st["p"], rec[name]
             psi, psi_prev = st["psi"][1], st["psi"][0]
             R = rt.dummy

@@ -121,6 +121,11 @@ KERNELS: dict[str, KernelSpec] = {
             "eprop.cu",
             "i i i i i i i i  p p p p p  p p p p p  p p p  p p p p  p p p p p  p p p s p",
         ),
+        _spec(
+            "eprop_synapse_chunk",
+            "eprop.cu",
+            "i i i i i i  p p p p p  p p p p p  p p p p p  p p p p p  p p s p",
+        ),
         _spec("eprop_loss_step", "eprop.cu", "i i i i p p s  p p p p p  p p p"),
         _spec("eprop_out_grad", "eprop.cu", "i i i i i i i i  p p p p  p p p p  p p"),
     )

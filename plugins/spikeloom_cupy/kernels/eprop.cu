@@ -129,6 +129,104 @@ __global__ void eprop_synapse_step(
     }
 }
 
+// The per-synapse part of `steps` consecutive steps at once (at most EPROP_STEPS of them), for a
+// population whose one readout connection has delay 1 and whose readout shares its time constants
+// (SL_EP_RECOMPUTE without SL_EP_HETERO): what eprop_synapse_step does step by step, with every
+// trace of the synapse, its filtered eligibility and its gradient sum kept in registers across
+// the steps, so the per-synapse arrays are read and written once per call instead of once per
+// step.  The forward pass does not depend on the traces, so the host first runs the steps and
+// stacks what the kernel reads per step: pre [steps, B, n_pre] (the delivered presynaptic
+// spikes), psi and z_prev [steps + 1, B, n_post] (slot 0 holds the step before the first),
+// signal [steps, B, n_post] (the learning signal, 0 outside the loss window: adding 0 * e_bar
+// leaves the sum unchanged) and R [steps, B, n_post] (the regulariser, SL_EP_HAS_R).  The traces
+// kept one per presynaptic neuron are read from *_old and written, after the last step, to *_new
+// by the threads of j = 0.  Per thread the gradient adds sum over its examples and the steps of
+// L e_bar (and reg_scale times sum R e) to grad[w]: the same terms as step by step, summed in
+// another order.
+template <typename T>
+__global__ void eprop_synapse_chunk(
+    int B, int bc, int n_pre, int n_post, int steps, int flags,
+    const T* pre, const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new,
+    const T* am, const T* as, const T* g, const T* rho, const T* beta,
+    const T* psi, const T* z_prev, T* eps_I, T* eps_v, T* eps_a,
+    const T* r_as, const T* r_am, const T* r_g, T* ebar_I, T* ebar_V,
+    const T* signal, const T* R, T reg_scale, T* grad) {
+    const int alif = flags & SL_EP_ALIF, syn_I = flags & SL_EP_SYN_I, syn_v = flags & SL_EP_SYN_V;
+    const int r_delta = flags & SL_EP_R_DELTA, r_unit = flags & SL_EP_R_UNIT, has_R = flags & SL_EP_HAS_R;
+    const int zero_reset = flags & SL_EP_ZERO_RESET;
+    const long long NS = (long long)n_pre * n_post;
+    const long long BI = (long long)B * n_pre, BJ = (long long)B * n_post;
+    const long long chunks = (B + bc - 1) / bc;
+    SL_GRID_STRIDE(w, chunks * NS) {
+        long long s = w % NS;
+        int b0 = (int)(w / NS) * bc;
+        int b1 = b0 + bc < B ? b0 + bc : B;
+        long long i = s / n_post;
+        int j = (int)(s % n_post);
+        T c_am = am[j], c_as = as[j], c_g = g[j];
+        T c_rho = alif ? rho[j] : T(0), c_beta = alif ? beta[j] : T(0);
+        T k_as = r_as[0], k_am = r_am[0], k_g = r_g[0];
+        T acc = T(0), acc_r = T(0);
+        for (int b = b0; b < b1; ++b) {
+            long long bi = (long long)b * n_pre + i;
+            long long bj = (long long)b * n_post + j;
+            long long k = bi * n_post + j;
+            T ev = syn_v ? eps_v[k] : epsv_old[bi];
+            T eI = syn_I ? eps_I[k] : epsI_old[bi];
+            T a = alif ? eps_a[k] : T(0);
+            T eb_I = r_delta ? T(0) : ebar_I[k];
+            T eb_V = ebar_V[k];
+            T pp = psi[bj];  // psi of the step before the first
+            for (int q = 0; q < steps; ++q) {
+                T ev_old = ev;
+                T e_d;
+                if (alif) {
+                    e_d = pp * (ev_old - c_beta * a);
+                    a = pp * ev_old + (c_rho - pp * c_beta) * a;
+                } else {
+                    e_d = pp * ev_old;
+                }
+                eI = c_as * eI + pre[q * BI + bi];
+                if (syn_v) {
+                    T decay = zero_reset ? c_am * (T(1) - z_prev[q * BJ + bj]) : c_am;
+                    ev = decay * ev_old + c_g * eI;
+                } else {
+                    ev = c_am * ev_old + c_g * eI;
+                }
+                T elig = alif ? ev - c_beta * a : ev;
+                T ps = psi[(q + 1) * BJ + bj];
+                T e = ps * elig;
+                if (has_R) acc_r += R[q * BJ + bj] * e;
+                T cur;
+                if (r_delta) {
+                    cur = e_d;
+                } else {
+                    cur = k_as * eb_I + e_d;
+                    eb_I = cur;
+                }
+                eb_V = k_am * eb_V + (r_unit ? cur : k_g * cur);
+                acc += signal[q * BJ + bj] * eb_V;
+                pp = ps;
+            }
+            if (syn_v) {
+                eps_v[k] = ev;
+            } else if (j == 0) {
+                epsv_new[bi] = ev;
+            }
+            if (syn_I) {
+                eps_I[k] = eI;
+            } else if (j == 0) {
+                epsI_new[bi] = eI;
+            }
+            if (alif) eps_a[k] = a;
+            if (!r_delta) ebar_I[k] = eb_I;
+            ebar_V[k] = eb_V;
+        }
+        if (has_R) grad[w] += reg_scale * acc_r;
+        grad[w] += acc;
+    }
+}
+
 // The per-step loss of the readout (SPEC section 4, per_step) and its derivative, one thread per
 // example b (K readout neurons walked in order): p = softmax(Y[b]), loss_acc[b] +=
 // sum_k ((Y - max) - log(sum exp)) hot, prob_sum[b] += p, delta[b] = (p - hot) / denom.  Outside

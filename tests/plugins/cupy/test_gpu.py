@@ -73,12 +73,14 @@ def test_cuda_matches_the_emulated_kernels(cupy, emulated):
 
 
 def test_cuda_eprop_chunks_and_compact_inputs_match_the_emulation(cupy, emulated, monkeypatch):
-    """e-prop's batch chunks (one example each), inputs copied 3 steps at a time and bool/uint8
-    spikes cast on the device: the device agrees with the emulated kernels to round-off."""
+    """e-prop's batch chunks (one example each), inputs copied 3 steps at a time, synapses 4 steps
+    per launch and bool/uint8 spikes cast on the device: the device agrees with the emulated
+    kernels to round-off."""
     import spikeloom_cupy.eprop as ep
 
     monkeypatch.setattr(ep, "BATCH_CHUNK_MIN", 1)
     monkeypatch.setattr(ep, "BATCH_CHUNKS_MAX", 1024)
+    monkeypatch.setattr(ep, "EPROP_STEPS", 4)
     monkeypatch.setattr(ep.eprop_loss_and_grads, "__defaults__", ("events", 3))
     case = next(c for c in CASES if c.eprop_ok and c.recurrent)
     net = case.network()

@@ -1,5 +1,5 @@
 """How much device work one time step asks for (counted on the CPU, see
-``emulation/counting.py``): the fused e-prop step, BPTT's block loops (nothing per step) and, without them,
+``emulation/counting.py``): the fused e-prop step (its synapses in chunks of steps, or step by step), BPTT's block loops (nothing per step) and, without them,
 its one kernel per step and direction stay that way, and no step reads a device value back on the host."""
 
 from __future__ import annotations
@@ -25,10 +25,27 @@ def _per_step(counting, rule, phase, mode="events"):
 
 @pytest.mark.parametrize("mode", ["events", "dense"])
 def test_eprop_step(counting, mode):
+    from spikeloom_cupy.eprop import EPROP_STEPS
+
     c = _per_step(counting, sl.EProp(), "eprop", mode)
-    # neuron step, readout step, loss, readout gradient, one synapse kernel per trained connection
+    # neuron step, readout step, loss, readout gradient; the synapses of both trained connections
+    # in one launch each per EPROP_STEPS steps
+    assert c["launch"] == 4 + 2 / EPROP_STEPS
+    assert c["kernel:eprop_synapse_chunk"] == 2 / EPROP_STEPS
+    # the learning signal's product, the two connections' presynaptic spikes stacked for the
+    # synapse kernel (and with dense delivery one product per recurrent connection)
+    assert c.get("array_op", 0) <= (3.25 if mode == "events" else 5.25)
+    assert c.get("h2d", 0) <= 2 / 32 and c.get("host_sync", 0) == 0
+
+
+@pytest.mark.parametrize("mode", ["events", "dense"])
+def test_eprop_step_by_step(counting, mode, monkeypatch):
+    """With the synapses' steps not chunked: one synapse kernel per connection and step."""
+    import spikeloom_cupy.eprop as ep
+
+    monkeypatch.setattr(ep, "EPROP_STEPS", 0)
+    c = _per_step(counting, sl.EProp(), "eprop", mode)
     assert c["launch"] == 6
-    # the learning signal's product (and with dense delivery one product per recurrent connection)
     assert c.get("array_op", 0) <= (1.25 if mode == "events" else 3.25)
     assert c.get("h2d", 0) <= 2 / 32 and c.get("host_sync", 0) == 0
 
