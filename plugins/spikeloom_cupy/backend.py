@@ -187,7 +187,8 @@ class CupyBackend(Backend):
     name = "cupy"
     version = spikeloom.__version__
     description = "CuPy with hand-written CUDA kernels (GPU)"
-    # below torch (10): its GPU speed is not yet measured against torch's
+    # below torch (10): the priority orders the choice for the default device (cpu), which this
+    # backend does not take; on a GPU it is the faster one (docs/cupy-backend.md), asked for by name
     priority = 5
 
     def capabilities(self) -> Capabilities:
