@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The CuPy backend's checks on a CUDA machine, in one run of about 5 minutes (H200):
+# The CuPy backend's checks on a CUDA machine, in one run of about 4 minutes (H200):
 #   1. the gpu-marked tests of tests/plugins/cupy (NVRTC compiles every kernel; the corpus against
 #      the NumPy reference in float64 and float32; the device against the emulated kernels);
 #   2. the conformance kit on the cupy backend (device cuda);
 #   3. training-step speed of cupy against torch on the same GPU (BPTT and e-prop, recurrent ALIF,
 #      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256, CuPy also with every time loop step
-#      by step; BPTT with N = 256, 512, 1024 and either backward loop), and CuPy e-prop memory at
-#      two T.
+#      by step; BPTT and e-prop with N = 512 and 1024, BPTT with either backward loop), and CuPy
+#      e-prop memory at two T.
 # Each part runs even if an earlier one fails; the summary at the end says what passed (with the
 # test counts; a part where every test was skipped counts as a failure).
 # Run from anywhere:  bash benchmarks/gpu_cupy_check.sh
@@ -89,10 +89,13 @@ part "conformance kit on cupy (cuda)" 100 conformance_cupy \
 part "speed: cupy vs torch (train_step, CUDA)" 130 "" \
     $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
         --backends torch,cupy,cupy-steps --repeats 2 --budget 90 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
-part "speed: cupy vs torch, BPTT with 256-1024 ALIF, both backward loops" 90 "" \
-    $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x256,1000x256x512,1000x256x1024 \
-        --backends torch,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 70 \
-        ${RESULTS:+--json "$RESULTS/cupy_vs_torch_sizes.json"}
+part "speed: cupy vs torch, BPTT with 512 and 1024 ALIF, both backward loops" 80 "" \
+    $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x512,1000x256x1024 \
+        --backends torch,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 60 \
+        ${RESULTS:+--json "$RESULTS/cupy_vs_torch_bptt_sizes.json"}
+part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF" 90 "" \
+    $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x512,1000x256x1024 \
+        --backends torch,cupy --repeats 2 --budget 60 ${RESULTS:+--json "$RESULTS/cupy_vs_torch_eprop_sizes.json"}
 
 echo
 echo "=================== summary ==================="

@@ -31,17 +31,17 @@ import spikeloom as sl
 WEIGHT_SCALES = (0.4, 0.2)
 
 
-def network(model: str, seed: int = 0, scales: tuple[float, float] = WEIGHT_SCALES) -> sl.Network:
+def network(model: str, seed: int = 0, scales: tuple[float, float] = WEIGHT_SCALES, n_hidden: int = 256) -> sl.Network:
     """The workload's network: input weights ``N(0, s_in / sqrt(700))``, recurrent weights
-    ``N(0, s_rec / sqrt(255))`` (no self-synapses), readout weights ``N(0, 1 / sqrt(256))``."""
+    ``N(0, s_rec / sqrt(n_hidden - 1))``, readout weights ``N(0, 1 / sqrt(n_hidden))``."""
     pop = sl.ALIF if model == "alif" else sl.LIF
     s_in, s_rec = scales
     return sl.Network(
-        [sl.SpikeInput("inp", 700), pop("hidden", 256, tau_syn=5.0, tau_mem=20.0), sl.LI("out", 20)],
+        [sl.SpikeInput("inp", 700), pop("hidden", n_hidden, tau_syn=5.0, tau_mem=20.0), sl.LI("out", 20)],
         [
             sl.Connection("inp", "hidden", weight=sl.Normal(0.0, s_in / np.sqrt(700))),
-            sl.Connection("hidden", "hidden", weight=sl.Normal(0.0, s_rec / np.sqrt(255))),
-            sl.Connection("hidden", "out", weight=sl.Normal(0.0, 1.0 / np.sqrt(256))),
+            sl.Connection("hidden", "hidden", weight=sl.Normal(0.0, s_rec / np.sqrt(n_hidden - 1))),
+            sl.Connection("hidden", "out", weight=sl.Normal(0.0, 1.0 / np.sqrt(n_hidden))),
         ],
         seed=seed,
     )

@@ -145,6 +145,7 @@ def test_cuda_block_loops_equal_the_step_kernels(cupy, dtype, backward, monkeypa
     x, labels = rng.random((60, 70, 40)) < 0.1, rng.integers(0, 5, 70)
     rule, ro = sl.BPTT(), sl.Readout("o", "per_step")
     monkeypatch.setattr(launch, "MAX_BLOCKS", 16)
+    monkeypatch.setattr(launch, "BLOCK_LOOP_THREADS", 256)
     gpu = CUPY.compile(net, rule=rule, readout=ro, dtype=dtype, device="cuda")
     block = gpu.loss_and_grads(x, labels)
     assert launch.block_config(70, n, 8)[1] < n
