@@ -1,17 +1,21 @@
 """Input spike trains and the two products the backend takes of them, for all steps at once.
 
 Input spikes are usually sparse (a few percent of the entries).  On the CPU, when few enough
-entries are non-zero, the products ``x[:T-d] @ W`` (delivery) and ``x[:T-d]^T @ G`` (weight
-gradient) add up the rows of ``W`` (or ``G``) that the non-zero entries select, each row of the
-result one "bag" of ``torch.nn.functional.embedding_bag``; the positions are found once per call
-from the host array, which may stay bool or uint8.  Elsewhere they are dense matrix products.
-Both sum the same terms; only the order of the sums differs.
+entries are non-zero, the positions of the spikes are found once per call from the host array,
+which may stay bool or uint8.  The delivery ``x[:T-d] @ W`` is then a sparse (CSR) x dense product,
+written straight into its output; the weight gradient ``x[:T-d]^T @ G`` adds up, for each input,
+the rows of ``G`` that its spikes select, block by block (:mod:`.column_bags`).  Elsewhere both are
+dense matrix products.  All sum the same terms; only the order of the sums differs.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+
+from .column_bags import ColumnBags
 
 __all__ = ["SpikeTrain", "SpikeEvents", "StreamedInput", "SPARSE_BELOW", "SPARSE_STEP_MIN_WORK"]
 
@@ -66,62 +70,53 @@ class SpikeTrain:
     def _weights(self, vals: np.ndarray | None) -> torch.Tensor | None:
         return None if vals is None else torch.from_numpy(np.ascontiguousarray(vals)).to(self.dtype)
 
-    def _by_row(self, delay: int) -> tuple:
-        """``x[:T-delay]`` ``[(T-delay) B, N]`` as bags: the columns of each row's entries
-        (``indices``), where each row starts (``offsets``) and the entries' counts."""
+    def _by_row(self, delay: int) -> torch.Tensor:
+        """``x[:T-delay]`` ``[(T-delay) B, N]`` as a sparse CSR tensor of the run's dtype."""
         if delay not in self._fwd:
             rows, cols, vals = self._coo
             R = self._rows(delay)
             starts = np.searchsorted(rows, np.arange(R + 1))
             k = int(starts[-1])
-            self._fwd[delay] = (
-                torch.from_numpy(cols[:k].astype(np.int64)),
-                torch.from_numpy(starts[:-1].astype(np.int64)),
-                None if vals is None else self._weights(vals[:k]),
-            )
+            values = torch.ones(k, dtype=self.dtype) if vals is None else self._weights(vals[:k])
+            with warnings.catch_warnings():  # torch warns once that sparse CSR tensors are a beta feature
+                warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+                self._fwd[delay] = torch.sparse_csr_tensor(
+                    torch.from_numpy(starts.astype(np.int64)),
+                    torch.from_numpy(cols[:k].astype(np.int64)),
+                    values,
+                    size=(R, self.shape[2]),
+                    check_invariants=False,  # built from sorted positions above
+                )
         return self._fwd[delay]
 
-    def _by_column(self, delay: int) -> tuple:
-        """``x[:T-delay]^T`` ``[N, (T-delay) B]`` as bags (see :meth:`_by_row`)."""
+    def _by_column(self, delay: int) -> ColumnBags:
+        """``x[:T-delay]^T`` as bags by column in blocks of rows (see :class:`ColumnBags`)."""
         if delay not in self._bwd:
             rows, cols, vals = self._coo
-            R = self._rows(delay)
-            k = int(np.searchsorted(rows, R))
-            # a stable sort by column: radix sort on small integer keys
-            keys = cols[:k].astype(np.uint16) if self.shape[2] <= 2**16 else cols[:k]
-            order = np.argsort(keys, kind="stable")
-            starts = np.searchsorted(cols[:k][order], np.arange(self.shape[2]))
-            self._bwd[delay] = (
-                torch.from_numpy(rows[:k][order].astype(np.int64)),
-                torch.from_numpy(starts.astype(np.int64)),
-                None if vals is None else self._weights(vals[:k][order]),
+            k = int(np.searchsorted(rows, self._rows(delay)))
+            self._bwd[delay] = ColumnBags(
+                rows[:k], cols[:k], self.shape[2], None if vals is None else vals[:k], self.dtype
             )
         return self._bwd[delay]
 
     def deliver(self, delay: int, W: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
         """``out (+)= x[:T-delay] @ W`` for ``out`` ``[(T-delay) B, N_post]`` (``delay < T``)."""
         T, B, n = self.shape
-        if self._coo is not None:
-            idx, offsets, counts = self._by_row(delay)
-            h = torch.nn.functional.embedding_bag(idx, W, offsets, mode="sum", per_sample_weights=counts)
-            if accumulate:
-                out.add_(h)
-            else:
-                out.copy_(h)
-            return
-        x = self.dense[: T - delay].reshape(-1, n)
+        if self._coo is not None:  # a sparse (CSR) x dense product, written straight into out
+            x = self._by_row(delay)
+        else:
+            x = self.dense[: T - delay].reshape(-1, n)
         if accumulate:
             out.addmm_(x, W)
         else:
-            torch.mm(x, W, out=out)
+            torch.addmm(out, x, W, beta=0, out=out)  # beta=0: whatever out held is ignored
 
     def weight_grad(self, delay: int, G: torch.Tensor) -> torch.Tensor:
         """``sum over steps and batch of x[t - delay]^T G[t]`` for ``G = gI[delay:]`` ``[T-delay, B, N_post]``."""
         T, B, n = self.shape
         G2 = G.reshape(-1, G.shape[2])
         if self._coo is not None:
-            idx, offsets, counts = self._by_column(delay)
-            return torch.nn.functional.embedding_bag(idx, G2, offsets, mode="sum", per_sample_weights=counts)
+            return self._by_column(delay).sum_rows(G2)
         return self.dense[: T - delay].reshape(-1, n).T @ G2
 
 
@@ -162,7 +157,7 @@ class SpikeEvents:
             self._cols = nz[:, 1]
         else:
             self._rows = self._cols = torch.zeros(0, dtype=torch.int64, device=device)
-        self._by_column: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._by_column: dict[int, ColumnBags] = {}
 
     def _prefix(self, delay: int) -> tuple[int, int]:
         T, B, _ = self.shape
@@ -195,11 +190,6 @@ class SpikeEvents:
             return self.dense[: T - delay].reshape(-1, n).T @ G2
         if delay not in self._by_column:
             R, k = self._prefix(delay)
-            cols = self._cols[:k].cpu().numpy()
-            # a stable sort by column: radix sort on small integer keys
-            order = np.argsort(cols.astype(np.uint16) if n <= 2**16 else cols, kind="stable")
-            starts = np.searchsorted(cols[order], np.arange(n))
-            rows = self._rows[:k][torch.from_numpy(order).to(G.device)]
-            self._by_column[delay] = (rows, torch.from_numpy(starts.astype(np.int64)).to(G.device))
-        rows, offsets = self._by_column[delay]
-        return torch.nn.functional.embedding_bag(rows, G2, offsets, mode="sum")
+            rows, cols = self._rows[:k].cpu().numpy(), self._cols[:k].cpu().numpy()
+            self._by_column[delay] = ColumnBags(rows, cols, n, None, G.dtype)
+        return self._by_column[delay].sum_rows(G2)

@@ -10,6 +10,7 @@ pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
 from spikeloom.inputs import prepare_inputs  # noqa: E402
+from spikeloom_torch import column_bags  # noqa: E402
 
 from .helpers import RTOL64, assert_close  # noqa: E402
 
@@ -49,7 +50,9 @@ def test_prepare_inputs_keeps_bool_and_uint8_only_when_asked():
 @pytest.mark.parametrize("density", [0.02, 0.3], ids=["sparse", "dense"])
 @pytest.mark.parametrize("kind", ["bool", "uint8", "float"])
 @pytest.mark.parametrize("rule", ["bptt", "eprop"])
-def test_compact_inputs_equal_reference(rule, kind, density):
+@pytest.mark.parametrize("block_rows", [2048, 7], ids=["one-block", "blocks"])
+def test_compact_inputs_equal_reference(rule, kind, density, block_rows, monkeypatch):
+    monkeypatch.setattr(column_bags, "BLOCK_ROWS", block_rows)  # the input weights' gradient in blocks
     x = _spikes(density, kind)
     assert 0 < np.count_nonzero(x) < x.size
     labels = np.arange(4) % 5
