@@ -278,6 +278,7 @@ def _run_spiking_group(
     zeros = {p.name: torch.zeros((B, p.n), dtype=dtype, device=device) for p in members}
     drive_t = {name: (None if d is None else d.unbind(0)) for name, d in drives.items()}
     on_cpu = device.type == "cpu"
+    batch_rows = torch.arange(B, device=device)
     # per source: the positions of its spikes by step (None once a step is not sparse)
     found: dict[str, dict[int, torch.Tensor] | None] = {p.name: ({} if on_cpu else None) for p in members}
 
@@ -312,10 +313,10 @@ def _run_spiking_group(
                 nz = positions(src_name, t - d, s) if sparse else None
                 if nz is None:  # the drive is this function's own: add to it in place
                     h = torch.mm(s, W) if h is None else h.addmm_(s, W)
-                else:
-                    if h is None:
-                        h = torch.zeros((B, p.n), dtype=dtype, device=device)
-                    h.index_add_(0, nz[:, 0], W.index_select(0, nz[:, 1]))
+                else:  # row b of the product: the sum of the rows of W that b's spikes select
+                    starts = torch.searchsorted(nz[:, 0].contiguous(), batch_rows)
+                    h_s = torch.nn.functional.embedding_bag(nz[:, 1], W, starts, mode="sum")
+                    h = h_s if h is None else h.add_(h_s)
             if h is None:
                 h = zeros[p.name]
             state[p.name], _ = spiking_step(p, state[p.name], h, slots[p.name][t])
