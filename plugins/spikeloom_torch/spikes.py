@@ -11,6 +11,7 @@ dense matrix products.  All sum the same terms; only the order of the sums diffe
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -25,6 +26,25 @@ SPARSE_BELOW = 0.05
 #: while fewer than SPARSE_BELOW of them are non-zero) when ``B * N_pre * N_post`` is at least
 #: this; smaller dense products cost less than finding the positions
 SPARSE_STEP_MIN_WORK = 1 << 22
+
+
+#: host arrays at least this large are scanned for spikes in parallel chunks
+PARALLEL_SCAN_MIN = 1 << 22
+
+
+def flatnonzero(flat: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero(flat)`` for a 1-d host array, in one chunk per torch thread when it is large:
+    numpy releases the GIL while it scans (2 threads: 98 ms against 168 ms for 179 M bools)."""
+    parts = torch.get_num_threads()
+    if parts < 2 or flat.size < PARALLEL_SCAN_MIN:
+        return np.flatnonzero(flat)
+    bounds = np.linspace(0, flat.size, parts + 1).astype(np.int64)
+
+    def scan(i: int) -> np.ndarray:
+        return np.flatnonzero(flat[bounds[i] : bounds[i + 1]]) + bounds[i]
+
+    with ThreadPoolExecutor(parts) as pool:
+        return np.concatenate(list(pool.map(scan, range(parts))))
 
 
 def _dense_product(x: torch.Tensor, W: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
@@ -98,7 +118,7 @@ class SpikeTrain:
         self._positions: Positions | None = None
         if device.type == "cpu" and host.size:
             flat = host.reshape(-1)
-            nz = np.flatnonzero(flat)
+            nz = flatnonzero(flat)
             if nz.size < SPARSE_BELOW * flat.size:
                 rows, cols = np.divmod(nz, self.shape[2])
                 vals = None if host.dtype == np.bool_ else flat[nz]

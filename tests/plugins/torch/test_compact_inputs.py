@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
 from spikeloom.inputs import prepare_inputs  # noqa: E402
-from spikeloom_torch import column_bags  # noqa: E402
+from spikeloom_torch import column_bags, spikes  # noqa: E402
 
 from .helpers import RTOL64, assert_close  # noqa: E402
 
@@ -70,3 +70,14 @@ def test_compact_inputs_equal_reference(rule, kind, density, block_rows, monkeyp
     for name, g in expected.grads.items():
         assert np.any(g != 0), name
         assert_close(actual.grads[name], g, RTOL64, name)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_parallel_flatnonzero(monkeypatch, threads):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(spikes, "PARALLEL_SCAN_MIN", 1000)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    flat = np.random.default_rng(threads).random(100_003) < 0.02
+    flat[-1] = flat[0] = True
+    assert np.array_equal(spikes.flatnonzero(flat), np.flatnonzero(flat))
+    assert spikes.flatnonzero(np.zeros(5000, dtype=np.uint8)).size == 0
