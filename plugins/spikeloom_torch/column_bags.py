@@ -35,7 +35,7 @@ class ColumnBags:
             s, e = bounds[b], bounds[b + 1]
             order[s:e] = np.argsort(keys[s:e], kind="stable") + s
             np.cumsum(np.bincount(keys[s:e], minlength=n)[:-1], out=offsets[b, 1:])
-        self._rows = torch.from_numpy(rows[order].astype(np.int64))
+        self._rows = torch.from_numpy(rows[order].astype(np.int64, copy=False))
         self._offsets = torch.from_numpy(offsets)
         self._vals = None if vals is None else torch.from_numpy(np.ascontiguousarray(vals[order])).to(dtype)
         self._blocks = [(b, int(bounds[b]), int(bounds[b + 1])) for b in range(n_blocks) if bounds[b + 1] > bounds[b]]
