@@ -289,7 +289,7 @@ def _run_spiking_group(
             return None
         pos = seen.get(ts)
         if pos is None:
-            # numpy's vectorised comparison and bool nonzero: a third of torch.nonzero's time here
+            # numpy's vectorised comparison and bool nonzero: under half of torch.nonzero's time here
             flat = np.flatnonzero(s.numpy().reshape(-1) != 0)
             if flat.size >= SPARSE_BELOW * s.numel():
                 found[name] = None

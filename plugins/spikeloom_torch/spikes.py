@@ -47,7 +47,7 @@ def flatnonzero(flat: np.ndarray) -> np.ndarray:
         return np.concatenate(list(pool.map(scan, range(parts))))
 
 
-def _dense_product(x: torch.Tensor, W: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
+def _product(x: torch.Tensor, W: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
     """``out (+)= x @ W``; ``x`` may be a sparse CSR tensor (MKL's sparse x dense product)."""
     if accumulate:
         out.addmm_(x, W)
@@ -79,8 +79,8 @@ class Positions:
             with warnings.catch_warnings():  # torch warns once that sparse CSR tensors are a beta feature
                 warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
                 self._csr[R] = torch.sparse_csr_tensor(
-                    torch.from_numpy(starts),
-                    torch.from_numpy(self.cols[:k]),
+                    torch.from_numpy(starts.astype(np.int64, copy=False)),
+                    torch.from_numpy(self.cols[:k].astype(np.int64, copy=False)),
                     self._values(k),
                     size=(R, self.n),
                     check_invariants=False,  # built from sorted positions
@@ -89,7 +89,7 @@ class Positions:
 
     def deliver(self, R: int, W: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
         """``out (+)= x[:R] @ W`` for ``out`` ``[R, N_post]``."""
-        _dense_product(self.csr(R), W, out, accumulate)
+        _product(self.csr(R), W, out, accumulate)
 
     def weight_grad(self, R: int, G: torch.Tensor) -> torch.Tensor:
         """``x[:R]^T @ G`` ``[n, N_post]`` for ``G`` ``[R, N_post]``."""
@@ -139,7 +139,7 @@ class SpikeTrain:
         if self._positions is not None:
             self._positions.deliver((T - delay) * B, W, out, accumulate)
         else:
-            _dense_product(self.dense[: T - delay].reshape(-1, n), W, out, accumulate)
+            _product(self.dense[: T - delay].reshape(-1, n), W, out, accumulate)
 
     def weight_grad(self, delay: int, G: torch.Tensor) -> torch.Tensor:
         """``sum over steps and batch of x[t - delay]^T G[t]`` for ``G = gI[delay:]`` ``[T-delay, B, N_post]``."""
@@ -186,7 +186,7 @@ class SpikeEvents:
         """``out (+)= z[:T-delay] @ W`` for ``out`` ``[(T-delay) B, N_post]`` (``delay < T``)."""
         T, B, n = self.shape
         if T - delay > self.covered:
-            _dense_product(self.dense[: T - delay].reshape(-1, n), W, out, accumulate)
+            _product(self.dense[: T - delay].reshape(-1, n), W, out, accumulate)
         else:
             self._positions.deliver((T - delay) * B, W, out, accumulate)
 
