@@ -81,3 +81,18 @@ def test_parallel_flatnonzero(monkeypatch, threads):
     flat[-1] = flat[0] = True
     assert np.array_equal(spikes.flatnonzero(flat), np.flatnonzero(flat))
     assert spikes.flatnonzero(np.zeros(5000, dtype=np.uint8)).size == 0
+
+
+def test_silent_input_after_spikes_equals_reference():
+    """No input spike at all (an empty sparse product) overwrites what the reused drive buffer held."""
+    x, labels = _spikes(0.02, "bool"), np.arange(4) % 5
+    silent = np.zeros_like(x)
+    ref, tor = (
+        sl.get_backend(b).compile(_net(), rule=sl.BPTT(), readout=sl.Readout("out"), dtype="float64")
+        for b in ("numpy", "torch")
+    )
+    tor.loss_and_grads(x, labels)
+    expected, actual = ref.loss_and_grads(silent, labels), tor.loss_and_grads(silent, labels)
+    assert actual.loss == pytest.approx(expected.loss, rel=RTOL64)
+    for name, g in expected.grads.items():
+        assert_close(actual.grads[name], g, RTOL64, name)
