@@ -173,10 +173,8 @@ def bptt_loss_and_grads(
                     if t + d < T:
                         if gz is None:
                             gz = torch.mm(gI_target[t + d], Wt, out=buf)
-                        elif gz is buf:
+                        else:  # in place: gz is buf, or gI[t], which this step overwrites below
                             gz.addmm_(gI_target[t + d], Wt)
-                        else:
-                            gz = torch.addmm(gz, gI_target[t + d], Wt, out=buf)
                 if p.kind == "ALIF":
                     gz = cx["ga"].clone() if gz is None else gz.add_(cx["ga"])
                 elif gz is None:

@@ -34,11 +34,15 @@ def readout_loss(Y: torch.Tensor, labels: torch.Tensor, readout: Readout) -> tup
     n_steps = stop - start
     hot = onehot(labels, C, Y.dtype)
     dY = torch.zeros_like(Y)
-    if readout.mode == "per_step":
-        Yw = Y[start:stop]
-        loss = -torch.mean(torch.sum(_log_softmax(Yw) * hot, dim=-1))
-        p = _softmax(Yw)
-        dY[start:stop] = (p - hot) / (B * n_steps)
+    if readout.mode == "per_step":  # the formulas of _softmax and _log_softmax, sharing their passes
+        shifted = Y[start:stop] - Y[start:stop].amax(dim=-1, keepdim=True)
+        p = torch.exp(shifted)
+        total = p.sum(dim=-1, keepdim=True)
+        # the log-probability of each label: sum(log_softmax * hot) has no other non-zero term
+        picked = torch.gather(shifted, -1, labels.view(1, B, 1).expand(n_steps, B, 1)) - torch.log(total)
+        loss = -torch.mean(picked)
+        p.div_(total)
+        torch.sub(p, hot, out=dY[start:stop]).div_(B * n_steps)
         return float(loss), dY, torch.argmax(p.sum(dim=0), dim=-1).cpu().numpy()
     if readout.mode == "max":
         Yw = Y[start:stop]

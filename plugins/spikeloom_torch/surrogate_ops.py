@@ -21,8 +21,7 @@ def surrogate_(sg: Surrogate, x: torch.Tensor, v_thresh: torch.Tensor) -> torch.
     """``sg(x, v_thresh)`` written into ``x`` (``x = V - theta``, ``v_thresh`` broadcasting
     against it); returns ``x``."""
     if type(sg) is SuperSpike:  # 1 / (beta |x| + 1)^2
-        y = x.abs_().mul_(sg.beta).add_(1.0)
-        return y.mul_(y).reciprocal_()
+        return x.abs_().mul_(sg.beta).add_(1.0).pow_(-2)  # pow -2 is one pass: 1 / (y * y)
     if type(sg) is Triangle:  # (gamma / v_thresh) max(0, 1 - |x| / v_thresh)
         return x.abs_().div_(v_thresh).neg_().add_(1.0).clamp_min_(0.0).mul_(sg.gamma / v_thresh)
     if type(sg) is Sigmoid:  # slope e / (1 + e)^2, e = exp(-slope |x|)

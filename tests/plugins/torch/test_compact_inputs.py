@@ -10,6 +10,7 @@ pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
 from spikeloom.inputs import prepare_inputs  # noqa: E402
+from spikeloom_torch import column_bags, spikes  # noqa: E402
 
 from .helpers import RTOL64, assert_close  # noqa: E402
 
@@ -49,7 +50,9 @@ def test_prepare_inputs_keeps_bool_and_uint8_only_when_asked():
 @pytest.mark.parametrize("density", [0.02, 0.3], ids=["sparse", "dense"])
 @pytest.mark.parametrize("kind", ["bool", "uint8", "float"])
 @pytest.mark.parametrize("rule", ["bptt", "eprop"])
-def test_compact_inputs_equal_reference(rule, kind, density):
+@pytest.mark.parametrize("block_rows", [2048, 7], ids=["one-block", "blocks"])
+def test_compact_inputs_equal_reference(rule, kind, density, block_rows, monkeypatch):
+    monkeypatch.setattr(column_bags, "BLOCK_ROWS", block_rows)  # the input weights' gradient in blocks
     x = _spikes(density, kind)
     assert 0 < np.count_nonzero(x) < x.size
     labels = np.arange(4) % 5
@@ -66,4 +69,30 @@ def test_compact_inputs_equal_reference(rule, kind, density):
     assert actual.loss == pytest.approx(expected.loss, rel=RTOL64)
     for name, g in expected.grads.items():
         assert np.any(g != 0), name
+        assert_close(actual.grads[name], g, RTOL64, name)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_parallel_flatnonzero(monkeypatch, threads):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(spikes, "PARALLEL_SCAN_MIN", 1000)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    flat = np.random.default_rng(threads).random(100_003) < 0.02
+    flat[-1] = flat[0] = True
+    assert np.array_equal(spikes.flatnonzero(flat), np.flatnonzero(flat))
+    assert spikes.flatnonzero(np.zeros(5000, dtype=np.uint8)).size == 0
+
+
+def test_silent_input_after_spikes_equals_reference():
+    """No input spike at all (an empty sparse product) overwrites what the reused drive buffer held."""
+    x, labels = _spikes(0.02, "bool"), np.arange(4) % 5
+    silent = np.zeros_like(x)
+    ref, tor = (
+        sl.get_backend(b).compile(_net(), rule=sl.BPTT(), readout=sl.Readout("out"), dtype="float64")
+        for b in ("numpy", "torch")
+    )
+    tor.loss_and_grads(x, labels)
+    expected, actual = ref.loss_and_grads(silent, labels), tor.loss_and_grads(silent, labels)
+    assert actual.loss == pytest.approx(expected.loss, rel=RTOL64)
+    for name, g in expected.grads.items():
         assert_close(actual.grads[name], g, RTOL64, name)

@@ -10,6 +10,7 @@ pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
 import spikeloom_torch.dynamics as dynamics  # noqa: E402
+from spikeloom_torch import column_bags  # noqa: E402
 
 from .corpus import CASES  # noqa: E402
 from .helpers import RTOL64, assert_close  # noqa: E402
@@ -18,6 +19,7 @@ from .helpers import RTOL64, assert_close  # noqa: E402
 @pytest.fixture
 def always_sparse(monkeypatch):
     monkeypatch.setattr(dynamics, "SPARSE_STEP_MIN_WORK", 0)
+    monkeypatch.setattr(column_bags, "BLOCK_ROWS", 5)  # weight gradients from the positions in several blocks
     made = []
 
     class Counting(dynamics.SpikeEvents):
