@@ -1,13 +1,16 @@
-"""e-prop on the device (SPEC §6): the reference's online algorithm, one step at a time, with the
-per-synapse work of every step in one fused kernel (``eprop_synapse_step``, see ``eprop.cu``).
+"""e-prop on the device (SPEC §6): the reference's online algorithm, with the per-synapse work in
+fused kernels (``eprop_synapse_chunk`` and ``eprop_synapse_step``, see ``eprop.cu``).
 
 Per step: the network advances (:class:`~.forward.Stepper`, ring-buffered spike history), the
-per-step loss and its ``delta = dloss/dY[t]`` are formed on the device, the readout's weights and
-bias get their exact gradient from filtered spikes, and for every trainable connection into a
-trained population the kernel updates the eligibility traces, filters ``e`` with the readout's
-impulse response and accumulates the gradient.  Traces that every target neuron shares stay one
-per presynaptic neuron and are updated here with array operations.  Inputs are moved to the
-device one step at a time: memory does not grow with ``T``.
+per-step loss and its ``delta = dloss/dY[t]`` are formed on the device (``eprop_loss_step``), and
+the readout's weights and bias get their exact gradient from filtered spikes
+(``eprop_out_grad``).  For every trainable connection into a trained population a kernel updates
+the eligibility traces, filters ``e`` with the readout's impulse response and accumulates the
+gradient: where the population has one readout connection of delay 1 and the readout shares its
+time constants, for ``EPROP_STEPS`` steps at once (the forward pass does not depend on the traces,
+so the steps' surrogates, learning signals and presynaptic spikes are stacked first); otherwise
+every step.  Traces that every target neuron shares stay one per presynaptic neuron.  Inputs are
+moved to the device ``INPUT_CHUNK`` steps at a time: memory does not grow with ``T``.
 """
 
 from __future__ import annotations

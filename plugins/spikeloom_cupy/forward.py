@@ -6,7 +6,8 @@ all steps at once (:func:`external_drive`).  A population whose group holds only
 has no recurrent connection then runs as one fused time loop (``spiking_forward``/``li_forward``);
 one whose only connection inside its group is its own recurrent connection runs as a block loop
 (``spiking_block_loop``: one launch, one block per example walking all steps); the others advance
-step by step with ``spiking_step``, which delivers one recurrent connection itself, event-driven.  :class:`Stepper` keeps each source's last ``delay`` spike vectors in a ring
+step by step with ``spiking_step``, which delivers one recurrent connection itself, event-driven.
+:class:`Stepper` keeps each source's last ``delay`` spike vectors in a ring
 buffer ``[D, B, N]``, so its memory does not grow with ``T``.
 """
 

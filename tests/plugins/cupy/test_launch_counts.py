@@ -1,6 +1,7 @@
 """How much device work one time step asks for (counted on the CPU, see
-``emulation/counting.py``): the fused e-prop step (its synapses in chunks of steps, or step by step), BPTT's block loops (nothing per step) and, without them,
-its one kernel per step and direction stay that way, and no step reads a device value back on the host."""
+``emulation/counting.py``): the fused e-prop step (its synapses in chunks of steps, or step by
+step), BPTT's block loops (nothing per step) and, without them, its one kernel per step and
+direction stay that way, and no step reads a device value back on the host."""
 
 from __future__ import annotations
 
