@@ -28,6 +28,27 @@ __device__ __forceinline__ void sl_spiking_adjoint(
     gI = has_next ? g * gV + as * gI_next : g * gV;
 }
 
+// One element k (neuron j) of the reversed step whose records and adjoints start at off (= t B N):
+// the adjoint from gz, with ga [B, N] carrying dloss/da and gV/gI of step t + 1 read where
+// has_next.  Shared by spiking_backward_step and spiking_block_backward.
+template <typename T>
+__device__ __forceinline__ void sl_adjoint_element(
+    long long k, int j, long long off, long long BN, int has_next, T gz,
+    const T* rec_V, const T* rec_z, const T* rec_a, const T* rec_ref, int has_ref, T* ga,
+    const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta,
+    int alif, int zero_reset, int detach, int kind, T sp, T sq, T* gV_all, T* gI_all) {
+    T ga_k = alif ? ga[k] : T(0);
+    T gV, gI;
+    sl_spiking_adjoint<T>(gz, rec_V[off + k], rec_z[off + k], alif ? rec_a[off + k] : T(0),
+                          has_ref ? rec_ref[off + k] : T(0), has_next ? gV_all[off + BN + k] : T(0),
+                          has_next ? gI_all[off + BN + k] : T(0), has_next, ga_k, am[j], as[j], g[j], vth[j],
+                          alif ? rho[j] : T(0), alif ? beta[j] : T(0), alif, zero_reset, detach, kind, sp, sq, gV,
+                          gI);
+    if (alif) ga[k] = ga_k;
+    gV_all[off + k] = gV;
+    gI_all[off + k] = gI;
+}
+
 // All steps of a population with no connection inside its group; ext [T, B, N] (has_ext).
 template <typename T>
 __global__ void spiking_backward(
@@ -84,16 +105,8 @@ __global__ void spiking_backward_step(
             for (int m = 0; m < n_fb; ++m) acc += row[m] * Wt_fb[(long long)m * N + j];
             gz = gz + acc;
         }
-        T ga_k = alif ? ga[k] : T(0);
-        T gV, gI;
-        sl_spiking_adjoint<T>(gz, rec_V[off + k], rec_z[off + k], alif ? rec_a[off + k] : T(0),
-                              has_ref ? rec_ref[off + k] : T(0), has_next ? gV_all[off + BN + k] : T(0),
-                              has_next ? gI_all[off + BN + k] : T(0), has_next, ga_k, am[j], as[j], g[j], vth[j],
-                              alif ? rho[j] : T(0), alif ? beta[j] : T(0), alif, zero_reset, detach, kind, sp, sq,
-                              gV, gI);
-        if (alif) ga[k] = ga_k;
-        gV_all[off + k] = gV;
-        gI_all[off + k] = gI;
+        sl_adjoint_element<T>(k, j, off, BN, has_next, gz, rec_V, rec_z, rec_a, rec_ref, has_ref, ga, am, as, g, vth,
+                              rho, beta, alif, zero_reset, detach, kind, sp, sq, gV_all, gI_all);
     }
 }
 
@@ -117,7 +130,8 @@ __global__ void spiking_block_backward(
             int fb_t = t + delay;
             int use_fb = fb_t < steps;
             if (use_fb) {
-                for (int m = threadIdx.x; m < N; m += blockDim.x) s_row[m] = gI_all[(long long)fb_t * BN + (long long)b * N + m];
+                const T* row = gI_all + (long long)fb_t * BN + (long long)b * N;
+                for (int m = threadIdx.x; m < N; m += blockDim.x) s_row[m] = row[m];
             }
             __syncthreads();
             int has_next = t + 1 < steps;
@@ -130,16 +144,8 @@ __global__ void spiking_block_backward(
                     for (int m = 0; m < N; ++m) acc += s_row[m] * Wt[(long long)m * N + j];
                     gz = gz + acc;
                 }
-                T ga_k = alif ? ga[k] : T(0);
-                T gV, gI;
-                sl_spiking_adjoint<T>(gz, rec_V[off + k], rec_z[off + k], alif ? rec_a[off + k] : T(0),
-                                      has_ref ? rec_ref[off + k] : T(0), has_next ? gV_all[off + BN + k] : T(0),
-                                      has_next ? gI_all[off + BN + k] : T(0), has_next, ga_k, am[j], as[j], g[j],
-                                      vth[j], alif ? rho[j] : T(0), alif ? beta[j] : T(0), alif, zero_reset, detach,
-                                      kind, sp, sq, gV, gI);
-                if (alif) ga[k] = ga_k;
-                gV_all[off + k] = gV;
-                gI_all[off + k] = gI;
+                sl_adjoint_element<T>(k, j, off, BN, has_next, gz, rec_V, rec_z, rec_a, rec_ref, has_ref, ga, am, as, g,
+                                      vth, rho, beta, alif, zero_reset, detach, kind, sp, sq, gV_all, gI_all);
             }
             __syncthreads();
         }

@@ -44,6 +44,34 @@ __device__ __forceinline__ void sl_spiking_update(
     }
 }
 
+// One element k (neuron j) of a step on the state arrays [B, N] from its summed input hv: load the
+// state, sl_spiking_update, store it, and record this step's values at index o of the out_*
+// arrays (rec_flags; with SL_REC_PSI also e-prop's surrogate psi, 0 while refractory, from the
+// surrogate kind, sp, sq).  Shared by spiking_step and spiking_block_loop.
+template <typename T>
+__device__ __forceinline__ void sl_spiking_element(
+    long long k, int j, long long o, T hv, T* I_s, T* V_s, T* a_s, T* z_s, long long* ref_s,
+    const T* am, const T* as, const T* g, const T* vth, const T* rho, const T* beta, const long long* nref,
+    int alif, int zero_reset, int rec_flags, int kind, T sp, T sq,
+    T* out_V, T* out_z, T* out_I, T* out_a, T* out_ref, T* out_psi) {
+    T I = I_s[k], V = V_s[k], a = alif ? a_s[k] : T(0), z = z_s[k];
+    long long ref = ref_s[k];
+    T Vr, theta, refr;
+    sl_spiking_update<T>(hv, I, V, a, z, ref, am[j], as[j], g[j], vth[j], alif ? rho[j] : T(0),
+                         alif ? beta[j] : T(0), nref[j], alif, zero_reset, Vr, theta, refr);
+    I_s[k] = I;
+    V_s[k] = V;
+    if (alif) a_s[k] = a;
+    z_s[k] = z;
+    ref_s[k] = ref;
+    out_V[o] = Vr;
+    out_z[o] = z;
+    if (rec_flags & SL_REC_I) out_I[o] = I;
+    if (rec_flags & SL_REC_A) out_a[o] = a;
+    if (rec_flags & SL_REC_REF) out_ref[o] = refr;
+    if (rec_flags & SL_REC_PSI) out_psi[o] = sl_surrogate<T>(kind, sp, sq, Vr - theta, vth[j]) * (T(1) - refr);
+}
+
 template <typename T>
 __global__ void spiking_forward(
     int steps, int B, int N, const T* h, int has_h,
@@ -132,21 +160,9 @@ __global__ void spiking_block_loop(
                     for (int q = 0; q < n_active; ++q) acc += W_rec[(long long)s_list[q] * N + j];
                     hv = has_h ? hv + acc : acc;
                 }
-                T I = I_s[k], V = V_s[k], a = alif ? a_s[k] : T(0), z = z_s[k];
-                long long ref = ref_s[k];
-                T Vr, theta, refr;
-                sl_spiking_update<T>(hv, I, V, a, z, ref, am[j], as[j], g[j], vth[j], alif ? rho[j] : T(0),
-                                     alif ? beta[j] : T(0), nref[j], alif, zero_reset, Vr, theta, refr);
-                I_s[k] = I;
-                V_s[k] = V;
-                if (alif) a_s[k] = a;
-                z_s[k] = z;
-                ref_s[k] = ref;
-                rec_V[idx] = Vr;
-                rec_z[idx] = z;
-                if (rec_flags & SL_REC_I) rec_I[idx] = I;
-                if (rec_flags & SL_REC_A) rec_a[idx] = a;
-                if (rec_flags & SL_REC_REF) rec_ref[idx] = refr;
+                sl_spiking_element<T>(k, j, idx, hv, I_s, V_s, a_s, z_s, ref_s, am, as, g, vth, rho, beta, nref, alif,
+                                      zero_reset, rec_flags & ~SL_REC_PSI, 0, T(0), T(0), rec_V, rec_z, rec_I,
+                                      rec_a, rec_ref, nullptr);
             }
             __syncthreads();
         }
@@ -191,22 +207,8 @@ __global__ void spiking_step(
             }
             hv = (has_h || has_h2) ? hv + acc : acc;
         }
-        T I = I_s[k], V = V_s[k], a = alif ? a_s[k] : T(0), z = z_s[k];
-        long long ref = ref_s[k];
-        T Vr, theta, refr;
-        sl_spiking_update<T>(hv, I, V, a, z, ref, am[j], as[j], g[j], vth[j], alif ? rho[j] : T(0),
-                             alif ? beta[j] : T(0), nref[j], alif, zero_reset, Vr, theta, refr);
-        I_s[k] = I;
-        V_s[k] = V;
-        if (alif) a_s[k] = a;
-        z_s[k] = z;
-        ref_s[k] = ref;
-        out_V[off + k] = Vr;
-        out_z[off + k] = z;
-        if (rec_flags & SL_REC_I) out_I[off + k] = I;
-        if (rec_flags & SL_REC_A) out_a[off + k] = a;
-        if (rec_flags & SL_REC_REF) out_ref[off + k] = refr;
-        if (rec_flags & SL_REC_PSI) out_psi[off + k] = sl_surrogate<T>(kind, sp, sq, Vr - theta, vth[j]) * (T(1) - refr);
+        sl_spiking_element<T>(k, j, off + k, hv, I_s, V_s, a_s, z_s, ref_s, am, as, g, vth, rho, beta, nref, alif,
+                              zero_reset, rec_flags, kind, sp, sq, out_V, out_z, out_I, out_a, out_ref, out_psi);
     }
 }
 
