@@ -71,18 +71,27 @@ def _keep(built: BuiltNetwork) -> dict[str, set[str]]:
     return keep
 
 
+def _adjoint_args(rt: Runtime, p: PopConst, r: dict, ga, detach: int, surrogate: tuple, gV, gI) -> list:
+    """The arguments every spiking backward kernel ends with: the records of ``r``, ``ga`` (the
+    step and block kernels' carried ``dloss/da``; None for ``spiking_backward``), the population's
+    constants, the reset flags, the surrogate ``(kind, p, q)`` and the adjoints ``gV``, ``gI``."""
+    records = [r["V"], r["z"], r.get("a", rt.dummy), r.get("refractory", rt.dummy), int("refractory" in r)]
+    carried = [] if ga is None else [ga]
+    consts = [p.am, p.as_, p.g, p.vth, p.rho, p.beta]
+    return [*records, *carried, *consts, int(p.alif), int(p.zero_reset), detach, *surrogate, gV, gI]
+
+
 #: above this many neurons the block loop backward (each block reads all of ``W^T`` at every step)
 #: is slower than one cuBLAS product over the batch per step, measured on an H200 (see
 #: docs/cupy-backend.md); larger recurrent populations run :func:`_recurrent_backward_gemm`
 BLOCK_BACKWARD_MAX_N = 512
 
 
-def _recurrent_backward_gemm(rt: Runtime, own, p: PopConst, r: dict, weights, ext, gV_all, gI_all, T, B, rule) -> None:
+def _recurrent_backward_gemm(rt: Runtime, own, p: PopConst, r: dict, weights, ext, gV, gI, T, B, detach, surrogate):
     """The reversed loop of a population whose only connection inside its group is its own ``own``:
-    per step, ``ext[t] += gI[t + delay] @ W^T`` (one cuBLAS call) and one ``spiking_backward_step``."""
-    name = own.target
-    e = ext[name] if ext[name] is not None else rt.zeros((T, B, p.n))
-    kind, sp, sq = surrogate_args(rule.surrogate)
+    per step, ``ext[t] += gI[t + delay] @ W^T`` (one cuBLAS call) and one ``spiking_backward_step``
+    (``gV``, ``gI``: its adjoints ``[T, B, N]``)."""
+    e = ext if ext is not None else rt.zeros((T, B, p.n))
     step = rt.prepare(
         "spiking_backward_step",
         B * p.n,
@@ -98,28 +107,9 @@ def _recurrent_backward_gemm(rt: Runtime, own, p: PopConst, r: dict, weights, ex
         0,
         0,
         0,
-        r["V"],
-        r["z"],
-        r.get("a", rt.dummy),
-        r.get("refractory", rt.dummy),
-        int("refractory" in r),
-        rt.zeros((B, p.n)),
-        p.am,
-        p.as_,
-        p.g,
-        p.vth,
-        p.rho,
-        p.beta,
-        int(p.alif),
-        int(p.zero_reset),
-        int(rule.detach_reset),
-        kind,
-        sp,
-        sq,
-        gV_all[name],
-        gI_all[name],
+        *_adjoint_args(rt, p, r, rt.zeros((B, p.n)), detach, surrogate, gV, gI),
     )
-    W, gI, d = weights[own.name], gI_all[name], own.delay
+    W, d = weights[own.name], own.delay
     for t in range(T - 1, -1, -1):
         if t + d < T:
             rt.matmul_acc_t(gI[t + d], W, e[t])
@@ -197,31 +187,25 @@ def bptt_loss_and_grads(
                 p.n,
                 ext[name] if ext[name] is not None else rt.dummy,
                 int(ext[name] is not None),
-                r["V"],
-                r["z"],
-                r.get("a", rt.dummy),
-                r.get("refractory", rt.dummy),
-                int("refractory" in r),
-                p.am,
-                p.as_,
-                p.g,
-                p.vth,
-                p.rho,
-                p.beta,
-                int(p.alif),
-                int(p.zero_reset),
-                detach,
-                kind,
-                sp,
-                sq,
-                gV_all[name],
-                gI_all[name],
+                *_adjoint_args(rt, p, r, None, detach, (kind, sp, sq), gV_all[name], gI_all[name]),
             )
             continue
         own = block_loop_connection(plan, group, pops, rt.dtype.itemsize)
         if own is not None and pops[own.target].n > BLOCK_BACKWARD_MAX_N:
+            name = own.target
             _recurrent_backward_gemm(
-                rt, own, pops[own.target], rec[own.target], weights, ext, gV_all, gI_all, T, B, rule
+                rt,
+                own,
+                pops[name],
+                rec[name],
+                weights,
+                ext[name],
+                gV_all[name],
+                gI_all[name],
+                T,
+                B,
+                detach,
+                (kind, sp, sq),
             )
             continue
         if own is not None:
@@ -238,26 +222,7 @@ def bptt_loss_and_grads(
                     int(ext[name] is not None),
                     xp.ascontiguousarray(weights[own.name].T),
                     own.delay,
-                    r["V"],
-                    r["z"],
-                    r.get("a", rt.dummy),
-                    r.get("refractory", rt.dummy),
-                    int("refractory" in r),
-                    rt.zeros((B, p.n)),
-                    p.am,
-                    p.as_,
-                    p.g,
-                    p.vth,
-                    p.rho,
-                    p.beta,
-                    int(p.alif),
-                    int(p.zero_reset),
-                    detach,
-                    kind,
-                    sp,
-                    sq,
-                    gV_all[name],
-                    gI_all[name],
+                    *_adjoint_args(rt, p, r, rt.zeros((B, p.n)), detach, (kind, sp, sq), gV_all[name], gI_all[name]),
                 )
             continue
         ga = {name: rt.zeros((B, pops[name].n)) for name in group}
@@ -284,26 +249,7 @@ def bptt_loss_and_grads(
                     pops[fc.target].n if fc is not None else 0,
                     fc.delay if fc is not None else 0,
                     int(fc is not None),
-                    r["V"],
-                    r["z"],
-                    r.get("a", rt.dummy),
-                    r.get("refractory", rt.dummy),
-                    int("refractory" in r),
-                    ga[name],
-                    p.am,
-                    p.as_,
-                    p.g,
-                    p.vth,
-                    p.rho,
-                    p.beta,
-                    int(p.alif),
-                    int(p.zero_reset),
-                    detach,
-                    kind,
-                    sp,
-                    sq,
-                    gV_all[name],
-                    gI_all[name],
+                    *_adjoint_args(rt, p, r, ga[name], detach, (kind, sp, sq), gV_all[name], gI_all[name]),
                 ]
 
             if not rest:  # the same arguments at every step but t: prepared once

@@ -75,6 +75,11 @@ def _rec_args(rt: Runtime, rec: dict, t: int | None = None) -> list:
     return [pick(v) if v in rec else rt.dummy for v in ("V", "z", "I", "a", "refractory", "psi")]
 
 
+def _state_args(st: dict) -> list:
+    """A spiking population's state arrays ``[B, N]`` in the order the step kernels take them."""
+    return [st["I"], st["V"], st["a"], st["z"], st["ref"]]
+
+
 def _consts_args(p: PopConst) -> list:
     return [p.am, p.as_, p.g, p.vth, p.rho, p.beta, p.nref]
 
@@ -184,11 +189,7 @@ def _run_block_loop(rt, p: PopConst, own: BuiltConnection, weights, h, keep, T: 
         int(h is not None),
         weights[own.name],
         own.delay,
-        st["I"],
-        st["V"],
-        st["a"],
-        st["z"],
-        st["ref"],
+        *_state_args(st),
         *_consts_args(p),
         int(p.alif),
         int(p.zero_reset),
@@ -290,11 +291,7 @@ def _step_args(
         delay,
         ring,
         int(src is not None),
-        st["I"],
-        st["V"],
-        st["a"],
-        st["z"],
-        st["ref"],
+        *_state_args(st),
         *_consts_args(p),
         int(p.alif),
         int(p.zero_reset),
