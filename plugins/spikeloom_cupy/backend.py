@@ -65,7 +65,7 @@ class CupyCompiled(Compiled):
 
     def __init__(self, request: CompileRequest, runtime: Runtime) -> None:
         super().__init__(request)
-        from .plan import make_plan
+        from spikeloom.plan import make_plan
 
         self.rt = runtime
         self._plan = make_plan(self.built)

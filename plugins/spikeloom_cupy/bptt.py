@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikeloom.built import BuiltNetwork
+from spikeloom.plan import Plan
 from spikeloom.readout import Readout
 from spikeloom.rules import BPTT
 from spikeloom.surrogates import Atan
@@ -26,7 +27,6 @@ from .forward import block_loop_connection, run
 from .kernel_specs import SURROGATE_KINDS
 from .launch import block_config
 from .losses import readout_loss
-from .plan import Plan
 from .runtime import Runtime
 
 __all__ = ["bptt_loss_and_grads", "surrogate_args", "rate_regularizer"]

@@ -14,11 +14,11 @@ buffer ``[D, B, N]``, so its memory does not grow with ``T``.
 from __future__ import annotations
 
 from spikeloom.built import BuiltConnection, BuiltNetwork
+from spikeloom.plan import Plan
 
 from .consts import PopConst
 from .delivery import deliver_rows, deliver_step
 from .launch import BLOCK_LOOP_MAX_SHARED, block_config
-from .plan import Plan
 from .runtime import Runtime
 
 __all__ = ["BLOCK_LOOP", "block_loop_connection", "REC_I", "REC_A", "REC_REF", "external_drive", "run", "Stepper"]

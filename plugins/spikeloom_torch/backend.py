@@ -50,8 +50,9 @@ class TorchCompiled(Compiled):
         super().__init__(request)
         import torch
 
+        from spikeloom.plan import make_plan
+
         from .dynamics import StaticConsts
-        from .plan import make_plan
         from .workspace import Workspace
 
         self._torch = torch

@@ -1,5 +1,5 @@
 """Hand-written BPTT on torch tensors: the reference's backward pass (``spikeloom_numpy.bptt``),
-run group by group in the reverse of the forward order (see :mod:`.plan`).
+run group by group in the reverse of the forward order (see :mod:`spikeloom.plan`).
 
 Adjoints, from ``t = T-1`` down to 0 (``R`` the reset, ``psi`` the surrogate, 0 while refractory)::
 
@@ -19,12 +19,12 @@ from __future__ import annotations
 import torch
 
 from spikeloom.built import BuiltNetwork
+from spikeloom.plan import Plan
 from spikeloom.readout import Readout
 from spikeloom.rules import BPTT
 
 from .dynamics import PopConst, run
 from .losses import rate_regularizer, readout_loss
-from .plan import Plan
 from .spikes import SpikeEvents, SpikeTrain
 from .surrogate_ops import surrogate_
 from .workspace import Workspace

@@ -1,7 +1,7 @@
 """The SPEC §3 dynamics on torch tensors: per-population constants, the LIF/ALIF and LI updates,
 and two ways of running them.
 
-:func:`run` runs a whole sequence group by group (see :mod:`.plan`): the input a population
+:func:`run` runs a whole sequence group by group (see :mod:`spikeloom.plan`): the input a population
 receives from inputs and earlier groups is one matrix product over all steps, and only the
 connections inside a group are delivered step by step.  :class:`Stepper` advances every
 population together one step at a time, as e-prop needs; it still delivers the inputs' spikes for
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from spikeloom.built import BuiltConnection, BuiltNetwork, BuiltPopulation
+from spikeloom.plan import Plan
 
-from .plan import Plan
 from .spikes import SPARSE_BELOW, SPARSE_STEP_MIN_WORK, SpikeEvents, SpikeTrain, StreamedInput
 
 __all__ = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import spikeloom as sl
 from spikeloom_cupy.delivery import EVENT_MAX_DENSITY, choose_delivery
 from spikeloom_cupy.kernel_specs import KERNELS, KernelSpec
 from spikeloom_cupy.launch import (
@@ -18,7 +17,6 @@ from spikeloom_cupy.launch import (
     launch_config,
     thread_elements,
 )
-from spikeloom_cupy.plan import make_plan
 
 
 @pytest.mark.parametrize("n", [1, 5, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 7, 10**6])
@@ -127,36 +125,6 @@ def test_choose_delivery():
     assert choose_delivery(0.5, threshold=0.6) == "events"
     with pytest.raises(ValueError, match="density"):
         choose_delivery(1.5)
-
-
-def test_plan_groups_and_fusion():
-    net = sl.Network(
-        [
-            sl.SpikeInput("x", 3),
-            sl.LIF("a", 4),
-            sl.LIF("b", 4),
-            sl.LIF("c", 4),
-            sl.LIF("d", 2),
-            sl.LI("out", 2),
-        ],
-        [
-            sl.Connection("x", "a", weight=1.0),
-            sl.Connection("a", "b", weight=1.0),
-            sl.Connection("b", "c", weight=1.0),
-            sl.Connection("c", "b", weight=1.0, delay=2),
-            sl.Connection("c", "d", weight=1.0),
-            sl.Connection("d", "d", weight=1.0),
-            sl.Connection("d", "out", weight=1.0),
-            sl.Connection("a", "out", weight=1.0),
-        ],
-    )
-    plan = make_plan(net.built)
-    assert plan.groups == (("a",), ("b", "c"), ("d",), ("out",))
-    assert plan.fused("a") and plan.fused("out")
-    assert not plan.fused("b") and not plan.fused("c") and not plan.fused("d")
-    assert [c.name for c in plan.feedback["c"]] == ["c_to_b"]
-    assert [c.name for c in plan.downstream["c"]] == ["c_to_d"]
-    assert [c.name for c in plan.external["b"]] == ["a_to_b"]
 
 
 def test_launches_from_a_call_site_check_the_arguments_that_changed():

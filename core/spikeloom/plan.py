@@ -1,37 +1,40 @@
-"""The order in which the torch backend runs a network's populations (no torch needed here).
+"""The order in which a backend can run a network's populations (no array library needed).
 
 Every connection has a delay of at least one step, so a population's trajectory over all ``T``
 steps depends only on the full trajectories of the populations that feed it.  Populations that do
 not feed each other back can therefore be run one after the other, each over all steps, and the
-input they receive from earlier ones computed for all steps with one matrix product.  Only the
-populations of one strongly connected component (a recurrent population, or populations driving
-each other) must advance together step by step.  The backward pass runs the components in the
-reverse order.
+input they receive from earlier ones computed for all steps at once.  Only the populations of one
+strongly connected component (a recurrent population, or populations driving each other) must
+advance together step by step.  The backward pass runs the components in the reverse order.  The
+torch and CuPy backends share this plan; a third-party backend may use it too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import attrs
 
-from spikeloom.built import BuiltConnection, BuiltNetwork
+from .built import BuiltConnection, BuiltNetwork
 
 __all__ = ["Plan", "make_plan"]
 
 
-@dataclass(frozen=True)
+@attrs.frozen(eq=False)
 class Plan:
     """``groups``: the strongly connected components of the non-input populations, in an order
     where every connection between two groups goes forward; populations inside a group keep
     their declaration order.  For each population, ``external`` lists its incoming connections
-    from inputs or earlier groups and ``internal`` those from its own group; for each spiking
-    population, ``downstream`` lists its outgoing connections to later groups and ``feedback``
-    those within its own group."""
+    from inputs or earlier groups and ``internal`` those from its own group; ``downstream`` lists
+    its outgoing connections to later groups and ``feedback`` those within its own group."""
 
     groups: tuple[tuple[str, ...], ...]
     external: dict[str, tuple[BuiltConnection, ...]]
     internal: dict[str, tuple[BuiltConnection, ...]]
     downstream: dict[str, tuple[BuiltConnection, ...]]
     feedback: dict[str, tuple[BuiltConnection, ...]]
+
+    def fused(self, name: str) -> bool:
+        """Whether ``name``'s input needs none of its group's spikes (it can run all steps at once)."""
+        return not self.internal[name]
 
 
 def _components(nodes: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
