@@ -23,6 +23,7 @@ from .helpers import (  # noqa: E402
     assert_close,
     assert_float32_close_on_device,
     assert_grads_close32,
+    assert_states_close32,
     safe_steps,
     truncate,
 )
@@ -43,14 +44,7 @@ def test_forward_float32(case):
     x, _ = _safe_inputs(case)
     net = case.network()
     expected = NUMPY.compile(net, dtype="float64").simulate(x)
-    actual = TORCH.compile(net, dtype="float32").simulate(x)
-    for pop, vars_ in expected.items():
-        for v, arr in vars_.items():
-            assert actual[pop][v].dtype == np.float32
-            if v == "z":
-                np.testing.assert_array_equal(actual[pop][v], arr, err_msg=f"{pop}.z")
-            else:
-                assert_close(actual[pop][v], arr, STATE_RTOL32, f"{pop}.{v}")
+    assert_states_close32(TORCH.compile(net, dtype="float32").simulate(x), expected)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
