@@ -18,6 +18,8 @@ from ..torch.helpers import (
     assert_agrees_on_device,
     assert_close,
     assert_float32_close_on_device,
+    assert_steps_like,
+    assert_trains_like,
 )
 
 pytestmark = pytest.mark.gpu
@@ -101,21 +103,9 @@ def test_cuda_train_steps_and_stepping(cupy):
     x, labels = case.inputs()
     ref = NUMPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64")
     gpu = CUPY.compile(net, rule=case.bptt(), readout=case.readout(), dtype="float64", device="cuda")
-    o_ref, o_gpu = sl.Adam(lr=1e-2), sl.Adam(lr=1e-2)
-    for _ in range(3):
-        ref.train_step(x, labels, o_ref)
-        gpu.train_step(x, labels, o_gpu)
+    assert_trains_like(ref, gpu, x, labels, RTOL64)
     assert all(isinstance(a, cupy.ndarray) for a in gpu._native_params().values())
-    for name, value in ref.get_params().items():
-        assert_close(gpu.get_params()[name], value, RTOL64, name)
-    state = ref.zero_state(case.B)
-    for t in range(5):
-        next_ref, rec_ref = ref.step(state, x[t])
-        _, rec_gpu = gpu.step(state, x[t])
-        for pop, vars_ in rec_ref.items():
-            for v, arr in vars_.items():
-                assert_close(rec_gpu[pop][v], arr, RTOL64, f"{pop}.{v} at step {t}")
-        state = next_ref
+    assert_steps_like(ref, gpu, x, case.B, 5, RTOL64)
 
 
 @pytest.mark.parametrize("backward", ["block", "gemm"])

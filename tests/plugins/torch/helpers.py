@@ -82,6 +82,31 @@ def assert_float32_close_on_device(backend, case, device: str) -> None:
         assert_grads_close32(g.grads[name], value, name)
 
 
+def assert_trains_like(ref, dev, x, labels, rtol: float) -> sl.Adam:
+    """Three Adam steps (lr 1e-2) of ``ref`` and ``dev`` from the same parameters: ``dev``'s
+    parameters then equal ``ref``'s within ``rtol``.  Returns ``dev``'s optimiser."""
+    o_ref, o_dev = sl.Adam(lr=1e-2), sl.Adam(lr=1e-2)
+    for _ in range(3):
+        ref.train_step(x, labels, o_ref)
+        dev.train_step(x, labels, o_dev)
+    for name, value in ref.get_params().items():
+        assert_close(dev.get_params()[name], value, rtol, name)
+    return o_dev
+
+
+def assert_steps_like(ref, dev, x, B: int, steps: int, rtol: float) -> None:
+    """``steps`` single steps, each from the reference's state: ``dev``'s records of every step
+    equal ``ref``'s within ``rtol``."""
+    state = ref.zero_state(B)
+    for t in range(steps):
+        next_ref, rec_ref = ref.step(state, x[t])
+        _, rec_dev = dev.step(state, x[t])
+        for pop, vars_ in rec_ref.items():
+            for v, arr in vars_.items():
+                assert_close(rec_dev[pop][v], arr, rtol, f"{pop}.{v} at step {t}")
+        state = next_ref
+
+
 def assert_states_close32(actual: dict, expected: dict) -> None:
     """A float32 recording against the float64 reference's: float32, spikes identical, the other
     states within :data:`STATE_RTOL32`."""
