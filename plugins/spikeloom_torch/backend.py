@@ -62,7 +62,7 @@ class TorchCompiled(Compiled):
         self._static = {p.name: StaticConsts(p, self._tdtype, device) for p in self.built.neuron_populations}
         self._masks = {c.name: self._to_device(c.mask) for c in self.built.connections if not c.dense}
         self._params = {k: self._to_device(v) for k, v in self.built.initial_params().items()}
-        self._workspace = Workspace()  # BPTT's arrays [T, B, N], kept from one call to the next
+        self._workspace = Workspace()  # large arrays (BPTT's [T, B, N], e-prop's chunk buffers) kept between calls
 
     # -- conversions ------------------------------------------------------------------------------
     def _to_device(self, arr: np.ndarray):
@@ -158,9 +158,11 @@ class TorchCompiled(Compiled):
             from .eprop import eprop_loss_and_grads
             from .spikes import StreamedInput
 
-            # e-prop reads its input one step at a time, so no device memory grows with T
+            # e-prop reads its input a chunk of steps at a time, so no device memory grows with T
             x = {name: StreamedInput(self._host_input(v), self._device, self._tdtype) for name, v in inputs.items()}
-            return eprop_loss_and_grads(self.built, pops, weights, self._params, self._masks, rule, readout, x, y)
+            return eprop_loss_and_grads(
+                self.built, pops, weights, self._params, self._masks, rule, readout, x, y, self._workspace
+            )
 
     def _native_params(self):
         return self._params

@@ -378,7 +378,10 @@ class Stepper:
     """All populations advanced together, one step per :meth:`step` (the reference's loop).
 
     The inputs' contributions are delivered for all steps at once; connections from LIF/ALIF
-    populations read a history of their last ``delay`` spike vectors.  After a step,
+    populations read a history of their last ``delay`` spike vectors.  Streamed inputs
+    (:class:`StreamedInput`) are delivered one step at a time, or with ``block_steps > 0`` that
+    many steps at a time (one product per block, from the positions of the spikes on the CPU,
+    :class:`SpikeTrain`; device memory still does not grow with ``T``).  After a step,
     :meth:`delivered` gives the presynaptic spikes ``s[t - delay]`` a connection used.
     """
 
@@ -388,6 +391,7 @@ class Stepper:
         pops: dict[str, PopConst],
         weights: dict[str, torch.Tensor],
         inputs: dict[str, SpikeTrain],
+        block_steps: int = 0,
     ) -> None:
         self.built = built
         self.pops = pops
@@ -406,12 +410,23 @@ class Stepper:
             )
             for name, p in pops.items()
         }
+        self.block_steps = int(block_steps) if streamed else 0
+        # streamed connections delivered a block of steps at a time, by target population
+        self.blocked = {
+            name: [c for c in built.incoming(name) if c.source in streamed] if self.block_steps else [] for name in pops
+        }
+        self._block: dict[str, tuple[int, torch.Tensor]] = {}  # population: (first step, [L, B, N])
         self.recurrent = {
-            name: [c for c in built.incoming(name) if c.source not in inputs or c.source in streamed] for name in pops
+            name: [
+                c
+                for c in built.incoming(name)
+                if c.source not in inputs or (c.source in streamed and not self.block_steps)
+            ]
+            for name in pops
         }
         depth: dict[str, int] = {}
         for c in built.connections:
-            if c.source not in inputs or c.source in streamed:
+            if c.source not in inputs or (c.source in streamed and not self.block_steps):
                 depth[c.source] = max(depth.get(c.source, 0), c.delay)
         some = next(iter(weights.values()))
         self._zeros = {
@@ -428,7 +443,33 @@ class Stepper:
         """``s_source[t - delay]`` ``[B, N_pre]`` for the step just taken."""
         if c.source in self.inputs and c.source not in self.streamed:
             return self.inputs[c.source].dense[self.t - c.delay] if self.t >= c.delay else self._zeros[c.source]
+        if c.source in self.streamed and self.block_steps:
+            return self.streamed[c.source].at(self.t - c.delay) if self.t >= c.delay else self._zeros[c.source]
         return self._delivered[c.name]
+
+    def _blocked_drive(self, name: str, t: int) -> torch.Tensor | None:
+        """``sum over the blocked connections c of x_c[t - d_c] @ W_c`` ``[B, N]``, computed for
+        ``block_steps`` steps at once when ``t`` leaves the current block."""
+        conns = self.blocked[name]
+        if not conns:
+            return None
+        start, h = self._block.get(name, (None, None))
+        if start is None or t >= start + h.shape[0]:
+            L = min(self.block_steps, self.T - t)
+            n = self.pops[name].n
+            W0 = self.weights[conns[0].name]
+            h = torch.zeros((L, self.B, n), dtype=W0.dtype, device=W0.device)
+            for c in conns:
+                lo, hi = max(t - c.delay, 0), t + L - c.delay
+                if hi <= lo:
+                    continue
+                src = self.streamed[c.source]
+                part = SpikeTrain(src.host[lo:hi], src.device, src.dtype)
+                rows = h[L - (hi - lo) :].view(-1, n)
+                part.deliver(0, self.weights[c.name], rows, accumulate=True)
+            start = t
+            self._block[name] = (start, h)
+        return h[t - start]
 
     def step(self) -> dict[str, dict[str, torch.Tensor]]:
         """Advance by one step; returns ``{population: {variable: [B, N]}}`` (``V`` before the reset)."""
@@ -438,6 +479,9 @@ class Stepper:
         for name, p in self.pops.items():
             drive = self.drive[name]
             h = drive[t] if drive is not None else None
+            blocked = self._blocked_drive(name, t)
+            if blocked is not None:
+                h = blocked if h is None else h + blocked
             for c in self.recurrent[name]:
                 s = self._delivered[c.name] = self.history[c.source][c.delay - 1]
                 h = s @ self.weights[c.name] if h is None else torch.addmm(h, s, self.weights[c.name])

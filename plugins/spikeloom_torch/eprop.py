@@ -33,6 +33,7 @@ from spikeloom.rules import EProp, trained_populations
 from .dynamics import PopConst, Stepper
 from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
 from .spikes import StreamedInput
+from .workspace import Workspace
 
 __all__ = ["eprop_loss_and_grads"]
 
@@ -69,17 +70,29 @@ def eprop_loss_and_grads(
     readout: Readout,
     inputs: dict[str, StreamedInput],
     labels: torch.Tensor,
+    workspace: Workspace | None = None,
 ):
     """``(loss, grads by trainable name, predictions)`` for one batch; grads are device tensors.
 
     Runs the chunked evaluation (:mod:`.eprop_chunked`, the same gradients with the per-synapse
-    updates as matrix products) unless ``eprop_chunked.CHUNK`` is 0, then the per-step algorithm below.
+    updates as matrix products; its buffers come from ``workspace``) unless ``eprop_chunked.CHUNK``
+    is 0, then the per-step algorithm below.
     """
     from . import eprop_chunked
 
     if eprop_chunked.CHUNK > 0:
         return eprop_chunked.eprop_chunked(
-            built, pops, weights, params, masks, rule, readout, inputs, labels, chunk=eprop_chunked.CHUNK
+            built,
+            pops,
+            weights,
+            params,
+            masks,
+            rule,
+            readout,
+            inputs,
+            labels,
+            chunk=eprop_chunked.CHUNK,
+            workspace=workspace,
         )
     some = next(iter(weights.values()))
     dtype, device = some.dtype, some.device

@@ -29,20 +29,25 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
 from spikeloom.rules import EProp, trained_populations
 
+from .chunk_spikes import ChunkSpikes
 from .dynamics import PopConst, Stepper
 from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
 from .spikes import StreamedInput
+from .workspace import Workspace
 
 __all__ = ["CHUNK", "eprop_chunked"]
 
 #: steps per chunk (0 turns the chunked evaluation off: the per-step path runs)
 CHUNK = 64
+#: examples per product when the carried states' gradient term is summed over the batch
+CARRY_EXAMPLES = 16
 
 
 def eprop_chunked(
@@ -56,11 +61,14 @@ def eprop_chunked(
     inputs: dict[str, StreamedInput],
     labels: torch.Tensor,
     chunk: int = CHUNK,
+    workspace: Workspace | None = None,
 ):
-    """``(loss, grads by trainable name, predictions)`` for one batch, ``chunk`` steps at a time."""
+    """``(loss, grads by trainable name, predictions)`` for one batch, ``chunk`` steps at a time;
+    the per-synapse states and per-chunk buffers come from ``workspace`` (kept between calls)."""
     some = next(iter(weights.values()))
     dtype, device = some.dtype, some.device
-    sim = Stepper(built, pops, weights, inputs)
+    ws = Workspace() if workspace is None else workspace
+    sim = Stepper(built, pops, weights, inputs, block_steps=chunk)
     T, B = sim.T, sim.B
     ro = ReadoutSide(built, pops, params, rule, readout, labels, T, B)
     out, out_name, hetero_out, grads, feedback = pops[ro.name], ro.name, ro.hetero, ro.grads, ro.feedback
@@ -70,7 +78,8 @@ def eprop_chunked(
         p = pops[name]
         conns = [c for c in built.incoming(name) if f"{c.name}.weight" in grads]
         to_out = [c for c in built.outgoing(name) if c.target == out_name]
-        state[name] = _ChunkedPop(p, conns, to_out, feedback, hetero_out, out, B, T, chunk, dtype, device)
+        alloc = lambda key, shape, name=name: ws.get(("eprop", name, key), shape, dtype, device)  # noqa: E731
+        state[name] = _ChunkedPop(p, conns, to_out, feedback, hetero_out, out, inputs, B, T, chunk, alloc)
 
     rate_decay = math.exp(-built.dt / RATE_TAU)
     rate_target = rule.target_rate * built.dt / 1000.0
@@ -87,7 +96,8 @@ def eprop_chunked(
             if rule.c_reg:
                 st.rate = rate_decay * st.rate + (1 - rate_decay) * r["z"]
                 reg = (rule.c_reg / B) * (st.rate - rate_target) * psi
-            st.record(t, psi, reg, delta, {c.name: sim.delivered(c) for c in st.conns}, r["z"])
+            delivered = {c.name: sim.delivered(c) for c in st.conns if c.name not in st.host}
+            st.record(t, psi, reg, delta, delivered, r["z"])
             st.process(done=t + 1)
 
     for st in state.values():
@@ -95,7 +105,7 @@ def eprop_chunked(
 
     for st in state.values():
         for c in st.conns:
-            grads[f"{c.name}.weight"] += st.grad[c.name].T
+            grads[f"{c.name}.weight"] += st.grad[c.name]
     return ro.result(built, masks)
 
 
@@ -109,8 +119,10 @@ class _ChunkedPop:
     per neuron; otherwise they are one trace per presynaptic neuron, updated every step).
     """
 
-    def __init__(self, p, conns, to_out, feedback, hetero_out, out, B, T, chunk, dtype, device):
-        self.p, self.conns, self.B, self.T, self.K = p, conns, B, T, max(1, int(chunk))
+    def __init__(self, p, conns, to_out, feedback, hetero_out, out, inputs, B, T, chunk, alloc):
+        self.p, self.conns, self.B, self.T, self.K = p, conns, B, T, max(1, min(int(chunk), T))
+        self.alloc = alloc  # (key, shape) -> an uninitialised buffer kept between calls
+        dtype, device = p.alpha_mem.dtype, p.alpha_mem.device
         self.dtype, self.device = dtype, device
         self.kw = dict(dtype=dtype, device=device)
         self.n_out = out.n
@@ -171,31 +183,25 @@ class _ChunkedPop:
         self.order.sort(key=lambda n: (n[1], n[0] != "w"))  # per channel: w before u
         self.order += up[::-1]
         self.row = {n: i + 1 for i, n in enumerate(names)}  # row 0: the gradient
-        self.states = {c.name: None for c in conns}  # {name: [B, J, I]} once non-zero
-        self.grad = {c.name: torch.zeros((J, c.mask.shape[0]), dtype=dtype, device=device) for c in conns}
+        self.index = {n: k for k, n in enumerate(names)}  # position in the stacked states
+        self.states = {c.name: None for c in conns}  # {name: [B, N_pre, len(names), J]} once non-zero
+        self.grad = {c.name: torch.zeros((c.mask.shape[0], J), dtype=dtype, device=device) for c in conns}
         self.rate = torch.zeros((B, J), dtype=dtype, device=device)
-        # per-presynaptic traces (shared time constants)
-        self.eps_I = {c.name: torch.zeros((B, c.mask.shape[0]), dtype=dtype, device=device) for c in conns}
-        self.eps_v = {c.name: torch.zeros((B, c.mask.shape[0]), dtype=dtype, device=device) for c in conns}
+        # input populations' spikes are read from the host a chunk at a time
+        self.host = {c.name: inputs[c.source].host for c in conns if isinstance(inputs.get(c.source), StreamedInput)}
+        # shared time constants: the presynaptic traces (eps_v, eps_I) at the step before the chunk
+        self.traces0 = {c.name: None for c in conns}
         # per-step buffers by step
         self.psi, self.reg, self.delta, self.inp, self.keep = {}, {}, {}, {}, {}
         self.tau0 = 0  # first eligibility step not yet processed
 
     def record(self, t, psi, reg, delta, delivered, z):
+        """Keep step ``t``'s surrogate, regulariser term, learning signal (None outside the window),
+        the delivered spikes of connections from spiking populations, and for the zero reset ``1 - z``."""
         self.psi[t], self.reg[t], self.delta[t] = psi, reg, delta
         if self.zero_reset:
             self.keep[t] = 1 - z  # eps_v[t + 1] = alpha_mem keep[t] eps_v[t] + g eps_I[t + 1]
-        ins = {}
-        for c in self.conns:
-            pre = delivered[c.name]
-            if self.per_syn:
-                ins[c.name] = pre
-            else:
-                eI = pre if self.pop_delta else self.p_as * self.eps_I[c.name] + pre
-                self.eps_I[c.name] = eI
-                self.eps_v[c.name] = torch.addcmul(self.p_g * eI, self.p_am, self.eps_v[c.name])
-                ins[c.name] = self.eps_v[c.name]
-        self.inp[t] = ins
+        self.inp[t] = delivered
 
     def process(self, done: int, final: bool = False) -> None:
         """Process every complete chunk whose learning signals are known after ``done`` steps."""
@@ -225,7 +231,7 @@ class _ChunkedPop:
             zero = torch.zeros((B, rows[0].shape[1] if rows[0] is not None else self.n_out), **self.kw)
             D = torch.stack([zero if r is None else r for r in rows])  # [K, B, n_out]
             if out is None:
-                out = torch.zeros((K, len(self.channels), B, self.p.n), **self.kw)
+                out = self.alloc("signals", (self.K, len(self.channels), B, self.p.n))[:K].zero_()
             fb = self.fb[rc.name]  # [J, n_out]
             for ch, (rc2, k) in enumerate(self.channels):
                 if rc2 is rc:
@@ -244,12 +250,14 @@ class _ChunkedPop:
         lI = torch.zeros((S, B, J), **kw)
         if not last and self.alif:
             la[self.row[("a",)]] = 1.0  # seed: a[tau1]
-        Psi = torch.stack([self.psi[t] for t in range(tau0, tau1)])  # [K, B, J]
-        Cf = self.rho - Psi * self.beta[0] if self.alif else None  # rho - psi beta
+        Psi = torch.stack([self.psi[t] for t in range(tau0, tau1)], out=self.alloc("psi", (self.K, B, J))[:K])
+        Cf = None
+        if self.alif:  # rho - psi beta
+            Cf = torch.mul(Psi, self.beta[0], out=self.alloc("cf", (self.K, B, J))[:K]).neg_().add_(self.rho)
         Sig = self._signals(tau0, tau1)
         regs = [self.reg[t] for t in range(tau0, tau1)]
         Reg = None if regs[0] is None else torch.stack(regs)
-        coef = torch.empty((K, S, B, J), **kw)  # d(row) / d(input at step tau)
+        coef = self.alloc("coef", (self.K, 1 + len(self.names), B, J))[:K, :S]  # d(row) / d(p[tau])
         seed = not last
         for k in range(K - 1, -1, -1):
             tau, psi = tau0 + k, Psi[k]
@@ -267,25 +275,27 @@ class _ChunkedPop:
             le = psi * (lu[:, 0] if C == 1 else lu.sum(dim=1))
             if Reg is not None:
                 le[0] += Reg[k]
-            ax = coef[k] if not self.per_syn else None
             if self.alif:
-                ax = torch.addcmul(le, psi, la, out=ax)  # la holds lambda_a[tau + 1]
+                ax = torch.addcmul(le, psi, la)  # la holds lambda_a[tau + 1]
                 la = torch.addcmul(Cf[k] * la, self.beta, le, value=-1)
-            elif ax is not None:
-                ax.copy_(le)
             else:
                 ax = le
-            if self.per_syn:
-                lx = torch.addcmul(ax, self.p_am * self.keep[tau] if self.zero_reset else self.p_am, lx)
-                if seed and k == K - 1:
-                    lx[self.row[("x",)]] += 1.0
-                if self.pop_delta:
-                    torch.mul(self.p_g, lx, out=coef[k])
-                else:
-                    lI = torch.addcmul(self.p_g * lx, self.p_as, lI)
-                    if seed and k == K - 1:
-                        lI[self.row[("I",)]] += 1.0
-                    coef[k] = lI
+            # back through eps_v and eps_I to the delivered spikes p[tau]
+            lx = torch.addcmul(ax, self.p_am * self.keep[tau] if self.zero_reset else self.p_am, lx)
+            if seed and k == K - 1 and self.per_syn:
+                lx[self.row[("x",)]] += 1.0
+            if self.pop_delta:
+                torch.mul(self.p_g, lx, out=coef[k])
+            else:
+                lI = torch.addcmul(self.p_g * lx, self.p_as, lI)
+                if seed and k == K - 1 and self.per_syn:
+                    lI[self.row[("I",)]] += 1.0
+                coef[k] = lI
+        # derivatives with respect to eps_v and eps_I at step tau0 - 1 (per synapse, or per
+        # presynaptic neuron with shared time constants)
+        before = self.keep.get(tau0 - 1)  # keep[tau0 - 1]: 1 - z before the chunk
+        bx = (self.p_am[0] if before is None else self.p_am[0] * before) * lx if self.per_syn else self.p_am * lx
+        bI = None if self.pop_delta else (self.p_as[0] if self.per_syn else self.p_as) * lI
         # derivatives with respect to the states at the chunk's start, [S, B, J] each
         mu = {}
         for n in self.names:
@@ -296,30 +306,70 @@ class _ChunkedPop:
             elif n[0] == "u":
                 mu[n] = self.c_as[0, n[1]] * lu[:, n[1]]
             elif n[0] == "x":
-                before = self.keep.get(tau0 - 1)  # keep[tau0 - 1]: 1 - z before the chunk
-                mu[n] = (self.p_am[0] if before is None else self.p_am[0] * before) * lx
+                mu[n] = bx
             else:
-                mu[n] = self.p_as[0] * lI
+                mu[n] = bI
 
-        g_coef = coef[:, 0].permute(2, 0, 1).reshape(J, K * B)  # [J, K B]
+        nS = len(self.names)
+        G = self.alloc("G", (self.K * B, J))[: K * B]  # d(gradient row) / d(p[k, b]), rows k B + b
+        G.view(K, B, J).copy_(coef[:, 0])
+        Cs = None  # the same for the states, rows k B + b, then rows for the traces before the chunk
+        if not last:
+            Cs = self.alloc("Cs", ((self.K + 2) * B, nS * J))
+            Cs[: K * B].view(K, B, nS, J).copy_(coef[:, 1:].permute(0, 2, 1, 3))
+        # with shared time constants: the derivatives with respect to the presynaptic traces
+        # (eps_v, eps_I) at tau0 - 1, which multiply the traces kept per presynaptic neuron
+        boundary = [] if self.per_syn else [m for m in (bx, bI) if m is not None]
+        if Cs is not None:
+            for x, m in enumerate(boundary):
+                Cs[(K + x) * B : (K + x + 1) * B].view(B, nS, J).copy_(m[1:].permute(1, 0, 2))
+        M0 = torch.stack([mu[n][0] for n in self.names], dim=1) if self.names else None  # [B, nS, J]
         for c in self.conns:
-            X = torch.stack([self.inp[t][c.name] for t in range(tau0, tau1)])  # [K, B, I]
-            acc = self.grad[c.name]
-            acc.addmm_(g_coef, X.reshape(K * B, -1))
+            p = self._spikes(c, tau0, tau1)
+            acc = self.grad[c.name]  # [N_pre, J]
+            acc += p.weight_grad(G)
+            traces = (self.traces0[c.name] or ())[: len(boundary)]  # eps_I is not kept for delta synapses
+            for e, m in zip(traces, boundary, strict=False):  # no traces before the first chunk
+                acc.addmm_(e.T, m[0])
             old = self.states[c.name]
-            if old is not None:
-                for n, st in old.items():  # sum over b of mu[b, j] state[b, j, i]
-                    acc[:, None, :].baddbmm_(mu[n][0].T[:, None, :], st.transpose(0, 1))
+            if old is not None:  # sum over b of mu[b, j] state[b, i, j], per state
+                part = torch.zeros(old.shape[1:], **kw)
+                for b0 in range(0, B, CARRY_EXAMPLES):
+                    part += (old[b0 : b0 + CARRY_EXAMPLES] * M0[b0 : b0 + CARRY_EXAMPLES, None]).sum(dim=0)
+                acc += part.sum(dim=1)
             if last:
                 continue
-            Xb = X.transpose(0, 1)  # [B, K, I]
+            if not self.per_syn:
+                self.traces0[c.name] = self._traces_end(c, p, K)
             if old is None:
-                self.states[c.name] = {n: torch.bmm(coef[:, self.row[n]].permute(1, 2, 0), Xb) for n in self.names}
-                continue
-            # in place, each state before the states it reads (which are upstream of it)
-            for n in self.order:
-                i = self.row[n]
-                st = old[n].mul_(mu[n][i][:, :, None])
-                for m in self.upstream[n]:
-                    st.addcmul_(mu[m][i][:, :, None], old[m])
-                st.baddbmm_(coef[:, i].permute(1, 2, 0), Xb)
+                old = self.states[c.name] = self.alloc(("states", c.name), (B, p.I, nS, J)).zero_()
+            else:
+                # in place, each state before the states it reads (which are upstream of it)
+                for n in self.order:
+                    i = self.row[n]
+                    st = old[:, :, self.index[n]]
+                    st.mul_(mu[n][i][:, None, :])
+                    for m in self.upstream[n]:
+                        st.addcmul_(mu[m][i][:, None, :], old[:, :, self.index[m]])
+            p.add_to_states(old.view(B, p.I, nS * J), Cs[: (K + len(traces)) * B], list(traces))
+
+    def _spikes(self, c, tau0: int, tau1: int) -> ChunkSpikes:
+        """The spikes ``c`` delivers at steps ``tau0 .. tau1-1``."""
+        if c.name in self.host:
+            return ChunkSpikes.from_host(self.host[c.name], tau0, tau1, c.delay, self.dtype, self.device)
+        return ChunkSpikes.from_steps([self.inp[t][c.name] for t in range(tau0, tau1)])
+
+    def _traces_end(self, c, p: ChunkSpikes, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The presynaptic traces ``(eps_v, eps_I)`` at the chunk's last step, from those before it
+        and the chunk's spikes (shared time constants: one trace per presynaptic neuron)."""
+        am, as_, g = float(self.p_am), float(self.p_as), float(self.p_g)
+        m = np.arange(K)
+        to_v = am ** (K - 1 - m)  # eps_v at the end per unit of g eps_I[m]
+        hold = np.triu(as_ ** np.maximum(m[None, :] - m[:, None], 0))  # [k, m]: eps_I[m] per unit of p[k]
+        wv, wI = g * hold @ to_v, as_ ** (K - 1 - m)
+        v, i = p.filter_end(wv), p.filter_end(wI)
+        if self.traces0[c.name] is not None:
+            v0, i0 = self.traces0[c.name]
+            v = v + am**K * v0 + g * float(np.sum(to_v * as_ ** (m + 1))) * i0
+            i = i + as_**K * i0
+        return v, i

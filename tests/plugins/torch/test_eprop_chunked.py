@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
-from spikeloom_torch import eprop_chunked  # noqa: E402
+from spikeloom_torch import chunk_spikes, eprop_chunked  # noqa: E402
 
 from .corpus import CASES, Case  # noqa: E402
 from .helpers import RTOL64, assert_close  # noqa: E402
@@ -43,8 +43,15 @@ def _grads(case, chunk, monkeypatch):
     return compiled.loss_and_grads(x, labels)
 
 
+@pytest.fixture(params=["sparse", "dense"])
+def spikes_kept(request, monkeypatch):
+    """Run with each chunk's spikes kept as positions (CSR products) or as dense arrays."""
+    monkeypatch.setattr(chunk_spikes, "SPARSE_BELOW", 2.0 if request.param == "sparse" else 0.0)
+    return request.param
+
+
 @pytest.mark.parametrize("case", CHUNKED_CASES, ids=str)
-def test_chunked_equals_reference(case, monkeypatch):
+def test_chunked_equals_reference(case, spikes_kept, monkeypatch):
     net = case.network()
     x, labels = case.inputs()
     expected = NUMPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64").loss_and_grads(
@@ -109,7 +116,7 @@ def test_buffers_do_not_grow_with_T(monkeypatch):
 
 
 @pytest.mark.parametrize("het_out", [False, True])
-def test_two_readout_connections_with_different_delays(het_out, monkeypatch):
+def test_two_readout_connections_with_different_delays(het_out, spikes_kept, monkeypatch):
     """One population reaching the readout twice (delays 1 and 3): one e_bar per connection, and
     per readout neuron where the readout's time constants differ."""
     out_kw = dict(tau_mem=sl.Gamma(10.0, shape=3), tau_syn=sl.Uniform(2.0, 4.0)) if het_out else dict(tau_syn=3.0)
