@@ -46,8 +46,6 @@ __all__ = ["CHUNK", "eprop_chunked"]
 
 #: steps per chunk (0 turns the chunked evaluation off: the per-step path runs)
 CHUNK = 64
-#: examples per product when the carried states' gradient term is summed over the batch
-CARRY_EXAMPLES = 16
 
 
 def eprop_chunked(
@@ -247,7 +245,6 @@ class _ChunkedPop:
         lu = torch.zeros((S, C, B, J), **kw)
         la = torch.zeros((S, B, J), **kw)
         lx = torch.zeros((S, B, J), **kw)
-        lI = torch.zeros((S, B, J), **kw)
         if not last and self.alif:
             la[self.row[("a",)]] = 1.0  # seed: a[tau1]
         Psi = torch.stack([self.psi[t] for t in range(tau0, tau1)], out=self.alloc("psi", (self.K, B, J))[:K])
@@ -261,7 +258,7 @@ class _ChunkedPop:
         seed = not last
         for k in range(K - 1, -1, -1):
             tau, psi = tau0 + k, Psi[k]
-            lw = self.c_am * lw
+            lw.mul_(self.c_am)
             if Sig is not None:
                 lw[0] += Sig[k]
             if seed and k == K - 1:
@@ -277,20 +274,20 @@ class _ChunkedPop:
                 le[0] += Reg[k]
             if self.alif:
                 ax = torch.addcmul(le, psi, la)  # la holds lambda_a[tau + 1]
-                la = torch.addcmul(Cf[k] * la, self.beta, le, value=-1)
+                la.mul_(Cf[k]).addcmul_(self.beta, le, value=-1)
             else:
                 ax = le
             # back through eps_v and eps_I to the delivered spikes p[tau]
-            lx = torch.addcmul(ax, self.p_am * self.keep[tau] if self.zero_reset else self.p_am, lx)
+            torch.addcmul(ax, self.p_am * self.keep[tau] if self.zero_reset else self.p_am, lx, out=lx)
             if seed and k == K - 1 and self.per_syn:
                 lx[self.row[("x",)]] += 1.0
+            gx = lx if self.p.unit_gain else self.p_g * lx
             if self.pop_delta:
-                torch.mul(self.p_g, lx, out=coef[k])
-            else:
-                lI = torch.addcmul(self.p_g * lx, self.p_as, lI)
+                coef[k].copy_(gx)
+            else:  # coef[k] is lambda_I[tau]; coef[k + 1] held lambda_I[tau + 1]
+                lI = torch.addcmul(gx, self.p_as, coef[k + 1], out=coef[k]) if k + 1 < K else coef[k].copy_(gx)
                 if seed and k == K - 1 and self.per_syn:
                     lI[self.row[("I",)]] += 1.0
-                coef[k] = lI
         # derivatives with respect to eps_v and eps_I at step tau0 - 1 (per synapse, or per
         # presynaptic neuron with shared time constants)
         before = self.keep.get(tau0 - 1)  # keep[tau0 - 1]: 1 - z before the chunk
@@ -334,8 +331,8 @@ class _ChunkedPop:
             old = self.states[c.name]
             if old is not None:  # sum over b of mu[b, j] state[b, i, j], per state
                 part = torch.zeros(old.shape[1:], **kw)
-                for b0 in range(0, B, CARRY_EXAMPLES):
-                    part += (old[b0 : b0 + CARRY_EXAMPLES] * M0[b0 : b0 + CARRY_EXAMPLES, None]).sum(dim=0)
+                for b in range(B):  # one example at a time: no temporary as large as the states
+                    part.addcmul_(old[b], M0[b])
                 acc += part.sum(dim=1)
             if last:
                 continue
