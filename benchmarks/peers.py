@@ -7,7 +7,8 @@ hidden layer fires on about 2 % of its neuron-steps with the default ``--weight-
 the per-step cross-entropy averaged over steps; one step = forward, loss, backward, Adam.
 snnTorch and Norse run it the way their users write it (autograd through a Python time loop;
 Norse's own recurrent LIF module), float32 on the CPU.  Each (library, T, B) runs in its own
-process so that peak resident memory is comparable.  Also measured: the machine's float32 GEMM
+process so that peak resident memory is comparable; each row records the share of CPU time
+stolen by other guests of a virtual machine's host while it ran (``cpu_steal``).  Also measured: the machine's float32 GEMM
 rate with the same threads (``torch.mm`` at the step's shapes), and how much of it spikeloom's
 step reaches (its dense products' floating-point work over its time).  Needs
 ``pip install snntorch norse``::
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 
+from steal import StealMeter
 from train_step import WEIGHT_SCALES, network, parse_scales
 
 N_IN, N_HID, N_OUT = 700, 256, 20
@@ -189,12 +191,14 @@ def _child(lib: str, T: int, B: int, repeats: int, threads: int, scales) -> None
     step = LIBRARIES[lib](T, B, scales)
     step()  # warm-up
     times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    with StealMeter() as stolen:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"library": lib, "T": T, "B": B, "median_s": statistics.median(times), "times_s": times, "peak_rss_mb": rss}
+    row["cpu_steal"] = stolen.fraction
     if hasattr(step, "activity"):  # after reading the peak: simulate records [T, B, N]
         row["hidden_activity"] = step.activity()
     print(json.dumps(row))
@@ -250,7 +254,8 @@ def main(argv=None) -> int:
             r = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(r)
             print(
-                f"{lib:>10} T={T:<5} B={B:<4} {r['median_s'] * 1e3:9.1f} ms  peak RSS {r['peak_rss_mb']:8.1f} MiB",
+                f"{lib:>10} T={T:<5} B={B:<4} {r['median_s'] * 1e3:9.1f} ms  peak RSS {r['peak_rss_mb']:8.1f} MiB"
+                + ("" if r.get("cpu_steal") is None else f"  cpu steal {r['cpu_steal']:.2f}"),
                 flush=True,
             )
         mine = [r for r in rows if r["library"] == "spikeloom" and (r["T"], r["B"]) == (T, B)]

@@ -9,7 +9,8 @@ same network with ALIF neurons trained by e-prop.  Prints a table and writes JSO
 Reported per (rule, T, B): the median of ``--repeats`` timed steps after one warm-up, time per
 step of the sequence, the hidden layer's activity (fraction of neuron-steps with a spike), and
 peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's peak resident memory
-so far, which only grows).  ``--weight-scales 1,1`` gives the denser network (about 40 % activity).
+so far, which only grows), and the share of CPU time stolen by other guests of a virtual machine's
+host during the timed steps (``cpu_steal``, :mod:`steal`; times taken with a large share are slow).  ``--weight-scales 1,1`` gives the denser network (about 40 % activity).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import time
 
 import numpy as np
+from steal import StealMeter
 
 import spikeloom as sl
 
@@ -102,12 +104,13 @@ def measure(
     compiled.train_step(x, labels, opt)  # warm-up
     reset_peak(device)
     times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        compiled.train_step(x, labels, opt)
-        sync(device)
-        times.append(time.perf_counter() - t0)
+    with StealMeter() as stolen:
+        for _ in range(repeats):
+            sync(device)
+            t0 = time.perf_counter()
+            compiled.train_step(x, labels, opt)
+            sync(device)
+            times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     peak = peak_memory_mb(device)
     activity = hidden_activity(compiled, x)  # after reading the peak: simulate records [T, B, N]
@@ -123,6 +126,7 @@ def measure(
         "hidden_activity": activity,
         "peak_memory_mb": peak,
         "times_s": times,
+        "cpu_steal": stolen.fraction,
     }
 
 
@@ -150,7 +154,8 @@ def main(argv=None) -> int:
             print(
                 f"{r['backend']:>6} {r['device']:>6} {rule:>5} T={T:<5} B={B:<4} "
                 f"{r['median_s'] * 1e3:9.1f} ms  {r['us_per_step']:8.1f} us/step  peak {r['peak_memory_mb']:8.1f} MiB"
-                f"  hidden activity {r['hidden_activity']:.3f}",
+                f"  hidden activity {r['hidden_activity']:.3f}"
+                + ("" if r["cpu_steal"] is None else f"  cpu steal {r['cpu_steal']:.2f}"),
                 flush=True,
             )
     if args.json:

@@ -60,16 +60,24 @@ class ChunkSpikes:
         return cls((K, B, n), dtype, device, dense=dense)
 
     @classmethod
-    def from_steps(cls, steps: list[torch.Tensor]) -> ChunkSpikes:
-        """The chunk's delivered spikes, one ``[B, I]`` tensor per step."""
+    def from_steps(cls, steps: list[torch.Tensor], flats: list[np.ndarray | None]) -> ChunkSpikes:
+        """The chunk's delivered spikes, one ``[B, I]`` tensor per step, with the flat indices of
+        their non-zero entries where the caller knows them (0/1 spikes; None: not known)."""
+        some = steps[0]
+        (B, n), K = some.shape, len(steps)
+        shape = (K, B, n)
+        if all(f is not None for f in flats):
+            flat = np.concatenate([f + k * B * n for k, f in enumerate(flats)])
+            if flat.size < SPARSE_BELOW * K * B * n:
+                return cls(shape, some.dtype, some.device, flat=flat)
         dense = torch.stack(steps)
         if dense.device.type == "cpu" and dense.numel():
             host = dense.numpy().reshape(-1)
             nz = flatnonzero(host)
             if nz.size < SPARSE_BELOW * host.size:
                 vals = host[nz].astype(np.float64)
-                return cls(dense.shape, dense.dtype, dense.device, flat=nz, vals=None if np.all(vals == 1) else vals)
-        return cls(dense.shape, dense.dtype, dense.device, dense=dense)
+                return cls(shape, dense.dtype, dense.device, flat=nz, vals=None if np.all(vals == 1) else vals)
+        return cls(shape, dense.dtype, dense.device, dense=dense)
 
     # -- products -------------------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from spikeloom.plan import Plan
 
 from .spikes import SPARSE_BELOW, SPARSE_STEP_MIN_WORK, SpikeEvents, SpikeTrain, StreamedInput
 
+_NO_SPIKES = np.zeros(0, dtype=np.int64)
+
 __all__ = [
     "PopConst",
     "StaticConsts",
@@ -434,6 +436,14 @@ class Stepper:
             for name, p in {**{q.name: q for q in built.inputs}, **pops}.items()
         }
         self.history = {src: deque([self._zeros[src]] * d, maxlen=d) for src, d in depth.items()}
+        self._depth = depth
+        # on the CPU: the positions of the recent spikes of spiking sources, by source and step
+        # (None for a step with too many spikes); products with enough work use them
+        on_cpu = some.device.type == "cpu"
+        self._spike_pos: dict[str, dict[int, tuple | None]] = {
+            src: {} for src in depth if on_cpu and src in pops and pops[src].spiking
+        }
+        self._sparse_product = {c.name: self.B * c.mask.size >= SPARSE_STEP_MIN_WORK for c in built.connections}
         self.state = {name: zero_spiking_state(p, self.B) for name, p in pops.items() if p.spiking}
         self.li_state = {name: (self._zeros[name], self._zeros[name]) for name, p in pops.items() if not p.spiking}
         self._delivered: dict[str, torch.Tensor] = {}
@@ -446,6 +456,32 @@ class Stepper:
         if c.source in self.streamed and self.block_steps:
             return self.streamed[c.source].at(self.t - c.delay) if self.t >= c.delay else self._zeros[c.source]
         return self._delivered[c.name]
+
+    def delivered_positions(self, c: BuiltConnection) -> np.ndarray | None:
+        """The flat indices (ascending) of the non-zero entries of :meth:`delivered` ``[B, N_pre]``
+        for a connection from a spiking population on the CPU; None where they are not known."""
+        ts = self.t - c.delay
+        if ts < 0:
+            return _NO_SPIKES if c.source in self._spike_pos else None
+        pos = self._spike_pos.get(c.source, {}).get(ts)
+        return None if pos is None else pos[0]
+
+    def _positions(self, src: str, ts: int, s: torch.Tensor) -> tuple | None:
+        """``(flat indices, columns, where each batch row starts)`` of the spikes ``s = z_src[ts]``
+        while fewer than ``SPARSE_BELOW`` of them are non-zero; None otherwise or off the CPU."""
+        seen = self._spike_pos.get(src)
+        if seen is None:
+            return None
+        if ts not in seen:
+            flat = np.flatnonzero(s.numpy().reshape(-1) != 0)
+            n = s.shape[1]
+            seen[ts] = None
+            if flat.size < SPARSE_BELOW * s.numel():
+                starts = np.searchsorted(flat, np.arange(self.B) * n)
+                seen[ts] = (flat, torch.from_numpy(flat % n), torch.from_numpy(starts))
+            for old in [k for k in seen if k < ts - self._depth[src]]:
+                del seen[old]
+        return seen[ts]
 
     def _blocked_drive(self, name: str, t: int) -> torch.Tensor | None:
         """``sum over the blocked connections c of x_c[t - d_c] @ W_c`` ``[B, N]``, computed for
@@ -484,7 +520,16 @@ class Stepper:
                 h = blocked if h is None else h + blocked
             for c in self.recurrent[name]:
                 s = self._delivered[c.name] = self.history[c.source][c.delay - 1]
-                h = s @ self.weights[c.name] if h is None else torch.addmm(h, s, self.weights[c.name])
+                if t < c.delay and c.source not in self.streamed:
+                    continue  # nothing delivered yet
+                W = self.weights[c.name]
+                pos = self._positions(c.source, t - c.delay, s) if c.source in self._spike_pos else None
+                if pos is not None and self._sparse_product[c.name]:
+                    # row b of the product: the sum of the rows of W that b's spikes select
+                    h_s = torch.nn.functional.embedding_bag(pos[1], W, pos[2], mode="sum")
+                    h = h_s if h is None else h + h_s
+                else:
+                    h = s @ W if h is None else torch.addmm(h, s, W)
             if h is None:
                 h = self._zeros[name]
             if p.spiking:

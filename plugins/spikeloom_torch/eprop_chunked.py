@@ -94,7 +94,9 @@ def eprop_chunked(
             if rule.c_reg:
                 st.rate = rate_decay * st.rate + (1 - rate_decay) * r["z"]
                 reg = (rule.c_reg / B) * (st.rate - rate_target) * psi
-            delivered = {c.name: sim.delivered(c) for c in st.conns if c.name not in st.host}
+            delivered = {
+                c.name: (sim.delivered(c), sim.delivered_positions(c)) for c in st.conns if c.name not in st.host
+            }
             st.record(t, psi, reg, delta, delivered, r["z"])
             st.process(done=t + 1)
 
@@ -354,7 +356,8 @@ class _ChunkedPop:
         """The spikes ``c`` delivers at steps ``tau0 .. tau1-1``."""
         if c.name in self.host:
             return ChunkSpikes.from_host(self.host[c.name], tau0, tau1, c.delay, self.dtype, self.device)
-        return ChunkSpikes.from_steps([self.inp[t][c.name] for t in range(tau0, tau1)])
+        steps = [self.inp[t][c.name] for t in range(tau0, tau1)]
+        return ChunkSpikes.from_steps([s for s, _ in steps], [f for _, f in steps])
 
     def _traces_end(self, c, p: ChunkSpikes, K: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The presynaptic traces ``(eps_v, eps_I)`` at the chunk's last step, from those before it

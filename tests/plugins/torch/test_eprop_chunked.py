@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
-from spikeloom_torch import chunk_spikes, eprop_chunked  # noqa: E402
+from spikeloom_torch import chunk_spikes, dynamics, eprop_chunked, spikes  # noqa: E402
 
 from .corpus import CASES, Case  # noqa: E402
 from .helpers import RTOL64, assert_close  # noqa: E402
@@ -45,8 +45,13 @@ def _grads(case, chunk, monkeypatch):
 
 @pytest.fixture(params=["sparse", "dense"])
 def spikes_kept(request, monkeypatch):
-    """Run with each chunk's spikes kept as positions (CSR products) or as dense arrays."""
-    monkeypatch.setattr(chunk_spikes, "SPARSE_BELOW", 2.0 if request.param == "sparse" else 0.0)
+    """Run with every spike train kept as positions (the input drive a CSR product per block, the
+    recurrent drive one ``embedding_bag`` per step, each chunk's state update a CSR product), or
+    with every product dense."""
+    below = 2.0 if request.param == "sparse" else 0.0
+    for module in (chunk_spikes, dynamics, spikes):
+        monkeypatch.setattr(module, "SPARSE_BELOW", below)
+    monkeypatch.setattr(dynamics, "SPARSE_STEP_MIN_WORK", 0)
     return request.param
 
 
