@@ -438,12 +438,12 @@ class Stepper:
         self.history = {src: deque([self._zeros[src]] * d, maxlen=d) for src, d in depth.items()}
         self._depth = depth
         # on the CPU: the positions of the recent spikes of spiking sources, by source and step
-        # (None for a step with too many spikes); products with enough work use them
+        # (None for a step with too many spikes); the products with those spikes use them, and
+        # e-prop's chunks read them (:meth:`delivered_positions`)
         on_cpu = some.device.type == "cpu"
         self._spike_pos: dict[str, dict[int, tuple | None]] = {
             src: {} for src in depth if on_cpu and src in pops and pops[src].spiking
         }
-        self._sparse_product = {c.name: self.B * c.mask.size >= SPARSE_STEP_MIN_WORK for c in built.connections}
         self.state = {name: zero_spiking_state(p, self.B) for name, p in pops.items() if p.spiking}
         self.li_state = {name: (self._zeros[name], self._zeros[name]) for name, p in pops.items() if not p.spiking}
         self._delivered: dict[str, torch.Tensor] = {}
@@ -524,7 +524,7 @@ class Stepper:
                     continue  # nothing delivered yet
                 W = self.weights[c.name]
                 pos = self._positions(c.source, t - c.delay, s) if c.source in self._spike_pos else None
-                if pos is not None and self._sparse_product[c.name]:
+                if pos is not None:
                     # row b of the product: the sum of the rows of W that b's spikes select
                     h_s = torch.nn.functional.embedding_bag(pos[1], W, pos[2], mode="sum")
                     h = h_s if h is None else h + h_s

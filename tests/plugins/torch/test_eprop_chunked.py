@@ -51,7 +51,6 @@ def spikes_kept(request, monkeypatch):
     below = 2.0 if request.param == "sparse" else 0.0
     for module in (chunk_spikes, dynamics, spikes):
         monkeypatch.setattr(module, "SPARSE_BELOW", below)
-    monkeypatch.setattr(dynamics, "SPARSE_STEP_MIN_WORK", 0)
     return request.param
 
 
