@@ -1,24 +1,25 @@
 """e-prop evaluated ``K`` steps at a time: the same gradients as the per-step algorithm of
-:mod:`.eprop`, with the per-synapse trace updates turned into matrix products.
+:mod:`.eprop`, with the per-synapse trace updates turned into (sparse) matrix products.
 
 Within a population j, the per-synapse quantities (eps_a, the readout-filtered eligibility e_bar,
 and with per-neuron time constants eps_I and eps_v) follow *linear* recursions whose coefficients
 depend on the postsynaptic neuron only (psi_j, rho_j - psi_j beta_j, the decay factors) and whose
-inputs depend on the presynaptic neuron only (eps_v_i, or the delivered spikes p_i).  The
+inputs depend on the presynaptic neuron only (the delivered spikes p_i, filtered).  The
 readout's delay only shifts time: with ``t = tau + d`` the filtered trace reads
 ``w[tau] = am w[tau-1] + g u[tau]``, ``u[tau] = as u[tau-1] + e[tau]`` and contributes
 ``L[tau + d] w[tau]``, so a chunk of eligibility steps ``tau0 .. tau1-1`` is processed once the
 forward run has reached ``tau1 - 1 + max delay``.
 
 For a chunk, a backward recursion over its steps (per batch entry b and neuron j, O(K) work each)
-gives the derivative of the chunk's gradient term ``sum_tau sum_b (L w + r elig)`` with respect to
-each presynaptic input ``x[tau]`` and to each per-synapse state at the chunk's start (adjoints
-``lambda``; products of decay factors are built by these recurrences, never by division).  The
-gradient contribution is then one product ``[N_post, K B] x [K B, N_pre]`` plus a per-synapse
-weighted sum over b of the states.  The states at the chunk's end are the same kind of linear
-function (one backward recursion per state, seeded at the chunk's end): one batched product
-``[B, N_post, K] x [B, K, N_pre]`` per state plus products of the old states.  Memory is
-O((K + delay) B N) for the per-neuron quantities, plus the per-synapse states: independent of T.
+gives the derivative of the chunk's gradient term ``sum_tau sum_b (L w + r elig)``, and of each
+per-synapse state at the chunk's end, with respect to each step's delivered spikes ``p[tau]``
+(back through eps_v and eps_I), to the presynaptic traces at the chunk's start and to each
+per-synapse state at its start (adjoints ``lambda``; products of decay factors are built by these
+recurrences, never by division).  Spikes are sparse, so on the CPU both products with them are
+sparse (:mod:`.chunk_spikes`): the gradient adds up rows of a ``[K B, N_post]`` coefficient matrix,
+and the states ``[B, N_pre, states, N_post]``, once scaled in place by their own coefficients,
+receive the chunk in one CSR x dense product.  Memory is O((K + delay) B N) for the per-neuron
+quantities, plus the per-synapse states: independent of T.
 
 Used for every e-prop setup.  The zero reset's factor ``(1 - z_j[t-1])`` on eps_v is one more
 post-only coefficient: eps_v then becomes a per-synapse state, as with per-neuron time constants.
@@ -112,11 +113,12 @@ def eprop_chunked(
 class _ChunkedPop:
     """One trained population: its per-step buffers, per-synapse states and accumulated gradients.
 
-    Per-synapse states are ``[B, N_post, N_pre]`` and named ``("a",)`` (eps_a, ALIF), ``("u", ch)``
-    and ``("w", ch)`` (the two stages of e_bar per readout channel: one per readout connection, or
-    one per readout connection and readout neuron with per-neuron readout time constants),
-    ``("x",)`` and ``("I",)`` (eps_v and eps_I, only where the population's time constants differ
-    per neuron; otherwise they are one trace per presynaptic neuron, updated every step).
+    Per-synapse states are stacked per connection, ``[B, N_pre, len(names), N_post]``, and named
+    ``("a",)`` (eps_a, ALIF), ``("u", ch)`` and ``("w", ch)`` (the two stages of e_bar per readout
+    channel: one per readout connection, or one per readout connection and readout neuron with
+    per-neuron readout time constants), ``("x",)`` and ``("I",)`` (eps_v and eps_I, only where the
+    population's time constants differ per neuron or the reset is "zero"; otherwise they are one
+    trace per presynaptic neuron, ``traces0``, brought forward once per chunk).
     """
 
     def __init__(self, p, conns, to_out, feedback, hetero_out, out, inputs, B, T, chunk, alloc):
