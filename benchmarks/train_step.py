@@ -9,7 +9,8 @@ same network with ALIF neurons trained by e-prop.  Prints a table and writes JSO
 Reported per (rule, T, B): the median of ``--repeats`` timed steps after one warm-up, time per
 step of the sequence, the hidden layer's activity (fraction of neuron-steps with a spike), and
 peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's peak resident memory
-so far, which only grows), and the share of CPU time stolen by other guests of a virtual machine's
+so far, which only grows, and ``training_memory_mb``: the peak during the training steps above the
+resident memory just before them, i.e. without the compiled network and its input), and the share of CPU time stolen by other guests of a virtual machine's
 host during the timed steps (``cpu_steal``, :mod:`steal`; times taken with a large share are slow).  ``--weight-scales 1,1`` gives the denser network (about 40 % activity).
 """
 
@@ -67,6 +68,28 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _proc_status_mb(field: str) -> float | None:
+    """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status``, MiB (None off Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Restart the process's peak resident memory (``VmHWM``) at the current one (Linux 4.0+)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def reset_peak(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -101,6 +124,8 @@ def measure(
         x[t] = rng.random((B, 700)) < 0.02
     labels = rng.integers(0, 20, size=B)
     opt = sl.Adam(lr=1e-3)
+    # the memory training adds on top of the compiled network and its input (CPU, Linux)
+    base_rss = _proc_status_mb("VmRSS") if device == "cpu" and reset_peak_rss() else None
     compiled.train_step(x, labels, opt)  # warm-up
     reset_peak(device)
     times = []
@@ -113,6 +138,8 @@ def measure(
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     peak = peak_memory_mb(device)
+    hwm = _proc_status_mb("VmHWM") if base_rss is not None else None
+    training = None if hwm is None else hwm - base_rss
     activity = hidden_activity(compiled, x)  # after reading the peak: simulate records [T, B, N]
     return {
         "backend": backend,
@@ -125,6 +152,7 @@ def measure(
         "us_per_step": med / T * 1e6,
         "hidden_activity": activity,
         "peak_memory_mb": peak,
+        "training_memory_mb": training,
         "times_s": times,
         "cpu_steal": stolen.fraction,
     }
@@ -154,7 +182,8 @@ def main(argv=None) -> int:
             print(
                 f"{r['backend']:>6} {r['device']:>6} {rule:>5} T={T:<5} B={B:<4} "
                 f"{r['median_s'] * 1e3:9.1f} ms  {r['us_per_step']:8.1f} us/step  peak {r['peak_memory_mb']:8.1f} MiB"
-                f"  hidden activity {r['hidden_activity']:.3f}"
+                + ("" if r["training_memory_mb"] is None else f" (training {r['training_memory_mb']:.1f} MiB)")
+                + f"  hidden activity {r['hidden_activity']:.3f}"
                 + ("" if r["cpu_steal"] is None else f"  cpu steal {r['cpu_steal']:.2f}"),
                 flush=True,
             )
