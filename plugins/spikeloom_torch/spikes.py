@@ -153,7 +153,8 @@ class SpikeTrain:
 class StreamedInput:
     """One input population's spikes ``[T, B, N]`` kept on the host (the run's dtype, or bool /
     uint8 counts); :meth:`at` moves one step to the device as ``dtype``.  e-prop reads its inputs
-    this way, so its device memory does not grow with ``T``."""
+    this way (one step, or a block of steps from :attr:`host`), so its device memory does not grow
+    with ``T``."""
 
     def __init__(self, host: np.ndarray, device, dtype: torch.dtype) -> None:
         self.host = host
