@@ -24,8 +24,6 @@ from spikeloom.plan import Plan
 
 from .spikes import SPARSE_BELOW, SPARSE_STEP_MIN_WORK, SpikeEvents, SpikeTrain, StreamedInput
 
-_NO_SPIKES = np.zeros(0, dtype=np.int64)
-
 __all__ = [
     "PopConst",
     "StaticConsts",
@@ -37,6 +35,9 @@ __all__ = [
     "Stepper",
     "external_drive",
 ]
+
+#: the positions of no spikes (what a connection delivers before its delay has passed)
+_NO_SPIKES = np.zeros(0, dtype=np.int64)
 
 #: the state variables :func:`run` can keep for every step (``refractory`` is internal: 1 while refractory)
 STATE_VARS = ("V", "I", "a", "z", "refractory")
