@@ -8,9 +8,10 @@ the per-step cross-entropy averaged over steps; one step = forward, loss, backwa
 snnTorch and Norse run it the way their users write it (autograd through a Python time loop;
 Norse's own recurrent LIF module), float32 on the CPU.  Each (library, T, B) runs in its own
 process so that peak resident memory is comparable; each row records the share of CPU time
-stolen by other guests of a virtual machine's host while it ran (``cpu_steal``).  Also measured: the machine's float32 GEMM
-rate with the same threads (``torch.mm`` at the step's shapes), and how much of it spikeloom's
-step reaches (its dense products' floating-point work over its time).  Needs
+stolen by other guests of a virtual machine's host while it ran (``cpu_steal``).  Also measured:
+the machine's float32 GEMM rate with the same threads (``torch.mm`` at the step's shapes), and
+how much of it spikeloom's step reaches (its dense products' floating-point work over its time).
+Needs
 ``pip install snntorch norse``::
 
     python benchmarks/peers.py --threads 2 --sizes 100x32,500x32 --json peers.json

@@ -7,11 +7,13 @@ same network with ALIF neurons trained by e-prop.  Prints a table and writes JSO
     python benchmarks/train_step.py --backend torch --device cpu --sizes 100x32,500x32 --json out.json
 
 Reported per (rule, T, B): the median of ``--repeats`` timed steps after one warm-up, time per
-step of the sequence, the hidden layer's activity (fraction of neuron-steps with a spike), and
-peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's peak resident memory
-so far, which only grows, and ``training_memory_mb``: the peak during the training steps above the
-resident memory just before them, i.e. without the compiled network and its input), and the share of CPU time stolen by other guests of a virtual machine's
-host during the timed steps (``cpu_steal``, :mod:`steal`; times taken with a large share are slow).  ``--weight-scales 1,1`` gives the denser network (about 40 % activity).
+step of the sequence, the hidden layer's activity (fraction of neuron-steps with a spike), peak
+memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's peak resident memory so
+far, which only grows, and ``training_memory_mb``: the peak during the training steps above the
+resident memory just before them, i.e. without the compiled network and its input), and the
+share of CPU time stolen by other guests of a virtual machine's host during the timed steps
+(``cpu_steal``, :mod:`steal`; times taken with a large share are slow).
+``--weight-scales 1,1`` gives the denser network (about 40 % activity).
 """
 
 from __future__ import annotations
