@@ -419,6 +419,9 @@ class Stepper:
             name: [c for c in built.incoming(name) if c.source in streamed] if self.block_steps else [] for name in pops
         }
         self._block: dict[str, tuple[int, torch.Tensor]] = {}  # population: (first step, [L, B, N])
+        # by blocked connection: the positions of its spikes in its last two blocks (first step: flat
+        # indices into [L, B, N_pre] and values, or None where the block was dense)
+        self._block_spikes: dict[str, dict[int, tuple | None]] = {}
         self.recurrent = {
             name: [
                 c
@@ -484,6 +487,12 @@ class Stepper:
                 del seen[old]
         return seen[ts]
 
+    def block_spikes(self, c: BuiltConnection, start: int) -> tuple | None:
+        """``(flat indices into [L, B, N_pre], values or None)`` of the spikes a streamed connection
+        delivered in the block that began at step ``start`` (one of the last two), where that block
+        was delivered from the spikes' positions; None otherwise."""
+        return self._block_spikes.get(c.name, {}).get(start)
+
     def _blocked_drive(self, name: str, t: int) -> torch.Tensor | None:
         """``sum over the blocked connections c of x_c[t - d_c] @ W_c`` ``[B, N]``, computed for
         ``block_steps`` steps at once when ``t`` leaves the current block."""
@@ -502,8 +511,14 @@ class Stepper:
                     continue
                 src = self.streamed[c.source]
                 part = SpikeTrain(src.host[lo:hi], src.device, src.dtype)
-                rows = h[L - (hi - lo) :].view(-1, n)
+                lead = L - (hi - lo)  # steps before the input's first step reaches the connection
+                rows = h[lead:].view(-1, n)
                 part.deliver(0, self.weights[c.name], rows, accumulate=True)
+                kept = self._block_spikes.setdefault(c.name, {})
+                pos = part.positions
+                kept[t] = None if pos is None else ((pos.rows + lead * self.B) * pos.n + pos.cols, pos.vals)
+                for old in [k for k in kept if k < t - self.block_steps]:
+                    del kept[old]
             start = t
             self._block[name] = (start, h)
         return h[t - start]

@@ -78,7 +78,7 @@ def eprop_chunked(
         conns = [c for c in built.incoming(name) if f"{c.name}.weight" in grads]
         to_out = [c for c in built.outgoing(name) if c.target == out_name]
         alloc = lambda key, shape, name=name: ws.get(("eprop", name, key), shape, dtype, device)  # noqa: E731
-        state[name] = _ChunkedPop(p, conns, to_out, feedback, hetero_out, out, inputs, B, T, chunk, alloc)
+        state[name] = _ChunkedPop(p, conns, to_out, feedback, hetero_out, out, inputs, sim, chunk, alloc)
 
     rate_decay = math.exp(-built.dt / RATE_TAU)
     rate_target = rule.target_rate * built.dt / 1000.0
@@ -121,9 +121,11 @@ class _ChunkedPop:
     trace per presynaptic neuron, ``traces0``, brought forward once per chunk).
     """
 
-    def __init__(self, p, conns, to_out, feedback, hetero_out, out, inputs, B, T, chunk, alloc):
+    def __init__(self, p, conns, to_out, feedback, hetero_out, out, inputs, sim, chunk, alloc):
+        B, T = sim.B, sim.T
         self.p, self.conns, self.B, self.T, self.K = p, conns, B, T, max(1, min(int(chunk), T))
         self.alloc = alloc  # (key, shape) -> an uninitialised buffer kept between calls
+        self.block_spikes = sim.block_spikes  # the input positions the Stepper's drive already found
         dtype, device = p.alpha_mem.dtype, p.alpha_mem.device
         self.dtype, self.device = dtype, device
         self.kw = dict(dtype=dtype, device=device)
@@ -357,6 +359,12 @@ class _ChunkedPop:
     def _spikes(self, c, tau0: int, tau1: int) -> ChunkSpikes:
         """The spikes ``c`` delivers at steps ``tau0 .. tau1-1``."""
         if c.name in self.host:
+            found = self.block_spikes(c, tau0)  # the Stepper's blocks start where the chunks do
+            if found is not None:
+                flat, vals = found
+                vals = None if vals is None else vals.astype(np.float64)
+                shape = (tau1 - tau0, self.B, self.host[c.name].shape[2])
+                return ChunkSpikes(shape, self.dtype, self.device, flat=flat, vals=vals)
             return ChunkSpikes.from_host(self.host[c.name], tau0, tau1, c.delay, self.dtype, self.device)
         steps = [self.inp[t][c.name] for t in range(tau0, tau1)]
         return ChunkSpikes.from_steps([s for s, _ in steps], [f for _, f in steps])

@@ -127,6 +127,11 @@ class SpikeTrain:
                 self._positions = Positions(rows, cols, vals, self.shape[2], dtype)
 
     @property
+    def positions(self) -> Positions | None:
+        """The positions of the spikes, where they are kept that way (CPU, sparse enough)."""
+        return self._positions
+
+    @property
     def dense(self) -> torch.Tensor:
         """All spikes ``[T, B, N]`` as a dense tensor of the run's dtype on the device."""
         if self._dense is None:
