@@ -30,6 +30,7 @@ import numpy as np
 from steal import StealMeter
 
 import spikeloom as sl
+from spikeloom_conformance.bench import proc_kib, reset_high_water_mark
 
 #: default weight scales (input, recurrent): the hidden layer then fires on about 2 % of its
 #: neuron-steps (20 Hz), inside the 1-5 % of a trained network; ``1,1`` gives about 40 %
@@ -70,28 +71,6 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _proc_status_mb(field: str) -> float | None:
-    """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status``, MiB (None off Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Restart the process's peak resident memory (``VmHWM``) at the current one (Linux 4.0+)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def reset_peak(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -127,7 +106,7 @@ def measure(
     labels = rng.integers(0, 20, size=B)
     opt = sl.Adam(lr=1e-3)
     # the memory training adds on top of the compiled network and its input (CPU, Linux)
-    base_rss = _proc_status_mb("VmRSS") if device == "cpu" and reset_peak_rss() else None
+    base_rss = proc_kib("VmRSS") if device == "cpu" and reset_high_water_mark() else None
     compiled.train_step(x, labels, opt)  # warm-up
     reset_peak(device)
     times = []
@@ -140,8 +119,8 @@ def measure(
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     peak = peak_memory_mb(device)
-    hwm = _proc_status_mb("VmHWM") if base_rss is not None else None
-    training = None if hwm is None else hwm - base_rss
+    hwm = proc_kib("VmHWM") if base_rss is not None else None
+    training = None if hwm is None else (hwm - base_rss) / 1024
     activity = hidden_activity(compiled, x)  # after reading the peak: simulate records [T, B, N]
     return {
         "backend": backend,

@@ -118,7 +118,8 @@ def _prepare(backend: sl.Backend, workload: str, size: BenchSize, dtype: str, de
     return lambda: compiled.train_step(x, labels, opt)
 
 
-def _proc_kib(field: str) -> int | None:
+def proc_kib(field: str) -> int | None:
+    """A ``/proc/self/status`` field (``VmRSS``, ``VmHWM``) in KiB; None where it cannot be read."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -129,7 +130,8 @@ def _proc_kib(field: str) -> int | None:
     return None
 
 
-def _reset_high_water_mark() -> bool:
+def reset_high_water_mark() -> bool:
+    """Restart the process's resident-set high-water mark (``VmHWM``) at the current size (Linux 4.0+)."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -150,7 +152,7 @@ def _peak_memory(fn, device: str) -> tuple[float | None, float | None]:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             gpu = torch.cuda.memory_allocated()
-    _reset_high_water_mark()
+    reset_high_water_mark()
     tracemalloc.start()
     try:
         fn()
@@ -162,7 +164,7 @@ def _peak_memory(fn, device: str) -> tuple[float | None, float | None]:
         with contextlib.suppress(Exception):
             torch.cuda.synchronize()
             return (torch.cuda.max_memory_allocated() - gpu) / 2**20, traced / 2**20
-    hwm = _proc_kib("VmHWM")
+    hwm = proc_kib("VmHWM")
     if hwm is None:  # not Linux: the lifetime peak (ru_maxrss is KiB on Linux, bytes on macOS)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         hwm = peak / 1024 if sys.platform == "darwin" else peak
