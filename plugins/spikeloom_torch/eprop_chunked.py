@@ -37,6 +37,7 @@ from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
 from spikeloom.rules import EProp, trained_populations
 
+from . import state_kernels
 from .chunk_spikes import ChunkSpikes
 from .dynamics import PopConst, Stepper
 from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
@@ -260,7 +261,8 @@ class _ChunkedPop:
         Sig = self._signals(tau0, tau1)
         regs = [self.reg[t] for t in range(tau0, tau1)]
         Reg = None if regs[0] is None else torch.stack(regs)
-        coef = self.alloc("coef", (self.K, 1 + len(self.names), B, J))[:K, :S]  # d(row) / d(p[tau])
+        coef_all = self.alloc("coef", (self.K, 1 + len(self.names), B, J))[:K]
+        coef = coef_all[:, :S]  # d(row) / d(p[tau])
         seed = not last
         for k in range(K - 1, -1, -1):
             tau, psi = tau0 + k, Psi[k]
@@ -314,36 +316,35 @@ class _ChunkedPop:
                 mu[n] = bI
 
         nS = len(self.names)
-        G = self.alloc("G", (self.K * B, J))[: K * B]  # d(gradient row) / d(p[k, b]), rows k B + b
-        G.view(K, B, J).copy_(coef[:, 0])
-        Cs = None  # the same for the states, rows k B + b, then rows for the traces before the chunk
-        if not last:
-            Cs = self.alloc("Cs", ((self.K + 2) * B, nS * J))
-            Cs[: K * B].view(K, B, nS, J).copy_(coef[:, 1:].permute(0, 2, 1, 3))
         # with shared time constants: the derivatives with respect to the presynaptic traces
         # (eps_v, eps_I) at tau0 - 1, which multiply the traces kept per presynaptic neuron
         boundary = [] if self.per_syn else [m for m in (bx, bI) if m is not None]
-        if Cs is not None:
-            for x, m in enumerate(boundary):
-                Cs[(K + x) * B : (K + x + 1) * B].view(B, nS, J).copy_(m[1:].permute(1, 0, 2))
-        M0 = torch.stack([mu[n][0] for n in self.names], dim=1) if self.names else None  # [B, nS, J]
+        Mu = torch.stack([mu[n] for n in self.names]) if self.names else None  # [nS, S, B, J]
+        products = None
         for c in self.conns:
             p = self._spikes(c, tau0, tau1)
             acc = self.grad[c.name]  # [N_pre, J]
-            acc += p.weight_grad(G)
             traces = (self.traces0[c.name] or ())[: len(boundary)]  # eps_I is not kept for delta synapses
             for e, m in zip(traces, boundary, strict=False):  # no traces before the first chunk
                 acc.addmm_(e.T, m[0])
             old = self.states[c.name]
+            if not last and not self.per_syn:
+                self.traces0[c.name] = self._traces_end(c, p, K)
+            if state_kernels.AVAILABLE and p.flat is not None:
+                self._one_pass(c, p, coef_all, Mu, traces, boundary, last)
+                continue
+            if products is None:
+                products = self._products(coef, boundary, K, last)
+            G, Cs = products
+            acc += p.weight_grad(G)
             if old is not None:  # sum over b of mu[b, j] state[b, i, j], per state
+                M0 = Mu[:, 0].permute(1, 0, 2)  # [B, nS, J]
                 part = torch.zeros(old.shape[1:], **kw)
                 for b in range(B):  # one example at a time: no temporary as large as the states
                     part.addcmul_(old[b], M0[b])
                 acc += part.sum(dim=1)
             if last:
                 continue
-            if not self.per_syn:
-                self.traces0[c.name] = self._traces_end(c, p, K)
             if old is None:
                 old = self.states[c.name] = self.alloc(("states", c.name), (B, p.I, nS, J)).zero_()
             else:
@@ -355,6 +356,43 @@ class _ChunkedPop:
                     for m in self.upstream[n]:
                         st.addcmul_(mu[m][i][:, None, :], old[:, :, self.index[m]])
             p.add_to_states(old.view(B, p.I, nS * J), Cs[: (K + len(traces)) * B], list(traces))
+
+    def _products(self, coef, boundary, K: int, last: bool):
+        """``(G, Cs)``: the spikes' coefficients as the torch path's products take them, ``G``
+        ``[K B, J]`` for the gradient and ``Cs`` ``[(K + 2) B, nS J]`` for the states (None in the last chunk):
+        rows ``k B + b``, then rows for the presynaptic traces before the chunk."""
+        B, J, nS = self.B, self.p.n, len(self.names)
+        G = self.alloc("G", (self.K * B, J))[: K * B]
+        G.view(K, B, J).copy_(coef[:, 0])
+        if last:
+            return G, None
+        Cs = self.alloc("Cs", ((self.K + 2) * B, nS * J))
+        Cs[: K * B].view(K, B, nS, J).copy_(coef[:, 1:].permute(0, 2, 1, 3))
+        for x, m in enumerate(boundary):
+            Cs[(K + x) * B : (K + x + 1) * B].view(B, nS, J).copy_(m[1:].permute(1, 0, 2))
+        return G, Cs
+
+    def _one_pass(self, c, p: ChunkSpikes, coef_all, Mu, traces, boundary, last: bool) -> None:
+        """The chunk's gradient and state update for connection ``c`` in one compiled pass over its
+        states (:mod:`.state_kernels`; CPU, sparse spikes)."""
+        B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
+        old = self.states[c.name]
+        fresh = old is None
+        if fresh and not last:
+            old = self.states[c.name] = self.alloc(("states", c.name), (B, p.I, nS, J))  # zeroed by the pass
+        if fresh:
+            M0, Mix = torch.empty((0, 0, 0), **kw), torch.empty((0, 0, 0, 0), **kw)
+        else:
+            M0 = Mu[:, 0].permute(1, 0, 2).contiguous()  # [B, nS, J]
+            Mix = Mu[:, 1:].permute(2, 1, 0, 3).contiguous() if not last else torch.empty((0, 0, 0, 0), **kw)
+        if traces and not last:
+            E = torch.stack(list(traces))  # [X, B, I]
+            Eb = torch.stack([m[1:] for m in boundary[: len(traces)]])  # [X, nS, B, J]
+        else:
+            E, Eb = torch.empty((0, B, p.I), **kw), torch.empty((0, nS, B, J), **kw)
+        state_kernels.chunk_pass(
+            old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef_all, p.flat, p.vals, E, Eb
+        )
 
     def _spikes(self, c, tau0: int, tau1: int) -> ChunkSpikes:
         """The spikes ``c`` delivers at steps ``tau0 .. tau1-1``."""

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
-from spikeloom_torch import chunk_spikes, dynamics, eprop_chunked, spikes  # noqa: E402
+from spikeloom_torch import chunk_spikes, dynamics, eprop_chunked, spikes, state_kernels  # noqa: E402
 
 from .corpus import CASES, Case  # noqa: E402
 from .helpers import RTOL64, assert_close  # noqa: E402
@@ -43,14 +43,18 @@ def _grads(case, chunk, monkeypatch):
     return compiled.loss_and_grads(x, labels)
 
 
-@pytest.fixture(params=["sparse", "dense"])
+@pytest.fixture(params=["one-pass", "sparse", "dense"])
 def spikes_kept(request, monkeypatch):
     """Run with every spike train kept as positions (the input drive a CSR product per block, the
-    recurrent drive one ``embedding_bag`` per step, each chunk's state update a CSR product), or
-    with every product dense."""
-    below = 2.0 if request.param == "sparse" else 0.0
+    recurrent drive one ``embedding_bag`` per step) and each chunk's states updated in the compiled
+    pass of :mod:`.state_kernels` ("one-pass", skipped without Numba) or by torch operations
+    with a CSR product ("sparse"), or with every product dense."""
+    below = 0.0 if request.param == "dense" else 2.0
     for module in (chunk_spikes, dynamics, spikes):
         monkeypatch.setattr(module, "SPARSE_BELOW", below)
+    if request.param == "one-pass" and not state_kernels.AVAILABLE:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(state_kernels, "AVAILABLE", request.param == "one-pass")
     return request.param
 
 
