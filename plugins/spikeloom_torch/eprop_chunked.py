@@ -37,7 +37,7 @@ from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
 from spikeloom.rules import EProp, trained_populations
 
-from . import state_kernels
+from . import state_pass
 from .chunk_spikes import ChunkSpikes
 from .dynamics import PopConst, Stepper
 from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
@@ -330,7 +330,7 @@ class _ChunkedPop:
             old = self.states[c.name]
             if not last and not self.per_syn:
                 self.traces0[c.name] = self._traces_end(c, p, K)
-            if state_kernels.AVAILABLE and p.flat is not None:
+            if state_pass.AVAILABLE and p.flat is not None:
                 self._one_pass(c, p, coef_all, Mu, traces, boundary, last)
                 continue
             if products is None:
@@ -374,7 +374,7 @@ class _ChunkedPop:
 
     def _one_pass(self, c, p: ChunkSpikes, coef_all, Mu, traces, boundary, last: bool) -> None:
         """The chunk's gradient and state update for connection ``c`` in one compiled pass over its
-        states (:mod:`.state_kernels`; CPU, sparse spikes)."""
+        states (:mod:`.state_pass`; CPU, sparse spikes)."""
         B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
         old = self.states[c.name]
         fresh = old is None
@@ -390,7 +390,7 @@ class _ChunkedPop:
             Eb = torch.stack([m[1:] for m in boundary[: len(traces)]])  # [X, nS, B, J]
         else:
             E, Eb = torch.empty((0, B, p.I), **kw), torch.empty((0, nS, B, J), **kw)
-        state_kernels.chunk_pass(
+        state_pass.chunk_pass(
             old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef_all, p.flat, p.vals, E, Eb
         )
 

@@ -5,6 +5,8 @@ for every setup (both resets) unless ``CHUNK = 0`` asks for the per-step path.""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
-from spikeloom_torch import chunk_spikes, dynamics, eprop_chunked, spikes, state_kernels  # noqa: E402
+from spikeloom_torch import chunk_spikes, dynamics, eprop_chunked, spikes, state_pass  # noqa: E402
 
 from .corpus import CASES, Case  # noqa: E402
 from .helpers import RTOL64, assert_close  # noqa: E402
@@ -47,14 +49,14 @@ def _grads(case, chunk, monkeypatch):
 def spikes_kept(request, monkeypatch):
     """Run with every spike train kept as positions (the input drive a CSR product per block, the
     recurrent drive one ``embedding_bag`` per step) and each chunk's states updated in the compiled
-    pass of :mod:`.state_kernels` ("one-pass", skipped without Numba) or by torch operations
+    pass of :mod:`.state_pass` ("one-pass", skipped without Numba) or by torch operations
     with a CSR product ("sparse"), or with every product dense."""
     below = 0.0 if request.param == "dense" else 2.0
     for module in (chunk_spikes, dynamics, spikes):
         monkeypatch.setattr(module, "SPARSE_BELOW", below)
-    if request.param == "one-pass" and not state_kernels.AVAILABLE:
+    if request.param == "one-pass" and not state_pass.AVAILABLE:
         pytest.skip("numba is not installed")
-    monkeypatch.setattr(state_kernels, "AVAILABLE", request.param == "one-pass")
+    monkeypatch.setattr(state_pass, "AVAILABLE", request.param == "one-pass")
     return request.param
 
 
@@ -91,6 +93,42 @@ def test_which_path_runs(monkeypatch):
         calls.clear()
         _grads(case, chunk, monkeypatch)
         assert calls == expected, case.id
+
+
+@pytest.mark.parametrize("mode", ["one-pass", "sparse", "dense"])
+def test_which_state_update_runs(mode, monkeypatch):
+    """The compiled pass runs exactly where the spikes are kept as positions and Numba is installed."""
+    if mode == "one-pass" and not state_pass.AVAILABLE:
+        pytest.skip("numba is not installed")
+    for module in (chunk_spikes, dynamics, spikes):
+        monkeypatch.setattr(module, "SPARSE_BELOW", 0.0 if mode == "dense" else 2.0)
+    monkeypatch.setattr(state_pass, "AVAILABLE", mode == "one-pass")
+    passes, csr = [], []
+    original_pass, original_add = state_pass.chunk_pass, chunk_spikes.ChunkSpikes.add_to_states
+    monkeypatch.setattr(state_pass, "chunk_pass", lambda *a, **kw: passes.append(1) or original_pass(*a, **kw))
+    monkeypatch.setattr(
+        chunk_spikes.ChunkSpikes,
+        "add_to_states",
+        lambda *a, **kw: csr.append(a[0].dense is None) or original_add(*a, **kw),
+    )
+    _grads(next(c for c in CHUNKED_CASES if c.id == "alif-exp-delay2"), 5, monkeypatch)
+    assert bool(passes) == (mode == "one-pass")
+    assert csr == {"one-pass": [], "sparse": [True] * len(csr), "dense": [False] * len(csr)}[mode]
+    assert mode == "one-pass" or csr
+
+
+def test_importing_the_backend_does_not_load_numba():
+    """Numba (about 160 MiB) is loaded by the first compiled pass, not by ``import spikeloom`` or BPTT."""
+    code = (
+        "import sys, numpy as np, spikeloom as sl\n"
+        "net = sl.Network([sl.SpikeInput('i', 4), sl.LIF('h', 3), sl.LI('o', 2)],"
+        " [sl.Connection('i', 'h'), sl.Connection('h', 'o')])\n"
+        "c = sl.get_backend('torch').compile(net, rule=sl.BPTT(), readout=sl.Readout('o', 'per_step'))\n"
+        "c.loss_and_grads(np.ones((5, 2, 4)), np.array([0, 1]))\n"
+        "print('numba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("case_id", ["alif-exp-delay2", "lif-delta-scale-input", "alif-zero-het-random"])

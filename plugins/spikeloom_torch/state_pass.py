@@ -1,0 +1,90 @@
+"""One pass over the per-synapse states of a chunk of chunked e-prop (:mod:`.eprop_chunked`), on
+the CPU, compiled with Numba (:mod:`.state_kernels`).
+
+A chunk reads, scales and adds to the states ``S`` ``[B, N_pre, states, N_post]`` (0.5 GB for
+B = 256 and 956 presynaptic neurons in float32), and adds each spike's row of coefficients to
+the gradient.  As separate torch operations that is four to six passes over ``S``; this kernel
+makes one, row ``(b, i)`` at a time; the threads share out the examples ``b``, each adding to
+its own copy of the gradient::
+
+    grad[i]    += sum_n M0[b, n] * S[b, i, n]                       (the states' share, from S before the chunk)
+    S[b, i, n]  = sum_m Mix[b, n, m] * S[b, i, m]                   (carried through the chunk)
+    S[b, i, n] += sum_k p[k, b, i] coef[k, 1 + n, b]  + sum_x E[x, b, i] Eb[x, n, b]
+    grad[i]    += sum_k p[k, b, i] coef[k, 0, b]
+
+(all per postsynaptic neuron ``j``; ``p`` the chunk's delivered spikes, given by the rows and
+steps of their non-zero entries).  The sums are those of the torch path in
+:meth:`.chunk_spikes.ChunkSpikes.add_to_states` and :meth:`~.chunk_spikes.ChunkSpikes.weight_grad`, in
+another order.  Numba is optional (the ``torch`` extra installs it): without it the torch
+operations run.  It is imported only when the pass first runs, so BPTT and ``import spikeloom``
+never load it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import torch
+
+__all__ = ["AVAILABLE", "chunk_pass"]
+
+#: whether the compiled pass can run (Numba installed)
+AVAILABLE = importlib.util.find_spec("numba") is not None
+
+
+def chunk_pass(
+    S: torch.Tensor | None,
+    dims: tuple[int, int, int, int],
+    fresh: bool,
+    update: bool,
+    grad: torch.Tensor,
+    M0: torch.Tensor,
+    Mix: torch.Tensor,
+    coef: torch.Tensor,
+    flat: np.ndarray,
+    vals: np.ndarray | None,
+    E: torch.Tensor,
+    Eb: torch.Tensor,
+) -> None:
+    """The chunk's pass, in place on ``S`` and ``grad``.
+
+    ``dims`` ``(B, I, n, J)``; ``S`` ``[B, I, n, J]`` the states before the chunk (``fresh``: all
+    zero, not read; None when neither read nor updated), replaced by those after it when ``update``; ``grad`` ``[I, J]``; ``M0`` ``[B, n, J]`` and ``Mix``
+    ``[B, n, n, J]`` the coefficients of the states before the chunk (read unless ``fresh``);
+    ``coef`` ``[K, 1 + n, B, J]`` those of the spikes (row 0 for the gradient, rows ``1 + n`` for
+    the states, read only when ``update``); the spikes as the flat indices ``flat`` of the non-zero
+    entries of ``p`` ``[K, B, I]`` and their values (None: all 1); ``E`` ``[X, B, I]`` the
+    presynaptic traces before the chunk and ``Eb`` ``[X, n, B, J]`` their coefficients.
+    All tensors are contiguous CPU tensors of one floating dtype.
+    """
+    B, n_pre = dims[0], dims[1]
+    dtype = grad.numpy().dtype
+    import numba
+
+    from .state_kernels import by_row, pass_rows
+
+    k, rest = np.divmod(flat, B * n_pre)
+    v = np.ones(flat.size, dtype=dtype) if vals is None else vals.astype(dtype)
+    start, ks, vs = by_row(rest, k, v, B * n_pre)
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, B))
+    numba.set_num_threads(threads)
+    if S is None:
+        S = torch.empty((1, 1, 1, 1), dtype=grad.dtype)
+    grads = np.zeros((threads,) + tuple(grad.shape), dtype=dtype)
+    pass_rows(
+        S.numpy(),
+        dims,
+        fresh,
+        update,
+        grads,
+        M0.numpy(),
+        Mix.numpy(),
+        coef.numpy(),
+        start,
+        ks,
+        vs,
+        E.numpy(),
+        Eb.numpy(),
+    )
+    grad += torch.from_numpy(grads.sum(axis=0))
