@@ -37,7 +37,7 @@ from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
 from spikeloom.rules import EProp, trained_populations
 
-from . import state_pass
+from . import chunk_compiled
 from .chunk_spikes import ChunkSpikes
 from .dynamics import PopConst, Stepper
 from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
@@ -245,57 +245,19 @@ class _ChunkedPop:
 
     def _chunk(self, tau0: int, tau1: int, last: bool) -> None:
         B, J, K = self.B, self.p.n, tau1 - tau0
-        C = len(self.channels)
         S = 1 if last else 1 + len(self.names)  # rows: the gradient, then one per carried state
         kw = self.kw
-        lw = torch.zeros((S, C, B, J), **kw)
-        lu = torch.zeros((S, C, B, J), **kw)
-        la = torch.zeros((S, B, J), **kw)
-        lx = torch.zeros((S, B, J), **kw)
-        if not last and self.alif:
-            la[self.row[("a",)]] = 1.0  # seed: a[tau1]
         Psi = torch.stack([self.psi[t] for t in range(tau0, tau1)], out=self.alloc("psi", (self.K, B, J))[:K])
-        Cf = None
-        if self.alif:  # rho - psi beta
-            Cf = torch.mul(Psi, self.beta[0], out=self.alloc("cf", (self.K, B, J))[:K]).neg_().add_(self.rho)
         Sig = self._signals(tau0, tau1)
         regs = [self.reg[t] for t in range(tau0, tau1)]
         Reg = None if regs[0] is None else torch.stack(regs)
         coef_all = self.alloc("coef", (self.K, 1 + len(self.names), B, J))[:K]
         coef = coef_all[:, :S]  # d(row) / d(p[tau])
-        seed = not last
-        for k in range(K - 1, -1, -1):
-            tau, psi = tau0 + k, Psi[k]
-            lw.mul_(self.c_am)
-            if Sig is not None:
-                lw[0] += Sig[k]
-            if seed and k == K - 1:
-                for ch in range(C):
-                    lw[self.row[("w", ch)], ch] += 1.0
-            lu_in = lw if self.out_unit_gain else self.c_g * lw
-            lu = lu_in if self.out_delta else torch.addcmul(lu_in, self.c_as, lu)
-            if seed and k == K - 1 and not self.out_delta:
-                for ch in range(C):
-                    lu[self.row[("u", ch)], ch] += 1.0
-            le = psi * (lu[:, 0] if C == 1 else lu.sum(dim=1))
-            if Reg is not None:
-                le[0] += Reg[k]
-            if self.alif:
-                ax = torch.addcmul(le, psi, la)  # la holds lambda_a[tau + 1]
-                la.mul_(Cf[k]).addcmul_(self.beta, le, value=-1)
-            else:
-                ax = le
-            # back through eps_v and eps_I to the delivered spikes p[tau]
-            torch.addcmul(ax, self.p_am * self.keep[tau] if self.zero_reset else self.p_am, lx, out=lx)
-            if seed and k == K - 1 and self.per_syn:
-                lx[self.row[("x",)]] += 1.0
-            gx = lx if self.p.unit_gain else self.p_g * lx
-            if self.pop_delta:
-                coef[k].copy_(gx)
-            else:  # coef[k] is lambda_I[tau]; coef[k + 1] held lambda_I[tau + 1]
-                lI = torch.addcmul(gx, self.p_as, coef[k + 1], out=coef[k]) if k + 1 < K else coef[k].copy_(gx)
-                if seed and k == K - 1 and self.per_syn:
-                    lI[self.row[("I",)]] += 1.0
+        if chunk_compiled.AVAILABLE and self.device.type == "cpu":
+            lw, lu, la, lx = self._backward_compiled(tau0, tau1, Psi, Sig, Reg, coef_all, S, last)
+            lI = coef[0]
+        else:
+            lw, lu, la, lx, lI = self._backward(tau0, tau1, Psi, Sig, Reg, coef, S, last)
         # derivatives with respect to eps_v and eps_I at step tau0 - 1 (per synapse, or per
         # presynaptic neuron with shared time constants)
         before = self.keep.get(tau0 - 1)  # keep[tau0 - 1]: 1 - z before the chunk
@@ -330,7 +292,7 @@ class _ChunkedPop:
             old = self.states[c.name]
             if not last and not self.per_syn:
                 self.traces0[c.name] = self._traces_end(c, p, K)
-            if state_pass.AVAILABLE and p.flat is not None:
+            if chunk_compiled.AVAILABLE and p.flat is not None:
                 self._one_pass(c, p, coef_all, Mu, traces, boundary, last)
                 continue
             if products is None:
@@ -357,6 +319,84 @@ class _ChunkedPop:
                         st.addcmul_(mu[m][i][:, None, :], old[:, :, self.index[m]])
             p.add_to_states(old.view(B, p.I, nS * J), Cs[: (K + len(traces)) * B], list(traces))
 
+    def _backward(self, tau0, tau1, Psi, Sig, Reg, coef, S: int, last: bool):
+        """The chunk's backward recursion over its steps in torch operations: writes ``coef``
+        ``[K, S, B, J]`` and returns the adjoints ``(lw, lu, la, lx, lI)`` before the chunk."""
+        B, J, K, C, kw = self.B, self.p.n, tau1 - tau0, len(self.channels), self.kw
+        lI = None
+        lw = torch.zeros((S, C, B, J), **kw)
+        lu = torch.zeros((S, C, B, J), **kw)
+        la = torch.zeros((S, B, J), **kw)
+        lx = torch.zeros((S, B, J), **kw)
+        if not last and self.alif:
+            la[self.row[("a",)]] = 1.0  # seed: a[tau1]
+        Cf = None
+        if self.alif:  # rho - psi beta
+            Cf = torch.mul(Psi, self.beta[0], out=self.alloc("cf", (self.K, B, J))[:K]).neg_().add_(self.rho)
+        seed = not last
+        for k in range(K - 1, -1, -1):
+            tau, psi = tau0 + k, Psi[k]
+            lw.mul_(self.c_am)
+            if Sig is not None:
+                lw[0] += Sig[k]
+            if seed and k == K - 1:
+                for ch in range(C):
+                    lw[self.row[("w", ch)], ch] += 1.0
+            lu_in = lw if self.out_unit_gain else self.c_g * lw
+            lu = lu_in if self.out_delta else torch.addcmul(lu_in, self.c_as, lu)
+            if seed and k == K - 1 and not self.out_delta:
+                for ch in range(C):
+                    lu[self.row[("u", ch)], ch] += 1.0
+            le = psi * (lu[:, 0] if C == 1 else lu.sum(dim=1))
+            if Reg is not None:
+                le[0] += Reg[k]
+            if self.alif:
+                ax = torch.addcmul(le, psi, la)  # la holds lambda_a[tau + 1]
+                la.mul_(Cf[k]).addcmul_(self.beta, le, value=-1)
+            else:
+                ax = le
+            # back through eps_v and eps_I to the delivered spikes p[tau]
+            torch.addcmul(ax, self.p_am * self.keep[tau] if self.zero_reset else self.p_am, lx, out=lx)
+            if seed and k == K - 1 and self.per_syn:
+                lx[self.row[("x",)]] += 1.0
+            gx = lx if self.p.unit_gain else self.p_g * lx
+            if self.pop_delta:
+                coef[k].copy_(gx)
+            else:  # coef[k] is lambda_I[tau]; coef[k + 1] held lambda_I[tau + 1]
+                lI = torch.addcmul(gx, self.p_as, coef[k + 1], out=coef[k]) if k + 1 < K else coef[k].copy_(gx)
+                if seed and k == K - 1 and self.per_syn:
+                    lI[self.row[("I",)]] += 1.0
+        return lw, lu, la, lx, lI
+
+    def _backward_compiled(self, tau0, tau1, Psi, Sig, Reg, coef_all, S: int, last: bool):
+        """The same recursion compiled (:func:`.chunk_compiled.chunk_backward`, CPU)."""
+        J, C = self.p.n, len(self.channels)
+        Keep = torch.stack([self.keep[t] for t in range(tau0, tau1)]) if self.zero_reset else None
+        out_c = torch.stack([v.reshape(-1) for v in (self.c_am, self.c_as, self.c_g)])  # [3, C]
+        pop_c = torch.stack(
+            [torch.as_tensor(v, **self.kw).reshape(-1).expand(J) for v in (self.p_am, self.p_as, self.p_g)]
+        )
+        flags = dict(
+            has_sig=Sig is not None,
+            has_reg=Reg is not None,
+            zero_reset=self.zero_reset,
+            alif=self.alif,
+            out_delta=self.out_delta,
+            out_unit_gain=self.out_unit_gain,
+            pop_delta=self.pop_delta,
+            unit_gain=self.p.unit_gain,
+            per_syn=self.per_syn,
+            seed=not last,
+        )
+        row = lambda n: self.row.get(n, -1) if not last else -1  # noqa: E731
+        seeds = [row(("a",)), row(("x",)), row(("I",))]
+        seeds += [row(("w", ch)) for ch in range(C)] + [row(("u", ch)) for ch in range(C)]
+        beta = self.beta.reshape(-1) if self.alif else None
+        rho = self.rho.reshape(-1) if self.alif else None
+        return chunk_compiled.chunk_backward(
+            Psi, Sig, Reg, Keep, out_c.contiguous(), pop_c.contiguous(), beta, rho, flags, seeds, coef_all, S, C
+        )
+
     def _products(self, coef, boundary, K: int, last: bool):
         """``(G, Cs)``: the spikes' coefficients as the torch path's products take them, ``G``
         ``[K B, J]`` for the gradient and ``Cs`` ``[(K + 2) B, nS J]`` for the states (None in the last chunk):
@@ -374,7 +414,7 @@ class _ChunkedPop:
 
     def _one_pass(self, c, p: ChunkSpikes, coef_all, Mu, traces, boundary, last: bool) -> None:
         """The chunk's gradient and state update for connection ``c`` in one compiled pass over its
-        states (:mod:`.state_pass`; CPU, sparse spikes)."""
+        states (:mod:`.chunk_compiled`; CPU, sparse spikes)."""
         B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
         old = self.states[c.name]
         fresh = old is None
@@ -390,7 +430,7 @@ class _ChunkedPop:
             Eb = torch.stack([m[1:] for m in boundary[: len(traces)]])  # [X, nS, B, J]
         else:
             E, Eb = torch.empty((0, B, p.I), **kw), torch.empty((0, nS, B, J), **kw)
-        state_pass.chunk_pass(
+        chunk_compiled.chunk_pass(
             old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef_all, p.flat, p.vals, E, Eb
         )
 

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
-from spikeloom_torch import chunk_spikes, dynamics, eprop_chunked, spikes, state_pass  # noqa: E402
+from spikeloom_torch import chunk_spikes, dynamics, eprop_chunked, spikes, chunk_compiled  # noqa: E402
 
 from .corpus import CASES, Case  # noqa: E402
 from .helpers import RTOL64, assert_close  # noqa: E402
@@ -45,18 +45,18 @@ def _grads(case, chunk, monkeypatch):
     return compiled.loss_and_grads(x, labels)
 
 
-@pytest.fixture(params=["one-pass", "sparse", "dense"])
+@pytest.fixture(params=["compiled", "sparse", "dense"])
 def spikes_kept(request, monkeypatch):
     """Run with every spike train kept as positions (the input drive a CSR product per block, the
     recurrent drive one ``embedding_bag`` per step) and each chunk's states updated in the compiled
-    pass of :mod:`.state_pass` ("one-pass", skipped without Numba) or by torch operations
+    pass of :mod:`.chunk_compiled` ("compiled", skipped without Numba) or by torch operations
     with a CSR product ("sparse"), or with every product dense."""
     below = 0.0 if request.param == "dense" else 2.0
     for module in (chunk_spikes, dynamics, spikes):
         monkeypatch.setattr(module, "SPARSE_BELOW", below)
-    if request.param == "one-pass" and not state_pass.AVAILABLE:
+    if request.param == "compiled" and not chunk_compiled.AVAILABLE:
         pytest.skip("numba is not installed")
-    monkeypatch.setattr(state_pass, "AVAILABLE", request.param == "one-pass")
+    monkeypatch.setattr(chunk_compiled, "AVAILABLE", request.param == "compiled")
     return request.param
 
 
@@ -95,26 +95,26 @@ def test_which_path_runs(monkeypatch):
         assert calls == expected, case.id
 
 
-@pytest.mark.parametrize("mode", ["one-pass", "sparse", "dense"])
+@pytest.mark.parametrize("mode", ["compiled", "sparse", "dense"])
 def test_which_state_update_runs(mode, monkeypatch):
     """The compiled pass runs exactly where the spikes are kept as positions and Numba is installed."""
-    if mode == "one-pass" and not state_pass.AVAILABLE:
+    if mode == "compiled" and not chunk_compiled.AVAILABLE:
         pytest.skip("numba is not installed")
     for module in (chunk_spikes, dynamics, spikes):
         monkeypatch.setattr(module, "SPARSE_BELOW", 0.0 if mode == "dense" else 2.0)
-    monkeypatch.setattr(state_pass, "AVAILABLE", mode == "one-pass")
+    monkeypatch.setattr(chunk_compiled, "AVAILABLE", mode == "compiled")
     passes, csr = [], []
-    original_pass, original_add = state_pass.chunk_pass, chunk_spikes.ChunkSpikes.add_to_states
-    monkeypatch.setattr(state_pass, "chunk_pass", lambda *a, **kw: passes.append(1) or original_pass(*a, **kw))
+    original_pass, original_add = chunk_compiled.chunk_pass, chunk_spikes.ChunkSpikes.add_to_states
+    monkeypatch.setattr(chunk_compiled, "chunk_pass", lambda *a, **kw: passes.append(1) or original_pass(*a, **kw))
     monkeypatch.setattr(
         chunk_spikes.ChunkSpikes,
         "add_to_states",
         lambda *a, **kw: csr.append(a[0].dense is None) or original_add(*a, **kw),
     )
     _grads(next(c for c in CHUNKED_CASES if c.id == "alif-exp-delay2"), 5, monkeypatch)
-    assert bool(passes) == (mode == "one-pass")
-    assert csr == {"one-pass": [], "sparse": [True] * len(csr), "dense": [False] * len(csr)}[mode]
-    assert mode == "one-pass" or csr
+    assert bool(passes) == (mode == "compiled")
+    assert csr == {"compiled": [], "sparse": [True] * len(csr), "dense": [False] * len(csr)}[mode]
+    assert mode == "compiled" or csr
 
 
 def test_importing_the_backend_does_not_load_numba():

@@ -1,5 +1,5 @@
 """One pass over the per-synapse states of a chunk of chunked e-prop (:mod:`.eprop_chunked`), on
-the CPU, compiled with Numba (:mod:`.state_kernels`).
+the CPU, compiled with Numba (:mod:`.chunk_kernels`).
 
 A chunk reads, scales and adds to the states ``S`` ``[B, N_pre, states, N_post]`` (0.5 GB for
 B = 256 and 956 presynaptic neurons in float32), and adds each spike's row of coefficients to
@@ -62,7 +62,7 @@ def chunk_pass(
     dtype = grad.numpy().dtype
     import numba
 
-    from .state_kernels import by_row, pass_rows
+    from .chunk_kernels import by_row, pass_rows
 
     k, rest = np.divmod(flat, B * n_pre)
     v = np.ones(flat.size, dtype=dtype) if vals is None else vals.astype(dtype)
@@ -88,3 +88,53 @@ def chunk_pass(
         Eb.numpy(),
     )
     grad += torch.from_numpy(grads.sum(axis=0))
+
+
+def chunk_backward(
+    Psi: torch.Tensor,
+    Sig: torch.Tensor | None,
+    Reg: torch.Tensor | None,
+    Keep: torch.Tensor | None,
+    out_c: torch.Tensor,
+    pop_c: torch.Tensor,
+    beta: torch.Tensor | None,
+    rho: torch.Tensor | None,
+    flags: dict[str, bool],
+    seeds: list[int],
+    coef: torch.Tensor,
+    S: int,
+    C: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The chunk's backward recursion, compiled: writes ``coef[:, :S]`` ``[K, S, B, J]`` (a
+    contiguous buffer with at least ``S`` rows) and returns the adjoints ``(lw, lu, la, lx)`` before
+    the chunk (see :func:`.chunk_kernels.backward` for the arguments)."""
+    import numba
+
+    from .chunk_kernels import backward
+
+    K, B, J = Psi.shape
+    kw = dict(dtype=Psi.dtype)
+    lw, lu = torch.empty((S, C, B, J), **kw), torch.empty((S, C, B, J), **kw)
+    la, lx = torch.empty((S, B, J), **kw), torch.empty((S, B, J), **kw)
+    none3, none4 = np.empty((0, 0, 0), Psi.numpy().dtype), np.empty((0, 0, 0, 0), Psi.numpy().dtype)
+    no_j = np.zeros(J, Psi.numpy().dtype)
+    names = ("has_sig", "has_reg", "zero_reset", "alif", "out_delta", "out_unit_gain", "pop_delta", "unit_gain")
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    backward(
+        Psi.numpy(),
+        none4 if Sig is None else Sig.numpy(),
+        none3 if Reg is None else Reg.numpy(),
+        none3 if Keep is None else Keep.numpy(),
+        out_c.numpy(),
+        pop_c.numpy(),
+        no_j if beta is None else beta.numpy(),
+        no_j if rho is None else rho.numpy(),
+        tuple(bool(flags[n]) for n in names) + (bool(flags["per_syn"]), bool(flags["seed"])),
+        np.asarray(seeds, dtype=np.int64),
+        coef.numpy(),
+        lw.numpy(),
+        lu.numpy(),
+        la.numpy(),
+        lx.numpy(),
+    )
+    return lw, lu, la, lx

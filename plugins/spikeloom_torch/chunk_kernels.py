@@ -1,0 +1,171 @@
+"""The Numba kernels of :mod:`.chunk_compiled`, imported the first time the pass runs (importing Numba
+and loading its compiled code adds about 160 MiB to the process).  Compiled on first use and
+cached next to this file (``cache=True``)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["backward", "by_row", "pass_rows"]
+
+
+@numba.njit(cache=True, nogil=True)
+def by_row(rows, ks, vals, n_rows):
+    """Counting sort of the entries by row: ``(start [n_rows + 1], k, value)`` grouped by row."""
+    start = np.zeros(n_rows + 1, dtype=np.int64)
+    for r in rows:
+        start[r + 1] += 1
+    for r in range(n_rows):
+        start[r + 1] += start[r]
+    at = start[:-1].copy()
+    k_out = np.empty(rows.size, dtype=np.int64)
+    v_out = np.empty(rows.size, dtype=vals.dtype)
+    for q in range(rows.size):
+        r = rows[q]
+        k_out[at[r]] = ks[q]
+        v_out[at[r]] = vals[q]
+        at[r] += 1
+    return start, k_out, v_out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, start, ks, vals, E, Eb):
+    B, n_pre, n_states, J = dims
+    X = E.shape[0]
+    parts = grads.shape[0]
+    for part in numba.prange(parts):  # part: a contiguous range of examples, its own gradient
+        grad = grads[part]
+        old = np.empty((n_states, J), dtype=grads.dtype)
+        for b in range(part * B // parts, (part + 1) * B // parts):
+            for i in range(n_pre):
+                g = grad[i]
+                if not fresh:
+                    s = S[b, i]
+                    for n in range(n_states):
+                        m0, sn = M0[b, n], s[n]
+                        for j in range(J):
+                            g[j] += m0[j] * sn[j]
+                    if update:
+                        for n in range(n_states):
+                            for j in range(J):
+                                old[n, j] = s[n, j]
+                        for n in range(n_states):
+                            sn, mix = s[n], Mix[b, n]
+                            for j in range(J):
+                                sn[j] = mix[0, j] * old[0, j]
+                            for m in range(1, n_states):
+                                for j in range(J):
+                                    sn[j] += mix[m, j] * old[m, j]
+                elif update:
+                    S[b, i] = 0
+                r = b * n_pre + i
+                for q in range(start[r], start[r + 1]):
+                    k, v = ks[q], vals[q]
+                    c = coef[k, 0, b]
+                    for j in range(J):
+                        g[j] += v * c[j]
+                    if update:
+                        s = S[b, i]
+                        for n in range(n_states):
+                            sn, c = s[n], coef[k, 1 + n, b]
+                            for j in range(J):
+                                sn[j] += v * c[j]
+                if update:
+                    s = S[b, i]
+                    for x in range(X):
+                        e = E[x, b, i]
+                        if e != 0:
+                            for n in range(n_states):
+                                sn, c = s[n], Eb[x, n, b]
+                                for j in range(J):
+                                    sn[j] += e * c[j]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def backward(Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds, coef, lw, lu, la, lx):
+    """The chunk's backward recursion over its steps (see ``_ChunkedPop._chunk``), per example.
+
+    ``Psi``, ``Reg``, ``Keep`` ``[K, B, J]`` (the last two read only where ``flags`` says so),
+    ``Sig`` ``[K, C, B, J]``; ``out_c`` ``[3, C]`` the readout channels' (alpha_mem, alpha_syn, g);
+    ``pop_c`` ``[3, J]`` the population's (alpha_mem, alpha_syn, g); ``flags``: has_sig, has_reg,
+    zero_reset, alif, out_delta, out_unit_gain, pop_delta, unit_gain, per_syn, seed; ``seeds``:
+    the rows of a, x, I, then of w and u per channel (-1: none).  Writes ``coef[:, :S]`` and the
+    adjoints ``lw``, ``lu`` ``[S, C, B, J]``, ``la``, ``lx`` ``[S, B, J]`` before the chunk."""
+    K, B, J = Psi.shape
+    S, C = lw.shape[0], lw.shape[1]
+    has_sig, has_reg, zero_reset, alif, out_delta, out_unit_gain, pop_delta, unit_gain, per_syn, seed = flags
+    row_a, row_x, row_I = seeds[0], seeds[1], seeds[2]
+    p_am, p_as, p_g = pop_c[0], pop_c[1], pop_c[2]
+    for b in numba.prange(B):
+        le = np.empty(J, dtype=Psi.dtype)
+        for s in range(S):
+            for c in range(C):
+                lw[s, c, b] = 0
+                lu[s, c, b] = 0
+            la[s, b] = 0
+            lx[s, b] = 0
+        if seed and alif:
+            la[row_a, b] = 1
+        for k in range(K - 1, -1, -1):
+            psi = Psi[k, b]
+            first = seed and k == K - 1
+            for s in range(S):
+                le[:] = 0
+                for c in range(C):
+                    w, u = lw[s, c, b], lu[s, c, b]
+                    am, as_, g = out_c[0, c], out_c[1, c], out_c[2, c]
+                    for j in range(J):
+                        w[j] *= am
+                    if has_sig and s == 0:
+                        sig = Sig[k, c, b]
+                        for j in range(J):
+                            w[j] += sig[j]
+                    if first and s == seeds[3 + c]:
+                        for j in range(J):
+                            w[j] += 1
+                    if out_delta:
+                        for j in range(J):
+                            u[j] = w[j] if out_unit_gain else g * w[j]
+                    else:
+                        for j in range(J):
+                            u[j] = (w[j] if out_unit_gain else g * w[j]) + as_ * u[j]
+                        if first and s == seeds[3 + C + c]:
+                            for j in range(J):
+                                u[j] += 1
+                    for j in range(J):
+                        le[j] += u[j]
+                for j in range(J):
+                    le[j] = psi[j] * le[j]
+                if has_reg and s == 0:
+                    reg = Reg[k, b]
+                    for j in range(J):
+                        le[j] += reg[j]
+                x = lx[s, b]
+                if alif:
+                    a = la[s, b]
+                    for j in range(J):
+                        ax = le[j] + psi[j] * a[j]
+                        a[j] = a[j] * (rho[j] - psi[j] * beta[j]) - beta[j] * le[j]
+                        le[j] = ax
+                if zero_reset:
+                    keep = Keep[k, b]
+                    for j in range(J):
+                        x[j] = le[j] + p_am[j] * keep[j] * x[j]
+                else:
+                    for j in range(J):
+                        x[j] = le[j] + p_am[j] * x[j]
+                if first and per_syn and s == row_x:
+                    for j in range(J):
+                        x[j] += 1
+                out = coef[k, s, b]
+                for j in range(J):
+                    out[j] = x[j] if unit_gain else p_g[j] * x[j]
+                if not pop_delta:
+                    if k + 1 < K:
+                        later = coef[k + 1, s, b]
+                        for j in range(J):
+                            out[j] += p_as[j] * later[j]
+                    if first and per_syn and s == row_I:
+                        for j in range(J):
+                            out[j] += 1
