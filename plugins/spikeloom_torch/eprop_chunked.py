@@ -85,7 +85,7 @@ def eprop_chunked(
     rate_target = rule.target_rate * built.dt / 1000.0
     for t in range(T):
         rec = sim.step()
-        delta = ro.step(t, rec, sim)
+        ro.record(t, rec, sim)
         for name, st in state.items():
             p, r = st.p, rec[name]
             theta = p.v_thresh + p.beta * r["a"] if p.kind == "ALIF" else p.v_thresh
@@ -99,10 +99,16 @@ def eprop_chunked(
             delivered = {
                 c.name: (sim.delivered(c), sim.delivered_positions(c)) for c in st.conns if c.name not in st.host
             }
-            st.record(t, psi, reg, delta, delivered, r["z"])
-            st.process(done=t + 1)
+            st.record(t, psi, reg, delivered, r["z"])
+        if any(st.due(t + 1) for st in state.values()):  # a chunk needs the learning signals so far
+            deltas = ro.flush()
+            for st in state.values():
+                st.delta.update(deltas)
+                st.process(done=t + 1)
 
+    deltas = ro.flush()
     for st in state.values():
+        st.delta.update(deltas)
         st.process(done=T, final=True)
 
     for st in state.values():
@@ -200,13 +206,19 @@ class _ChunkedPop:
         self.psi, self.reg, self.delta, self.inp, self.keep = {}, {}, {}, {}, {}
         self.tau0 = 0  # first eligibility step not yet processed
 
-    def record(self, t, psi, reg, delta, delivered, z):
-        """Keep step ``t``'s surrogate, regulariser term, learning signal (None outside the window),
-        the delivered spikes of connections from spiking populations, and for the zero reset ``1 - z``."""
-        self.psi[t], self.reg[t], self.delta[t] = psi, reg, delta
+    def record(self, t, psi, reg, delivered, z):
+        """Keep step ``t``'s surrogate, regulariser term, the delivered spikes of connections from
+        spiking populations, and for the zero reset ``1 - z`` (the learning signals arrive in
+        :attr:`delta` by step, None outside the window, before :meth:`process` needs them)."""
+        self.psi[t], self.reg[t] = psi, reg
         if self.zero_reset:
             self.keep[t] = 1 - z  # eps_v[t + 1] = alpha_mem keep[t] eps_v[t] + g eps_I[t + 1]
         self.inp[t] = delivered
+
+    def due(self, done: int) -> bool:
+        """Whether :meth:`process` would process a chunk after ``done`` steps."""
+        tau1 = min(self.tau0 + self.K, self.T)
+        return self.tau0 < self.T and done >= min(tau1 + self.depth, self.T)
 
     def process(self, done: int, final: bool = False) -> None:
         """Process every complete chunk whose learning signals are known after ``done`` steps."""

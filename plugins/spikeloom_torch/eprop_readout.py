@@ -25,8 +25,10 @@ def all_equal(x: torch.Tensor) -> bool:
 
 class ReadoutSide:
     """Per batch: call :meth:`step` once per time step after the network's step; it returns
-    ``delta`` ``[B, N_out]`` inside the loss window, else None.  ``grads`` (by trainable name,
-    device tensors) receives the readout's gradients as it goes."""
+    ``delta`` ``[B, N_out]`` inside the loss window, else None.  Or call :meth:`record` every step
+    and :meth:`flush` when the learning signals are needed: the loss, ``delta`` and the readout's
+    gradients are then computed for all steps since the last flush at once.  ``grads`` (by
+    trainable name, device tensors) receives the readout's gradients as it goes."""
 
     def __init__(
         self,
@@ -67,36 +69,60 @@ class ReadoutSide:
         self.bbar = torch.zeros(n_out, dtype=dtype, device=device)
         self.step_loss = torch.zeros(T, dtype=dtype, device=device)
         self.prob_sum = torch.zeros((B, n_out), dtype=dtype, device=device)
+        # steps recorded and not yet flushed: (t, Y, bbar, filtered spikes by connection) inside
+        # the loss window, and the steps outside it
+        self.pending: list[tuple] = []
+        self.pending_outside: list[int] = []
 
     def filter(self, f, x) -> None:
         """One step of the readout's filter on ``f = [current, membrane]`` with input ``x``."""
         f[0] = x if self.delta_synapse else self.as_ * f[0] + x
         f[1] = self.am * f[1] + (f[0] if self.unit_gain else self.g * f[0])
 
-    def step(self, t: int, rec: dict, sim) -> torch.Tensor | None:
-        Y = rec[self.name]["V"]
-        delta = None
-        if self.window[t]:
-            m = Y.amax(dim=1, keepdim=True)
-            e = torch.exp(Y - m)
-            s = e.sum(dim=1, keepdim=True)
-            prob = e / s
-            self.step_loss[t] = torch.sum(((Y - m) - torch.log(s)) * self.hot)
-            self.prob_sum = self.prob_sum + prob
-            delta = (prob - self.hot) / (self.B * self.n_window)
+    def record(self, t: int, rec: dict, sim) -> None:
+        """Step ``t``'s readout ``Y`` and filtered presynaptic spikes, kept until :meth:`flush`."""
         self.bbar = self.am * self.bbar + self.g
-        if delta is not None:
-            self.grads[f"{self.name}.bias"] += (delta * self.bbar).sum(dim=0)
+        kept = {}
         for c in self.conns:
             zb = self.zbar[c.name]
             s = sim.delivered(c)
             self.filter(zb, s[:, :, None] if self.hetero else s)
-            if delta is not None:
-                if self.hetero:
-                    self.grads[f"{c.name}.weight"] += (zb[1] * delta[:, None, :]).sum(dim=0)
-                else:
-                    self.grads[f"{c.name}.weight"] += zb[1].T @ delta
-        return delta
+            kept[c.name] = zb[1]
+        if self.window[t]:
+            self.pending.append((t, rec[self.name]["V"], self.bbar, kept))
+        else:
+            self.pending_outside.append(t)
+
+    def flush(self) -> dict[int, torch.Tensor | None]:
+        """The learning signals ``delta`` ``[B, N_out]`` of the steps recorded since the last flush
+        (None outside the loss window), all computed at once; adds their loss and gradients."""
+        deltas: dict[int, torch.Tensor | None] = dict.fromkeys(self.pending_outside)
+        self.pending_outside = []
+        if not self.pending:
+            return deltas
+        steps = [t for t, *_ in self.pending]
+        Y = torch.stack([y for _, y, _, _ in self.pending])  # [n, B, N_out]
+        logp = torch.log_softmax(Y, dim=2)
+        self.step_loss[steps] = torch.sum(logp * self.hot, dim=(1, 2))
+        prob = torch.exp(logp)
+        self.prob_sum += prob.sum(dim=0)
+        delta = (prob - self.hot) / (self.B * self.n_window)
+        bbar = torch.stack([torch.as_tensor(b, dtype=self.dtype, device=self.device) for _, _, b, _ in self.pending])
+        self.grads[f"{self.name}.bias"] += (delta * bbar.reshape(len(steps), 1, -1)).sum(dim=(0, 1))
+        for c in self.conns:
+            Z = torch.stack([kept[c.name] for *_, kept in self.pending])  # [n, B, N_pre] (or [n, B, N_pre, N_out])
+            if self.hetero:
+                self.grads[f"{c.name}.weight"] += (Z * delta[:, :, None, :]).sum(dim=(0, 1))
+            else:
+                self.grads[f"{c.name}.weight"] += Z.reshape(-1, Z.shape[2]).T @ delta.reshape(-1, self.n_out)
+        self.pending = []
+        deltas.update(zip(steps, delta.unbind(0), strict=True))
+        return deltas
+
+    def step(self, t: int, rec: dict, sim) -> torch.Tensor | None:
+        """:meth:`record` and :meth:`flush` for one step: its ``delta``, or None outside the window."""
+        self.record(t, rec, sim)
+        return self.flush()[t]
 
     def result(self, built: BuiltNetwork, masks: dict[str, torch.Tensor]):
         """``(loss, grads by trainable name, predictions)`` once every step has run and the hidden
