@@ -79,27 +79,21 @@ def eprop_chunked(
         conns = [c for c in built.incoming(name) if f"{c.name}.weight" in grads]
         to_out = [c for c in built.outgoing(name) if c.target == out_name]
         alloc = lambda key, shape, name=name: ws.get(("eprop", name, key), shape, dtype, device)  # noqa: E731
-        state[name] = _ChunkedPop(p, conns, to_out, feedback, hetero_out, out, inputs, sim, chunk, alloc)
+        state[name] = _ChunkedPop(p, conns, to_out, feedback, hetero_out, out, inputs, sim, chunk, alloc, rule)
 
     rate_decay = math.exp(-built.dt / RATE_TAU)
-    rate_target = rule.target_rate * built.dt / 1000.0
     for t in range(T):
         rec = sim.step()
         ro.record(t, rec, sim)
         for name, st in state.items():
-            p, r = st.p, rec[name]
-            theta = p.v_thresh + p.beta * r["a"] if p.kind == "ALIF" else p.v_thresh
-            psi = rule.surrogate(r["V"] - theta, p.v_thresh)
-            if "refractory" in r:
-                psi = psi * (1 - r["refractory"].to(dtype))
-            reg = None
+            r = rec[name]
+            rate = None
             if rule.c_reg:
-                st.rate = rate_decay * st.rate + (1 - rate_decay) * r["z"]
-                reg = (rule.c_reg / B) * (st.rate - rate_target) * psi
+                rate = st.rate = rate_decay * st.rate + (1 - rate_decay) * r["z"]
             delivered = {
                 c.name: (sim.delivered(c), sim.delivered_positions(c)) for c in st.conns if c.name not in st.host
             }
-            st.record(t, psi, reg, delivered, r["z"])
+            st.record(t, r, rate, delivered)
         if any(st.due(t + 1) for st in state.values()):  # a chunk needs the learning signals so far
             deltas = ro.flush()
             for st in state.values():
@@ -128,8 +122,10 @@ class _ChunkedPop:
     trace per presynaptic neuron, ``traces0``, brought forward once per chunk).
     """
 
-    def __init__(self, p, conns, to_out, feedback, hetero_out, out, inputs, sim, chunk, alloc):
+    def __init__(self, p, conns, to_out, feedback, hetero_out, out, inputs, sim, chunk, alloc, rule):
         B, T = sim.B, sim.T
+        self.rule = rule
+        self.rate_target = rule.target_rate * sim.built.dt / 1000.0
         self.p, self.conns, self.B, self.T, self.K = p, conns, B, T, max(1, min(int(chunk), T))
         self.alloc = alloc  # (key, shape) -> an uninitialised buffer kept between calls
         self.block_spikes = sim.block_spikes  # the input positions the Stepper's drive already found
@@ -203,16 +199,19 @@ class _ChunkedPop:
         # shared time constants: the presynaptic traces (eps_v, eps_I) at the step before the chunk
         self.traces0 = {c.name: None for c in conns}
         # per-step buffers by step
-        self.psi, self.reg, self.delta, self.inp, self.keep = {}, {}, {}, {}, {}
+        self.rec, self.rates, self.delta, self.inp, self.keep = {}, {}, {}, {}, {}
         self.tau0 = 0  # first eligibility step not yet processed
 
-    def record(self, t, psi, reg, delivered, z):
-        """Keep step ``t``'s surrogate, regulariser term, the delivered spikes of connections from
-        spiking populations, and for the zero reset ``1 - z`` (the learning signals arrive in
-        :attr:`delta` by step, None outside the window, before :meth:`process` needs them)."""
-        self.psi[t], self.reg[t] = psi, reg
+    def record(self, t, r, rate, delivered):
+        """Keep step ``t``'s membrane potential, adaptation and refractoriness (``r``, for the
+        surrogate), online rate (the regulariser; None without it), the delivered spikes of
+        connections from spiking populations, and for the zero reset ``1 - z`` (the learning
+        signals arrive in :attr:`delta` by step, None outside the window, before :meth:`process`
+        needs them)."""
+        self.rec[t] = {v: r[v] for v in ("V", "a", "refractory") if v in r}  # not I and z: less kept
+        self.rates[t] = rate
         if self.zero_reset:
-            self.keep[t] = 1 - z  # eps_v[t + 1] = alpha_mem keep[t] eps_v[t] + g eps_I[t + 1]
+            self.keep[t] = 1 - r["z"]  # eps_v[t + 1] = alpha_mem keep[t] eps_v[t] + g eps_I[t + 1]
         self.inp[t] = delivered
 
     def due(self, done: int) -> bool:
@@ -228,13 +227,26 @@ class _ChunkedPop:
                 return
             self._chunk(self.tau0, tau1, last=tau1 == self.T)
             for t in range(self.tau0, tau1):
-                del self.psi[t], self.reg[t], self.inp[t]
+                del self.rec[t], self.rates[t], self.inp[t]
             for t in [t for t in self.keep if t < tau1 - 1]:  # the next chunk reads keep[tau1 - 1]
                 del self.keep[t]
             for t in list(self.delta):
                 if t < tau1 + 1:  # the next chunk reads learning signals from tau1 + 1 on (delay >= 1)
                     del self.delta[t]
             self.tau0 = tau1
+
+    def _surrogates(self, tau0: int, tau1: int) -> torch.Tensor:
+        """``psi`` ``[K, B, J]`` of steps ``tau0 .. tau1-1``, 0 where refractory."""
+        p, K, steps = self.p, tau1 - tau0, range(tau0, tau1)
+        x = torch.stack([self.rec[t]["V"] for t in steps], out=self.alloc("psi", (self.K, self.B, p.n))[:K])
+        if self.alif:  # V - (v_thresh + beta a)
+            x.sub_(torch.stack([self.rec[t]["a"] for t in steps]).mul_(p.beta).add_(p.v_thresh))
+        else:
+            x.sub_(p.v_thresh)
+        psi = self.rule.surrogate(x, p.v_thresh)
+        if "refractory" in self.rec[tau0]:
+            psi.masked_fill_(torch.stack([self.rec[t]["refractory"] for t in steps]), 0)
+        return psi
 
     def _signals(self, tau0: int, tau1: int) -> torch.Tensor | None:
         """Learning signals reaching the eligibility of steps ``tau0 .. tau1-1`` per channel,
@@ -259,10 +271,12 @@ class _ChunkedPop:
         B, J, K = self.B, self.p.n, tau1 - tau0
         S = 1 if last else 1 + len(self.names)  # rows: the gradient, then one per carried state
         kw = self.kw
-        Psi = torch.stack([self.psi[t] for t in range(tau0, tau1)], out=self.alloc("psi", (self.K, B, J))[:K])
+        Psi = self._surrogates(tau0, tau1)
+        Reg = None
+        if self.rule.c_reg:
+            Rate = torch.stack([self.rates[t] for t in range(tau0, tau1)]).sub_(self.rate_target)
+            Reg = Rate.mul_(Psi).mul_(self.rule.c_reg / B)
         Sig = self._signals(tau0, tau1)
-        regs = [self.reg[t] for t in range(tau0, tau1)]
-        Reg = None if regs[0] is None else torch.stack(regs)
         coef_all = self.alloc("coef", (self.K, 1 + len(self.names), B, J))[:K]
         coef = coef_all[:, :S]  # d(row) / d(p[tau])
         if chunk_compiled.AVAILABLE and self.device.type == "cpu":

@@ -153,7 +153,7 @@ def test_buffers_do_not_grow_with_T(monkeypatch):
 
     def spy(self, t, *args):
         record(self, t, *args)
-        longest.append(max(len(self.psi), len(self.inp), len(self.delta)))
+        longest.append(max(len(self.rec), len(self.rates), len(self.inp), len(self.delta)))
 
     monkeypatch.setattr(eprop_chunked._ChunkedPop, "record", spy)
     case = dataclasses.replace(next(c for c in CHUNKED_CASES if c.id == "alif-delta-delay3-reg"), T=200)
