@@ -27,10 +27,19 @@ import importlib.util
 import numpy as np
 import torch
 
-__all__ = ["AVAILABLE", "chunk_pass"]
+__all__ = ["AVAILABLE", "MIN_WORK", "chunk_backward", "chunk_pass", "use"]
 
-#: whether the compiled pass can run (Numba installed)
+#: whether the compiled kernels can run (Numba installed)
 AVAILABLE = importlib.util.find_spec("numba") is not None
+
+#: the smallest population (batch size x neurons) the kernels run for: below it the torch
+#: operations are as fast, and a small network need not load Numba (about 160 MiB, 1 s)
+MIN_WORK = 1 << 13
+
+
+def use(batch: int, n: int, device: torch.device) -> bool:
+    """Whether a trained population of ``n`` neurons at batch size ``batch`` runs its chunks compiled."""
+    return AVAILABLE and device.type == "cpu" and batch * n >= MIN_WORK
 
 
 def chunk_pass(

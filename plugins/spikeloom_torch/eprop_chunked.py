@@ -125,6 +125,7 @@ class _ChunkedPop:
     def __init__(self, p, conns, to_out, feedback, hetero_out, out, inputs, sim, chunk, alloc, rule):
         B, T = sim.B, sim.T
         self.rule = rule
+        self.compiled = chunk_compiled.use(B, p.n, p.alpha_mem.device)  # Numba kernels (CPU)
         self.rate_target = rule.target_rate * sim.built.dt / 1000.0
         self.p, self.conns, self.B, self.T, self.K = p, conns, B, T, max(1, min(int(chunk), T))
         self.alloc = alloc  # (key, shape) -> an uninitialised buffer kept between calls
@@ -279,7 +280,7 @@ class _ChunkedPop:
         Sig = self._signals(tau0, tau1)
         coef_all = self.alloc("coef", (self.K, 1 + len(self.names), B, J))[:K]
         coef = coef_all[:, :S]  # d(row) / d(p[tau])
-        if chunk_compiled.AVAILABLE and self.device.type == "cpu":
+        if self.compiled:
             lw, lu, la, lx = self._backward_compiled(tau0, tau1, Psi, Sig, Reg, coef_all, S, last)
             lI = coef[0]
         else:
@@ -318,7 +319,7 @@ class _ChunkedPop:
             old = self.states[c.name]
             if not last and not self.per_syn:
                 self.traces0[c.name] = self._traces_end(c, p, K)
-            if chunk_compiled.AVAILABLE and p.flat is not None:
+            if self.compiled and p.flat is not None:
                 self._one_pass(c, p, coef_all, Mu, traces, boundary, last)
                 continue
             if products is None:

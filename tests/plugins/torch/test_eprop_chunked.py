@@ -13,8 +13,10 @@ import pytest
 
 pytest.importorskip("torch")
 
+import torch  # noqa: E402
+
 import spikeloom as sl  # noqa: E402
-from spikeloom_torch import chunk_spikes, dynamics, eprop_chunked, spikes, chunk_compiled  # noqa: E402
+from spikeloom_torch import chunk_compiled, chunk_spikes, dynamics, eprop_chunked, spikes  # noqa: E402
 
 from .corpus import CASES, Case  # noqa: E402
 from .helpers import RTOL64, assert_close  # noqa: E402
@@ -48,15 +50,16 @@ def _grads(case, chunk, monkeypatch):
 @pytest.fixture(params=["compiled", "sparse", "dense"])
 def spikes_kept(request, monkeypatch):
     """Run with every spike train kept as positions (the input drive a CSR product per block, the
-    recurrent drive one ``embedding_bag`` per step) and each chunk's states updated in the compiled
-    pass of :mod:`.chunk_compiled` ("compiled", skipped without Numba) or by torch operations
-    with a CSR product ("sparse"), or with every product dense."""
+    recurrent drive one ``embedding_bag`` per step) and each chunk's backward recursion and state
+    update compiled (:mod:`.chunk_compiled`, "compiled", at any size; skipped without Numba) or
+    in torch operations with a CSR product ("sparse"), or with every product dense."""
     below = 0.0 if request.param == "dense" else 2.0
     for module in (chunk_spikes, dynamics, spikes):
         monkeypatch.setattr(module, "SPARSE_BELOW", below)
     if request.param == "compiled" and not chunk_compiled.AVAILABLE:
         pytest.skip("numba is not installed")
     monkeypatch.setattr(chunk_compiled, "AVAILABLE", request.param == "compiled")
+    monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
     return request.param
 
 
@@ -103,6 +106,7 @@ def test_which_state_update_runs(mode, monkeypatch):
     for module in (chunk_spikes, dynamics, spikes):
         monkeypatch.setattr(module, "SPARSE_BELOW", 0.0 if mode == "dense" else 2.0)
     monkeypatch.setattr(chunk_compiled, "AVAILABLE", mode == "compiled")
+    monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
     passes, csr = [], []
     original_pass, original_add = chunk_compiled.chunk_pass, chunk_spikes.ChunkSpikes.add_to_states
     monkeypatch.setattr(chunk_compiled, "chunk_pass", lambda *a, **kw: passes.append(1) or original_pass(*a, **kw))
@@ -117,18 +121,22 @@ def test_which_state_update_runs(mode, monkeypatch):
     assert mode == "compiled" or csr
 
 
-def test_importing_the_backend_does_not_load_numba():
-    """Numba (about 160 MiB) is loaded by the first compiled pass, not by ``import spikeloom`` or BPTT."""
+@pytest.mark.parametrize("rule", ["BPTT", "EProp"])
+def test_small_networks_do_not_load_numba(rule):
+    """Numba (about 160 MiB) is loaded by the first compiled chunk of a population with at least
+    ``MIN_WORK`` batch entries x neurons, not by ``import spikeloom``, BPTT or a small e-prop run."""
     code = (
         "import sys, numpy as np, spikeloom as sl\n"
-        "net = sl.Network([sl.SpikeInput('i', 4), sl.LIF('h', 3), sl.LI('o', 2)],"
+        "net = sl.Network([sl.SpikeInput('i', 4), sl.ALIF('h', 3), sl.LI('o', 2)],"
         " [sl.Connection('i', 'h'), sl.Connection('h', 'o')])\n"
-        "c = sl.get_backend('torch').compile(net, rule=sl.BPTT(), readout=sl.Readout('o', 'per_step'))\n"
+        f"c = sl.get_backend('torch').compile(net, rule=sl.{rule}(), readout=sl.Readout('o', 'per_step'))\n"
         "c.loss_and_grads(np.ones((5, 2, 4)), np.array([0, 1]))\n"
         "print('numba' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+    assert chunk_compiled.use(2, 3, torch.device("cpu")) is False
+    assert chunk_compiled.use(32, 256, torch.device("cpu")) is chunk_compiled.AVAILABLE
 
 
 @pytest.mark.parametrize("case_id", ["alif-exp-delay2", "lif-delta-scale-input", "alif-zero-het-random"])
