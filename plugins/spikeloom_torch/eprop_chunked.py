@@ -42,6 +42,7 @@ from .chunk_spikes import ChunkSpikes
 from .dynamics import PopConst, Stepper
 from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
 from .spikes import StreamedInput
+from .surrogate_ops import surrogate_
 from .workspace import Workspace
 
 __all__ = ["CHUNK", "eprop_chunked"]
@@ -244,7 +245,7 @@ class _ChunkedPop:
             x.sub_(torch.stack([self.rec[t]["a"] for t in steps]).mul_(p.beta).add_(p.v_thresh))
         else:
             x.sub_(p.v_thresh)
-        psi = self.rule.surrogate(x, p.v_thresh)
+        psi = surrogate_(self.rule.surrogate, x, p.v_thresh)  # in place
         if "refractory" in self.rec[tau0]:
             psi.masked_fill_(torch.stack([self.rec[t]["refractory"] for t in steps]), 0)
         return psi
