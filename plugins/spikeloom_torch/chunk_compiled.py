@@ -55,8 +55,10 @@ def chunk_pass(
     vals: np.ndarray | None,
     E: torch.Tensor,
     Eb: torch.Tensor,
-) -> None:
-    """The chunk's pass, in place on ``S`` and ``grad``.
+    filters: np.ndarray | None = None,
+) -> torch.Tensor | None:
+    """The chunk's pass, in place on ``S`` and ``grad``; with ``filters`` ``[W, K]`` (float64) it
+    also returns ``sum_k filters[w, k] p[k, b, i]`` ``[W, B, I]`` (the traces at the chunk's end).
 
     ``dims`` ``(B, I, n, J)``; ``S`` ``[B, I, n, J]`` the states before the chunk (``fresh``: all
     zero, not read; None when neither read nor updated), replaced by those after it when ``update``; ``grad`` ``[I, J]``; ``M0`` ``[B, n, J]`` and ``Mix``
@@ -81,6 +83,8 @@ def chunk_pass(
     if S is None:
         S = torch.empty((1, 1, 1, 1), dtype=grad.dtype)
     grads = np.zeros((threads,) + tuple(grad.shape), dtype=dtype)
+    wk = np.zeros((0, 1)) if filters is None else np.ascontiguousarray(filters, dtype=np.float64)
+    ends = np.empty((wk.shape[0], B, n_pre), dtype=dtype)
     pass_rows(
         S.numpy(),
         dims,
@@ -95,8 +99,11 @@ def chunk_pass(
         vs,
         E.numpy(),
         Eb.numpy(),
+        wk,
+        ends,
     )
     grad += torch.from_numpy(grads.sum(axis=0))
+    return None if filters is None else torch.from_numpy(ends)
 
 
 def chunk_backward(

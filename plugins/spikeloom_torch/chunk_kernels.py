@@ -30,7 +30,7 @@ def by_row(rows, ks, vals, n_rows):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, start, ks, vals, E, Eb):
+def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, start, ks, vals, E, Eb, wk, ends):
     B, n_pre, n_states, J = dims
     X = E.shape[0]
     parts = grads.shape[0]
@@ -60,6 +60,11 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, start, ks, vals, E, 
                 elif update:
                     S[b, i] = 0
                 r = b * n_pre + i
+                for w in range(wk.shape[0]):  # the spikes filtered with weights wk[w] over the chunk
+                    f = 0.0
+                    for q in range(start[r], start[r + 1]):
+                        f += wk[w, ks[q]] * vals[q]
+                    ends[w, b, i] = f
                 for q in range(start[r], start[r + 1]):
                     k, v = ks[q], vals[q]
                     c = coef[k, 0, b]

@@ -318,11 +318,15 @@ class _ChunkedPop:
             for e, m in zip(traces, boundary, strict=False):  # no traces before the first chunk
                 acc.addmm_(e.T, m[0])
             old = self.states[c.name]
-            if not last and not self.per_syn:
-                self.traces0[c.name] = self._traces_end(c, p, K)
+            ends = not last and not self.per_syn  # the presynaptic traces at the chunk's end are kept
             if self.compiled and p.flat is not None:
-                self._one_pass(c, p, coef_all, Mu, traces, boundary, last)
+                filtered = self._one_pass(c, p, coef_all, Mu, traces, boundary, last, ends)
+                if ends:
+                    self.traces0[c.name] = self._traces_end(c, K, *filtered)
                 continue
+            if ends:
+                wv, wI = self._end_weights(K)
+                self.traces0[c.name] = self._traces_end(c, K, p.filter_end(wv), p.filter_end(wI))
             if products is None:
                 products = self._products(coef, boundary, K, last)
             G, Cs = products
@@ -440,9 +444,10 @@ class _ChunkedPop:
             Cs[(K + x) * B : (K + x + 1) * B].view(B, nS, J).copy_(m[1:].permute(1, 0, 2))
         return G, Cs
 
-    def _one_pass(self, c, p: ChunkSpikes, coef_all, Mu, traces, boundary, last: bool) -> None:
+    def _one_pass(self, c, p: ChunkSpikes, coef_all, Mu, traces, boundary, last: bool, ends: bool):
         """The chunk's gradient and state update for connection ``c`` in one compiled pass over its
-        states (:mod:`.chunk_compiled`; CPU, sparse spikes)."""
+        states (:mod:`.chunk_compiled`; CPU, sparse spikes); with ``ends``, returns the chunk's
+        spikes filtered with :meth:`_end_weights`, ``[2, B, I]``."""
         B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
         old = self.states[c.name]
         fresh = old is None
@@ -458,8 +463,9 @@ class _ChunkedPop:
             Eb = torch.stack([m[1:] for m in boundary[: len(traces)]])  # [X, nS, B, J]
         else:
             E, Eb = torch.empty((0, B, p.I), **kw), torch.empty((0, nS, B, J), **kw)
-        chunk_compiled.chunk_pass(
-            old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef_all, p.flat, p.vals, E, Eb
+        filters = np.stack(self._end_weights(p.K)) if ends else None
+        return chunk_compiled.chunk_pass(
+            old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef_all, p.flat, p.vals, E, Eb, filters
         )
 
     def _spikes(self, c, tau0: int, tau1: int) -> ChunkSpikes:
@@ -475,17 +481,22 @@ class _ChunkedPop:
         steps = [self.inp[t][c.name] for t in range(tau0, tau1)]
         return ChunkSpikes.from_steps([s for s, _ in steps], [f for _, f in steps])
 
-    def _traces_end(self, c, p: ChunkSpikes, K: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The presynaptic traces ``(eps_v, eps_I)`` at the chunk's last step, from those before it
-        and the chunk's spikes (shared time constants: one trace per presynaptic neuron)."""
+    def _end_weights(self, K: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(wv, wI)`` ``[K]``: eps_v and eps_I at the chunk's last step per spike delivered at
+        step k of the chunk (shared time constants)."""
         am, as_, g = float(self.p_am), float(self.p_as), float(self.p_g)
         m = np.arange(K)
         to_v = am ** (K - 1 - m)  # eps_v at the end per unit of g eps_I[m]
         hold = np.triu(as_ ** np.maximum(m[None, :] - m[:, None], 0))  # [k, m]: eps_I[m] per unit of p[k]
-        wv, wI = g * hold @ to_v, as_ ** (K - 1 - m)
-        v, i = p.filter_end(wv), p.filter_end(wI)
+        return g * hold @ to_v, as_ ** (K - 1 - m)
+
+    def _traces_end(self, c, K: int, v: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The presynaptic traces ``(eps_v, eps_I)`` at the chunk's last step, from those before it
+        and the chunk's spikes filtered with :meth:`_end_weights` (``v``, ``i`` ``[B, I]``)."""
         if self.traces0[c.name] is not None:
+            am, as_, g = float(self.p_am), float(self.p_as), float(self.p_g)
+            m = np.arange(K)
             v0, i0 = self.traces0[c.name]
-            v = v + am**K * v0 + g * float(np.sum(to_v * as_ ** (m + 1))) * i0
+            v = v + am**K * v0 + g * float(np.sum(am ** (K - 1 - m) * as_ ** (m + 1))) * i0
             i = i + as_**K * i0
         return v, i
