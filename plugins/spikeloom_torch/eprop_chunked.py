@@ -261,9 +261,14 @@ class _ChunkedPop:
                 continue
             zero = torch.zeros((B, rows[0].shape[1] if rows[0] is not None else self.n_out), **self.kw)
             D = torch.stack([zero if r is None else r for r in rows])  # [K, B, n_out]
-            if out is None:
-                out = self.alloc("signals", (self.K, len(self.channels), B, self.p.n))[:K].zero_()
             fb = self.fb[rc.name]  # [J, n_out]
+            C = len(self.channels)
+            if out is None:
+                out = self.alloc("signals", (self.K, C, B, self.p.n))[:K]
+                if C == 1 and self.channels[0][1] is None:  # one product writes all of it
+                    torch.mm(D.reshape(K * B, -1), fb.T, out=out.view(K * B, self.p.n))
+                    continue
+                out.zero_()
             for ch, (rc2, k) in enumerate(self.channels):
                 if rc2 is rc:
                     out[:, ch] = D @ fb.T if k is None else D[:, :, k : k + 1] * fb[:, k]
