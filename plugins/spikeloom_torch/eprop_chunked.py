@@ -18,8 +18,12 @@ per-synapse state at its start (adjoints ``lambda``; products of decay factors a
 recurrences, never by division).  Spikes are sparse, so on the CPU both products with them are
 sparse (:mod:`.chunk_spikes`): the gradient adds up rows of a ``[K B, N_post]`` coefficient matrix,
 and the states ``[B, N_pre, states, N_post]``, once scaled in place by their own coefficients,
-receive the chunk in one CSR x dense product.  Memory is O((K + delay) B N) for the per-neuron
-quantities, plus the per-synapse states: independent of T.
+receive the chunk in one CSR x dense product.  With Numba, on the CPU and for large enough
+populations (:func:`.chunk_compiled.use`), the recursion is one compiled call per chunk and the
+states' share of the gradient, their scaling and the chunk's additions are one compiled pass over
+them (:mod:`.chunk_compiled`).  The surrogate and the readout's side (loss, learning signals,
+readout gradients) are evaluated for a chunk's steps at once.  Memory is O((K + delay) B N) for
+the per-neuron quantities, plus the per-synapse states: independent of T.
 
 Used for every e-prop setup.  The zero reset's factor ``(1 - z_j[t-1])`` on eps_v is one more
 post-only coefficient: eps_v then becomes a per-synapse state, as with per-neuron time constants.
