@@ -1,23 +1,27 @@
-"""One pass over the per-synapse states of a chunk of chunked e-prop (:mod:`.eprop_chunked`), on
-the CPU, compiled with Numba (:mod:`.chunk_kernels`).
+"""The heavy parts of a chunk of chunked e-prop (:mod:`.eprop_chunked`) compiled with Numba, on
+the CPU (kernels in :mod:`.chunk_kernels`).
 
-A chunk reads, scales and adds to the states ``S`` ``[B, N_pre, states, N_post]`` (0.5 GB for
-B = 256 and 956 presynaptic neurons in float32), and adds each spike's row of coefficients to
-the gradient.  As separate torch operations that is four to six passes over ``S``; this kernel
-makes one, row ``(b, i)`` at a time; the threads share out the examples ``b``, each adding to
-its own copy of the gradient::
+:func:`chunk_backward` runs the chunk's backward recursion in one call (the examples shared out
+between the threads) instead of eight torch operations per step.
 
-    grad[i]    += sum_n M0[b, n] * S[b, i, n]                       (the states' share, from S before the chunk)
-    S[b, i, n]  = sum_m Mix[b, n, m] * S[b, i, m]                   (carried through the chunk)
-    S[b, i, n] += sum_k p[k, b, i] coef[k, 1 + n, b]  + sum_x E[x, b, i] Eb[x, n, b]
+:func:`chunk_pass` makes one pass over a connection's per-synapse states ``S``
+``[B, N_pre, states, N_post]`` (0.5 GB for B = 256 and 956 presynaptic neurons in float32), where
+the torch operations make four to six: row ``(b, i)`` at a time, the threads sharing out the
+examples ``b``, each adding to its own copy of the gradient::
+
+    grad[i]    += sum_n M0[b, n] * S[b, i, n]           (the states' share, S before the chunk)
+    S[b, i, n]  = sum_m Mix[b, n, m] * S[b, i, m]       (carried through the chunk)
+    S[b, i, n] += sum_k p[k, b, i] coef[k, 1 + n, b] + sum_x E[x, b, i] Eb[x, n, b]
     grad[i]    += sum_k p[k, b, i] coef[k, 0, b]
 
 (all per postsynaptic neuron ``j``; ``p`` the chunk's delivered spikes, given by the rows and
 steps of their non-zero entries).  The sums are those of the torch path in
-:meth:`.chunk_spikes.ChunkSpikes.add_to_states` and :meth:`~.chunk_spikes.ChunkSpikes.weight_grad`, in
-another order.  Numba is optional (the ``torch`` extra installs it): without it the torch
-operations run.  It is imported only when the pass first runs, so BPTT and ``import spikeloom``
-never load it.
+:meth:`.chunk_spikes.ChunkSpikes.add_to_states` and :meth:`~.chunk_spikes.ChunkSpikes.weight_grad`,
+in another order.
+
+Numba is optional (the ``torch`` extra installs it): without it the torch operations run.  It is
+imported only when a chunk first runs compiled (:func:`use`), so BPTT, small networks and
+``import spikeloom`` never load it.
 """
 
 from __future__ import annotations
@@ -61,8 +65,9 @@ def chunk_pass(
     also returns ``sum_k filters[w, k] p[k, b, i]`` ``[W, B, I]`` (the traces at the chunk's end).
 
     ``dims`` ``(B, I, n, J)``; ``S`` ``[B, I, n, J]`` the states before the chunk (``fresh``: all
-    zero, not read; None when neither read nor updated), replaced by those after it when ``update``; ``grad`` ``[I, J]``; ``M0`` ``[B, n, J]`` and ``Mix``
-    ``[B, n, n, J]`` the coefficients of the states before the chunk (read unless ``fresh``);
+    zero, not read; None when neither read nor updated), replaced by those after it when
+    ``update``; ``grad`` ``[I, J]``; ``M0`` ``[B, n, J]`` and ``Mix`` ``[B, n, n, J]`` the
+    coefficients of the states before the chunk (read unless ``fresh``);
     ``coef`` ``[K, 1 + n, B, J]`` those of the spikes (row 0 for the gradient, rows ``1 + n`` for
     the states, read only when ``update``); the spikes as the flat indices ``flat`` of the non-zero
     entries of ``p`` ``[K, B, I]`` and their values (None: all 1); ``E`` ``[X, B, I]`` the

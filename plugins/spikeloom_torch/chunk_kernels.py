@@ -1,6 +1,6 @@
-"""The Numba kernels of :mod:`.chunk_compiled`, imported the first time the pass runs (importing Numba
-and loading its compiled code adds about 160 MiB to the process).  Compiled on first use and
-cached next to this file (``cache=True``)."""
+"""The Numba kernels of :mod:`.chunk_compiled` (their arguments are described there), imported
+the first time a chunk runs compiled: importing Numba and loading its compiled code adds about
+160 MiB to the process.  Compiled on first use and cached next to this file (``cache=True``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ def by_row(rows, ks, vals, n_rows):
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, start, ks, vals, E, Eb, wk, ends):
+    """:func:`.chunk_compiled.chunk_pass` on numpy arrays: ``grads`` ``[parts, I, J]`` (one gradient
+    per part of the examples), the spikes grouped by row ``b I + i`` (``start``, steps ``ks``,
+    values ``vals``, from :func:`by_row`), ``wk`` ``[W, K]`` filters whose sums go to ``ends``."""
     B, n_pre, n_states, J = dims
     X = E.shape[0]
     parts = grads.shape[0]

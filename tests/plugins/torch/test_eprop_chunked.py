@@ -107,18 +107,45 @@ def test_which_state_update_runs(mode, monkeypatch):
         monkeypatch.setattr(module, "SPARSE_BELOW", 0.0 if mode == "dense" else 2.0)
     monkeypatch.setattr(chunk_compiled, "AVAILABLE", mode == "compiled")
     monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
-    passes, csr = [], []
+    passes, backwards, csr = [], [], []
     original_pass, original_add = chunk_compiled.chunk_pass, chunk_spikes.ChunkSpikes.add_to_states
+    original_backward = chunk_compiled.chunk_backward
     monkeypatch.setattr(chunk_compiled, "chunk_pass", lambda *a, **kw: passes.append(1) or original_pass(*a, **kw))
+    monkeypatch.setattr(
+        chunk_compiled, "chunk_backward", lambda *a, **kw: backwards.append(1) or original_backward(*a, **kw)
+    )
     monkeypatch.setattr(
         chunk_spikes.ChunkSpikes,
         "add_to_states",
         lambda *a, **kw: csr.append(a[0].dense is None) or original_add(*a, **kw),
     )
     _grads(next(c for c in CHUNKED_CASES if c.id == "alif-exp-delay2"), 5, monkeypatch)
-    assert bool(passes) == (mode == "compiled")
+    assert bool(passes) == bool(backwards) == (mode == "compiled")
     assert csr == {"compiled": [], "sparse": [True] * len(csr), "dense": [False] * len(csr)}[mode]
     assert mode == "compiled" or csr
+
+
+@pytest.mark.parametrize("case_id", ["alif-exp-delay2", "alif-delta-delay3-reg", "lif-het-exp-random"])
+def test_compiled_float32_agrees_with_torch_operations(case_id, monkeypatch):
+    """In float32 the compiled kernels and the torch operations give the same gradients to
+    float32 round-off (same forward run, so the same spikes)."""
+    if not chunk_compiled.AVAILABLE:
+        pytest.skip("numba is not installed")
+    case = next(c for c in CHUNKED_CASES if c.id == case_id)
+    x, labels = case.inputs()
+    for module in (chunk_spikes, dynamics, spikes):
+        monkeypatch.setattr(module, "SPARSE_BELOW", 2.0)
+    monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
+    monkeypatch.setattr(eprop_chunked, "CHUNK", 7)
+    grads = {}
+    for compiled in (True, False):
+        monkeypatch.setattr(chunk_compiled, "AVAILABLE", compiled)
+        net = TORCH.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype="float32")
+        grads[compiled] = net.loss_and_grads(x, labels).grads
+    for name, g in grads[False].items():
+        assert g.dtype == np.float32
+        scale = float(np.max(np.abs(g))) or 1.0
+        np.testing.assert_allclose(grads[True][name], g, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
 
 
 @pytest.mark.parametrize("rule", ["BPTT", "EProp"])
