@@ -247,6 +247,19 @@ def _run_li(p: PopConst, drive: torch.Tensor | None, T: int, B: int, keep: set[s
     return out
 
 
+def spike_positions(s: torch.Tensor) -> tuple | None:
+    """``(flat indices, columns, where each batch row starts)`` of the non-zero entries of spikes
+    ``s`` ``[B, N]`` (CPU), the last two as tensors for ``embedding_bag``; None when at least
+    ``SPARSE_BELOW`` of them are non-zero."""
+    # numpy's vectorised comparison and bool nonzero: under half of torch.nonzero's time here
+    flat = np.flatnonzero(s.numpy().reshape(-1) != 0)
+    if flat.size >= SPARSE_BELOW * s.numel():
+        return None
+    B, n = s.shape
+    starts = np.searchsorted(flat, np.arange(B) * n)
+    return flat, torch.from_numpy(flat % n), torch.from_numpy(starts)
+
+
 def _run_spiking_group(
     members: list[PopConst],
     plan: Plan,
@@ -284,7 +297,6 @@ def _run_spiking_group(
     # per source: by step, the flat indices of its spikes [B, N] and, for the products, their columns
     # and where each batch row's spikes start (None once a step is not sparse)
     found: dict[str, dict[int, tuple] | None] = {p.name: ({} if on_cpu else None) for p in members}
-    row_starts = {p.name: np.arange(B) * p.n for p in members}
 
     def positions(name: str, ts: int, s: torch.Tensor) -> tuple | None:
         seen = found[name]
@@ -292,17 +304,11 @@ def _run_spiking_group(
             return None
         pos = seen.get(ts)
         if pos is None:
-            # numpy's vectorised comparison and bool nonzero: under half of torch.nonzero's time here
-            flat = np.flatnonzero(s.numpy().reshape(-1) != 0)
-            if flat.size >= SPARSE_BELOW * s.numel():
+            pos = spike_positions(s)
+            if pos is None:
                 found[name] = None
                 return None
-            n = s.shape[1]
-            pos = seen[ts] = (
-                flat,
-                torch.from_numpy(flat % n),
-                torch.from_numpy(np.searchsorted(flat, row_starts[name])),
-            )
+            seen[ts] = pos
         return pos
 
     internal = {
@@ -477,12 +483,7 @@ class Stepper:
         if seen is None:
             return None
         if ts not in seen:
-            flat = np.flatnonzero(s.numpy().reshape(-1) != 0)
-            n = s.shape[1]
-            seen[ts] = None
-            if flat.size < SPARSE_BELOW * s.numel():
-                starts = np.searchsorted(flat, np.arange(self.B) * n)
-                seen[ts] = (flat, torch.from_numpy(flat % n), torch.from_numpy(starts))
+            seen[ts] = spike_positions(s)
             for old in [k for k in seen if k < ts - self._depth[src]]:
                 del seen[old]
         return seen[ts]
