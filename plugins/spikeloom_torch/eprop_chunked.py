@@ -207,6 +207,7 @@ class _ChunkedPop:
         # per-step buffers by step
         self.rec, self.rates, self.delta, self.inp, self.keep = {}, {}, {}, {}, {}
         self.tau0 = 0  # first eligibility step not yet processed
+        self.constants = self._compiled_constants() if self.compiled else None
 
     def record(self, t, r, rate, delivered):
         """Keep step ``t``'s membrane potential, adaptation and refractoriness (``r``, for the
@@ -319,6 +320,8 @@ class _ChunkedPop:
         # (eps_v, eps_I) at tau0 - 1, which multiply the traces kept per presynaptic neuron
         boundary = [] if self.per_syn else [m for m in (bx, bI) if m is not None]
         Mu = torch.stack([mu[n] for n in self.names]) if self.names else None  # [nS, S, B, J]
+        ends = not last and not self.per_syn  # the presynaptic traces at the chunk's end are kept
+        end_weights = self._end_weights(K) if ends else None
         products = None
         for c in self.conns:
             p = self._spikes(c, tau0, tau1)
@@ -327,15 +330,13 @@ class _ChunkedPop:
             for e, m in zip(traces, boundary, strict=False):  # no traces before the first chunk
                 acc.addmm_(e.T, m[0])
             old = self.states[c.name]
-            ends = not last and not self.per_syn  # the presynaptic traces at the chunk's end are kept
             if self.compiled and p.flat is not None:
-                filtered = self._one_pass(c, p, coef_all, Mu, traces, boundary, last, ends)
+                filtered = self._one_pass(c, p, coef_all, Mu, traces, boundary, last, end_weights)
                 if ends:
                     self.traces0[c.name] = self._traces_end(c, K, *filtered)
                 continue
             if ends:
-                wv, wI = self._end_weights(K)
-                self.traces0[c.name] = self._traces_end(c, K, p.filter_end(wv), p.filter_end(wI))
+                self.traces0[c.name] = self._traces_end(c, K, *(p.filter_end(w) for w in end_weights))
             if products is None:
                 products = self._products(coef, boundary, K, last)
             G, Cs = products
@@ -409,33 +410,51 @@ class _ChunkedPop:
                     lI[self.row[("I",)]] += 1.0
         return lw, lu, la, lx, lI
 
-    def _backward_compiled(self, tau0, tau1, Psi, Sig, Reg, coef_all, S: int, last: bool):
-        """The same recursion compiled (:func:`.chunk_compiled.chunk_backward`, CPU)."""
+    def _compiled_constants(self) -> dict:
+        """The compiled recursion's arguments that stay the same from chunk to chunk."""
         J, C = self.p.n, len(self.channels)
-        Keep = torch.stack([self.keep[t] for t in range(tau0, tau1)]) if self.zero_reset else None
-        out_c = torch.stack([v.reshape(-1) for v in (self.c_am, self.c_as, self.c_g)])  # [3, C]
-        pop_c = torch.stack(
-            [torch.as_tensor(v, **self.kw).reshape(-1).expand(J) for v in (self.p_am, self.p_as, self.p_g)]
-        )
-        flags = dict(
-            has_sig=Sig is not None,
-            has_reg=Reg is not None,
-            zero_reset=self.zero_reset,
-            alif=self.alif,
-            out_delta=self.out_delta,
-            out_unit_gain=self.out_unit_gain,
-            pop_delta=self.pop_delta,
-            unit_gain=self.p.unit_gain,
-            per_syn=self.per_syn,
-            seed=not last,
-        )
-        row = lambda n: self.row.get(n, -1) if not last else -1  # noqa: E731
+        row = lambda n: self.row.get(n, -1)  # noqa: E731
         seeds = [row(("a",)), row(("x",)), row(("I",))]
         seeds += [row(("w", ch)) for ch in range(C)] + [row(("u", ch)) for ch in range(C)]
-        beta = self.beta.reshape(-1) if self.alif else None
-        rho = self.rho.reshape(-1) if self.alif else None
+        return dict(
+            out_c=torch.stack([v.reshape(-1) for v in (self.c_am, self.c_as, self.c_g)]).contiguous(),  # [3, C]
+            pop_c=torch.stack(
+                [torch.as_tensor(v, **self.kw).reshape(-1).expand(J) for v in (self.p_am, self.p_as, self.p_g)]
+            ).contiguous(),  # [3, J]
+            beta=self.beta.reshape(-1) if self.alif else None,
+            rho=self.rho.reshape(-1) if self.alif else None,
+            flags=dict(
+                zero_reset=self.zero_reset,
+                alif=self.alif,
+                out_delta=self.out_delta,
+                out_unit_gain=self.out_unit_gain,
+                pop_delta=self.pop_delta,
+                unit_gain=self.p.unit_gain,
+                per_syn=self.per_syn,
+            ),
+            seeds=seeds,
+        )
+
+    def _backward_compiled(self, tau0, tau1, Psi, Sig, Reg, coef_all, S: int, last: bool):
+        """The same recursion compiled (:func:`.chunk_compiled.chunk_backward`, CPU)."""
+        k = self.constants
+        Keep = torch.stack([self.keep[t] for t in range(tau0, tau1)]) if self.zero_reset else None
+        flags = dict(k["flags"], has_sig=Sig is not None, has_reg=Reg is not None, seed=not last)
+        seeds = [-1] * len(k["seeds"]) if last else k["seeds"]  # the last chunk carries no states
         return chunk_compiled.chunk_backward(
-            Psi, Sig, Reg, Keep, out_c.contiguous(), pop_c.contiguous(), beta, rho, flags, seeds, coef_all, S, C
+            Psi,
+            Sig,
+            Reg,
+            Keep,
+            k["out_c"],
+            k["pop_c"],
+            k["beta"],
+            k["rho"],
+            flags,
+            seeds,
+            coef_all,
+            S,
+            len(self.channels),
         )
 
     def _products(self, coef, boundary, K: int, last: bool):
@@ -453,10 +472,10 @@ class _ChunkedPop:
             Cs[(K + x) * B : (K + x + 1) * B].view(B, nS, J).copy_(m[1:].permute(1, 0, 2))
         return G, Cs
 
-    def _one_pass(self, c, p: ChunkSpikes, coef_all, Mu, traces, boundary, last: bool, ends: bool):
+    def _one_pass(self, c, p: ChunkSpikes, coef_all, Mu, traces, boundary, last: bool, end_weights):
         """The chunk's gradient and state update for connection ``c`` in one compiled pass over its
-        states (:mod:`.chunk_compiled`; CPU, sparse spikes); with ``ends``, returns the chunk's
-        spikes filtered with :meth:`_end_weights`, ``[2, B, I]``."""
+        states (:mod:`.chunk_compiled`; CPU, sparse spikes); with ``end_weights``
+        (:meth:`_end_weights`), returns the chunk's spikes filtered with them, ``[2, B, I]``."""
         B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
         old = self.states[c.name]
         fresh = old is None
@@ -472,7 +491,7 @@ class _ChunkedPop:
             Eb = torch.stack([m[1:] for m in boundary[: len(traces)]])  # [X, nS, B, J]
         else:
             E, Eb = torch.empty((0, B, p.I), **kw), torch.empty((0, nS, B, J), **kw)
-        filters = np.stack(self._end_weights(p.K)) if ends else None
+        filters = None if end_weights is None else np.stack(end_weights)
         return chunk_compiled.chunk_pass(
             old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef_all, p.flat, p.vals, E, Eb, filters
         )

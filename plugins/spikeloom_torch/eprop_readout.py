@@ -107,7 +107,7 @@ class ReadoutSide:
         prob = torch.exp(logp)
         self.prob_sum += prob.sum(dim=0)
         delta = (prob - self.hot) / (self.B * self.n_window)
-        bbar = torch.stack([torch.as_tensor(b, dtype=self.dtype, device=self.device) for _, _, b, _ in self.pending])
+        bbar = torch.stack([b for _, _, b, _ in self.pending])  # [n, N_out]
         self.grads[f"{self.name}.bias"] += (delta * bbar.reshape(len(steps), 1, -1)).sum(dim=(0, 1))
         for c in self.conns:
             Z = torch.stack([kept[c.name] for *_, kept in self.pending])  # [n, B, N_pre] (or [n, B, N_pre, N_out])
