@@ -30,7 +30,7 @@ import numpy as np
 import spikeloom as sl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import hidden_activity  # noqa: E402
+from train_step import hidden_activity, timed_steps  # noqa: E402
 from train_step import network as standard_network  # noqa: E402
 
 
@@ -135,13 +135,7 @@ def measure(name: str, rule: str, T: int, B: int, N: int, repeats: int) -> dict:
     sync(name)
     warm = time.perf_counter() - t0
     peak = peak_memory_mib(name)
-    times = []
-    for _ in range(repeats):
-        sync(name)
-        t0 = time.perf_counter()
-        compiled.train_step(x, labels, opt)
-        sync(name)
-        times.append(time.perf_counter() - t0)
+    times = timed_steps(lambda: compiled.train_step(x, labels, opt), repeats, lambda: sync(name))
     med = statistics.median(times) if times else warm
     activity = hidden_activity(compiled, x[: min(T, 200)]) if repeats else None
     return {

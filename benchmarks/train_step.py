@@ -86,6 +86,19 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def timed_steps(step, repeats: int, wait) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``step``, with ``wait()`` (the device's
+    synchronisation) before the clock starts and before it stops."""
+    times = []
+    for _ in range(repeats):
+        wait()
+        t0 = time.perf_counter()
+        step()
+        wait()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def measure(
     backend: str, device: str, rule: str, T: int, B: int, repeats: int, scales: tuple[float, float] = WEIGHT_SCALES
 ) -> dict:
@@ -109,14 +122,8 @@ def measure(
     base_rss = proc_kib("VmRSS") if device == "cpu" and reset_high_water_mark() else None
     compiled.train_step(x, labels, opt)  # warm-up
     reset_peak(device)
-    times = []
     with StealMeter() as stolen:
-        for _ in range(repeats):
-            sync(device)
-            t0 = time.perf_counter()
-            compiled.train_step(x, labels, opt)
-            sync(device)
-            times.append(time.perf_counter() - t0)
+        times = timed_steps(lambda: compiled.train_step(x, labels, opt), repeats, lambda: sync(device))
     med = statistics.median(times)
     peak = peak_memory_mb(device)
     hwm = proc_kib("VmHWM") if base_rss is not None else None
