@@ -78,11 +78,11 @@ def chunk_pass(
     dtype = grad.numpy().dtype
     import numba
 
-    from .chunk_kernels import by_row, pass_rows
+    from .chunk_kernels import pass_rows
 
-    k, rest = np.divmod(flat, B * n_pre)
+    K = coef.shape[0]
+    bounds = np.searchsorted(flat, np.arange(K * B + 1, dtype=np.int64) * n_pre)  # where each (k, b) starts
     v = np.ones(flat.size, dtype=dtype) if vals is None else vals.astype(dtype)
-    start, ks, vs = by_row(rest, k, v, B * n_pre)
     threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, B))
     numba.set_num_threads(threads)
     if S is None:
@@ -99,9 +99,9 @@ def chunk_pass(
         M0.numpy(),
         Mix.numpy(),
         coef.numpy(),
-        start,
-        ks,
-        vs,
+        flat,
+        bounds,
+        v,
         E.numpy(),
         Eb.numpy(),
         wk,

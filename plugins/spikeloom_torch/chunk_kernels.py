@@ -7,7 +7,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["backward", "by_row", "pass_rows"]
+__all__ = ["backward", "carry2", "pass_rows"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -22,30 +22,12 @@ def carry2(s0, s1, g, m00, m01, x00, x01, x10, x11, e0, e1, b00, b01, b10, b11):
         s1[j] = x10[j] * a + x11[j] * c + e0 * b01[j] + e1 * b11[j]
 
 
-@numba.njit(cache=True, nogil=True)
-def by_row(rows, ks, vals, n_rows):
-    """Counting sort of the entries by row: ``(start [n_rows + 1], k, value)`` grouped by row."""
-    start = np.zeros(n_rows + 1, dtype=np.int64)
-    for r in rows:
-        start[r + 1] += 1
-    for r in range(n_rows):
-        start[r + 1] += start[r]
-    at = start[:-1].copy()
-    k_out = np.empty(rows.size, dtype=np.int64)
-    v_out = np.empty(rows.size, dtype=vals.dtype)
-    for q in range(rows.size):
-        r = rows[q]
-        k_out[at[r]] = ks[q]
-        v_out[at[r]] = vals[q]
-        at[r] += 1
-    return start, k_out, v_out
-
-
 @numba.njit(parallel=True, cache=True, nogil=True)
-def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, start, ks, vals, E, Eb, wk, ends):
+def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, flat, bounds, vals, E, Eb, wk, ends):
     """:func:`.chunk_compiled.chunk_pass` on numpy arrays: ``grads`` ``[parts, I, J]`` (one gradient
-    per part of the examples), the spikes grouped by row ``b I + i`` (``start``, steps ``ks``,
-    values ``vals``, from :func:`by_row`), ``wk`` ``[W, K]`` filters whose sums go to ``ends``."""
+    per part of the examples); the spikes' flat indices ``flat`` into ``[K, B, I]`` (ascending),
+    ``bounds`` ``[K B + 1]`` where each ``(k, b)`` starts in ``flat``, and their values ``vals``;
+    ``wk`` ``[W, K]`` filters whose sums go to ``ends``."""
     B, n_pre, n_states, J = dims
     X = E.shape[0]
     parts = grads.shape[0]
@@ -57,8 +39,28 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, start, ks, vals, E, 
         # example b's spike coefficients, copied together: coef[k, n, b] for all k and n lie
         # B J apart, a power of two in the benchmarks, and would evict each other from the caches
         cb = np.empty((K, rows, J), dtype=coef.dtype)
+        start = np.empty(n_pre + 1, dtype=np.int64)  # example b's spikes by row i: ks, vs[start[i]:start[i + 1]]
+        at = np.empty(n_pre, dtype=np.int64)
         for b in range(part * B // parts, (part + 1) * B // parts):
-            if start[(b + 1) * n_pre] > start[b * n_pre]:
+            # counting sort of example b's spikes by row (they come ordered by step, then row)
+            start[:] = 0
+            for k in range(K):
+                base = (k * B + b) * n_pre
+                for q in range(bounds[k * B + b], bounds[k * B + b + 1]):
+                    start[flat[q] - base + 1] += 1
+            for i in range(n_pre):
+                start[i + 1] += start[i]
+            at[:] = start[:-1]
+            ks = np.empty(start[n_pre], dtype=np.int64)
+            vs = np.empty(start[n_pre], dtype=vals.dtype)
+            for k in range(K):
+                base = (k * B + b) * n_pre
+                for q in range(bounds[k * B + b], bounds[k * B + b + 1]):
+                    i = flat[q] - base
+                    ks[at[i]] = k
+                    vs[at[i]] = vals[q]
+                    at[i] += 1
+            if start[n_pre] > 0:
                 for k in range(K):
                     for n in range(rows if update else 1):
                         cb[k, n] = coef[k, n, b]
@@ -89,14 +91,13 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, start, ks, vals, E, 
                                     sn[j] += mix[m, j] * old[m, j]
                 elif update:
                     S[b, i] = 0
-                r = b * n_pre + i
                 for w in range(wk.shape[0]):  # the spikes filtered with weights wk[w] over the chunk
                     f = 0.0
-                    for q in range(start[r], start[r + 1]):
-                        f += wk[w, ks[q]] * vals[q]
+                    for q in range(start[i], start[i + 1]):
+                        f += wk[w, ks[q]] * vs[q]
                     ends[w, b, i] = f
-                for q in range(start[r], start[r + 1]):
-                    k, v = ks[q], vals[q]
+                for q in range(start[i], start[i + 1]):
+                    k, v = ks[q], vs[q]
                     c = cb[k, 0]
                     for j in range(J):
                         g[j] += v * c[j]
