@@ -69,8 +69,9 @@ def chunk_pass(
     ``update``; ``grad`` ``[I, J]``; ``M0`` ``[B, n, J]`` and ``Mix`` ``[B, n, n, J]`` the
     coefficients of the states before the chunk (read unless ``fresh``);
     ``coef`` ``[K, 1 + n, B, J]`` those of the spikes (row 0 for the gradient, rows ``1 + n`` for
-    the states, read only when ``update``); the spikes as the flat indices ``flat`` of the non-zero
-    entries of ``p`` ``[K, B, I]`` and their values (None: all 1); ``E`` ``[X, B, I]`` the
+    the states, read only when ``update``); the spikes as the flat indices ``flat`` (ascending,
+    int64) of the non-zero entries of ``p`` ``[K, B, I]`` and their values (None: all 1); each
+    thread sorts its examples' spikes by row itself; ``E`` ``[X, B, I]`` the
     presynaptic traces before the chunk and ``Eb`` ``[X, n, B, J]`` their coefficients.
     All tensors are contiguous CPU tensors of one floating dtype.
     """
