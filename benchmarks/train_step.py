@@ -14,6 +14,10 @@ resident memory just before them, i.e. without the compiled network and its inpu
 share of CPU time stolen by other guests of a virtual machine's host during the timed steps
 (``cpu_steal``, :mod:`steal`; times taken with a large share are slow).
 ``--weight-scales 1,1`` gives the denser network (about 40 % activity).
+
+``--paired`` times BPTT and e-prop in turns in one process instead (``measure_paired``) and
+reports the ratio e-prop / BPTT of each pair of steps and their median; the ratio of two
+separate runs is at the mercy of the machine's speed between them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import resource
 import statistics
 import sys
 import time
+from functools import partial
 
 import numpy as np
 from steal import StealMeter
@@ -99,9 +104,8 @@ def timed_steps(step, repeats: int, wait) -> list[float]:
     return times
 
 
-def measure(
-    backend: str, device: str, rule: str, T: int, B: int, repeats: int, scales: tuple[float, float] = WEIGHT_SCALES
-) -> dict:
+def setup(backend: str, device: str, rule: str, T: int, B: int, scales: tuple[float, float] = WEIGHT_SCALES):
+    """``(compiled network, spikes x [T, B, 700], labels, Adam)`` of the workload for ``rule``."""
     model = "alif" if rule == "eprop" else "lif"
     compiled = sl.get_backend(backend).compile(
         network(model, scales=scales),
@@ -117,7 +121,13 @@ def measure(
     for t in range(T):
         x[t] = rng.random((B, 700)) < 0.02
     labels = rng.integers(0, 20, size=B)
-    opt = sl.Adam(lr=1e-3)
+    return compiled, x, labels, sl.Adam(lr=1e-3)
+
+
+def measure(
+    backend: str, device: str, rule: str, T: int, B: int, repeats: int, scales: tuple[float, float] = WEIGHT_SCALES
+) -> dict:
+    compiled, x, labels, opt = setup(backend, device, rule, T, B, scales)
     # the memory training adds on top of the compiled network and its input (CPU, Linux)
     base_rss = proc_kib("VmRSS") if device == "cpu" and reset_high_water_mark() else None
     compiled.train_step(x, labels, opt)  # warm-up
@@ -133,7 +143,7 @@ def measure(
         "backend": backend,
         "device": device,
         "rule": rule,
-        "model": model,
+        "model": "alif" if rule == "eprop" else "lif",
         "T": T,
         "B": B,
         "median_s": med,
@@ -142,6 +152,37 @@ def measure(
         "peak_memory_mb": peak,
         "training_memory_mb": training,
         "times_s": times,
+        "cpu_steal": stolen.fraction,
+    }
+
+
+def measure_paired(
+    backend: str, device: str, T: int, B: int, repeats: int, scales: tuple[float, float] = WEIGHT_SCALES
+) -> dict:
+    """e-prop's and BPTT's training steps timed in turns in one process (the order alternating
+    from pair to pair), and the ratio e-prop / BPTT of each pair: on a machine whose speed drifts
+    (other guests of a virtual machine's host), a pair's two steps see about the same machine, so
+    the median of the pair ratios varies less than the ratio of two separate runs.  No memory
+    figures: both networks live in the one process."""
+    nets = {rule: setup(backend, device, rule, T, B, scales) for rule in ("bptt", "eprop")}
+    for compiled, x, labels, opt in nets.values():
+        compiled.train_step(x, labels, opt)  # warm-up
+    times: dict[str, list[float]] = {"bptt": [], "eprop": []}
+    with StealMeter() as stolen:
+        for r in range(repeats):
+            for rule in ("bptt", "eprop") if r % 2 == 0 else ("eprop", "bptt"):
+                compiled, x, labels, opt = nets[rule]
+                times[rule] += timed_steps(partial(compiled.train_step, x, labels, opt), 1, partial(sync, device))
+    ratios = [e / b for e, b in zip(times["eprop"], times["bptt"], strict=True)]
+    return {
+        "backend": backend,
+        "device": device,
+        "T": T,
+        "B": B,
+        "us_per_step": {rule: statistics.median(ts) / T * 1e6 for rule, ts in times.items()},
+        "times_s": times,
+        "ratios": ratios,
+        "median_ratio": statistics.median(ratios),
         "cpu_steal": stolen.fraction,
     }
 
@@ -156,13 +197,32 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--weight-scales", default=",".join(map(str, WEIGHT_SCALES)), help="input,recurrent")
     p.add_argument("--json", default=None)
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="time BPTT and e-prop in turns in one process and report the e-prop / BPTT ratio of each pair "
+        "(--rules is ignored; no memory figures)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     rows = []
-    for rule in args.rules.split(","):
+    if args.paired:
+        for size in args.sizes.split(","):
+            T, B = (int(v) for v in size.split("x"))
+            r = measure_paired(args.backend, args.device, T, B, args.repeats, parse_scales(args.weight_scales))
+            rows.append(r)
+            us = r["us_per_step"]
+            print(
+                f"{r['backend']:>6} {r['device']:>6} paired T={T:<5} B={B:<4} bptt {us['bptt']:8.1f} us/step  "
+                f"eprop {us['eprop']:8.1f} us/step  eprop/bptt per pair: median {r['median_ratio']:.2f} "
+                f"(min {min(r['ratios']):.2f}, max {max(r['ratios']):.2f})"
+                + ("" if r["cpu_steal"] is None else f"  cpu steal {r['cpu_steal']:.2f}"),
+                flush=True,
+            )
+    for rule in [] if args.paired else args.rules.split(","):
         for size in args.sizes.split(","):
             T, B = (int(v) for v in size.split("x"))
             r = measure(args.backend, args.device, rule, T, B, args.repeats, parse_scales(args.weight_scales))
