@@ -70,8 +70,21 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, flat, bounds, vals, 
                 if fused:
                     s = S[b, i]
                     carry2(
-                        s[0], s[1], g, M0[b, 0], M0[b, 1], Mix[b, 0, 0], Mix[b, 0, 1], Mix[b, 1, 0], Mix[b, 1, 1],
-                        E[0, b, i], E[1, b, i], Eb[0, 0, b], Eb[0, 1, b], Eb[1, 0, b], Eb[1, 1, b],
+                        s[0],
+                        s[1],
+                        g,
+                        M0[b, 0],
+                        M0[b, 1],
+                        Mix[b, 0, 0],
+                        Mix[b, 0, 1],
+                        Mix[b, 1, 0],
+                        Mix[b, 1, 1],
+                        E[0, b, i],
+                        E[1, b, i],
+                        Eb[0, 0, b],
+                        Eb[0, 1, b],
+                        Eb[1, 0, b],
+                        Eb[1, 1, b],
                     )
                 elif not fresh:
                     s = S[b, i]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .column_bags import ColumnBags
-from .spikes import SPARSE_BELOW, flatnonzero
+from .spikes import SPARSE_BELOW, flatnonzero, split_index
 
 __all__ = ["ChunkSpikes"]
 
@@ -83,7 +83,7 @@ class ChunkSpikes:
 
     def _entries(self):
         """``(rows k B + b, columns i, b)`` of the non-zero entries."""
-        rows, cols = np.divmod(self.flat, self.I)
+        rows, cols = split_index(self.flat, self.I)
         return rows, cols, rows % self.B
 
     def _values(self) -> torch.Tensor:
@@ -142,7 +142,7 @@ class ChunkSpikes:
         """``sum_k w[k] p[k]`` ``[B, I]`` for weights ``w`` ``[K]`` (float64)."""
         if self.dense is not None:
             return torch.tensordot(torch.as_tensor(w, dtype=self.dtype, device=self.device), self.dense, dims=1)
-        k, rest = np.divmod(self.flat, self.B * self.I)
+        k, rest = split_index(self.flat, self.B * self.I)
         weights = w[k] if self.vals is None else w[k] * self.vals
         out = np.bincount(rest, weights=weights, minlength=self.B * self.I)
         return torch.from_numpy(out.reshape(self.B, self.I)).to(self.dtype)

@@ -76,3 +76,14 @@ def test_corpus_gradients_with_sparse_path(case, always_sparse):
     assert actual.loss == pytest.approx(expected.loss, rel=RTOL64)
     for name, g in expected.grads.items():
         assert_close(actual.grads[name], g, RTOL64, name)
+
+
+def test_split_index_is_divmod_for_non_negative_indices():
+    from spikeloom_torch.spikes import split_index
+
+    n = 700
+    flat = np.concatenate([np.arange(3 * n), np.random.default_rng(0).integers(0, 2**40, 1000), [0, n - 1, n, 2**62]])
+    for x in (flat.astype(np.int64), np.zeros(0, dtype=np.int64)):
+        q, r = split_index(x, n)
+        q0, r0 = np.divmod(x, n)
+        assert np.array_equal(q, q0) and np.array_equal(r, r0)
