@@ -15,6 +15,9 @@ Needs
 ``pip install snntorch norse``::
 
     python benchmarks/peers.py --threads 2 --sizes 100x32,500x32 --json peers.json
+
+``--paired`` runs all libraries in one process instead and times them in rotating rounds
+(:func:`measure_paired`), for a speed ratio less at the mercy of the machine's drift.
 """
 
 from __future__ import annotations
@@ -205,6 +208,38 @@ def _child(lib: str, T: int, B: int, repeats: int, threads: int, scales) -> None
     print(json.dumps(row))
 
 
+def measure_paired(libraries: list[str], T: int, B: int, repeats: int, threads: int, scales) -> dict:
+    """Every library's step in one process, timed in rounds (each round runs one step of each
+    library, the order rotating from round to round), and per round the ratio of the faster
+    peer's time to spikeloom's: on a machine whose speed drifts, a round's steps see about the
+    same machine, so the median of the round ratios varies less than the ratio of separate runs.
+    No memory figures (all libraries share the process)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    steps = {lib: LIBRARIES[lib](T, B, scales) for lib in libraries}
+    for step in steps.values():
+        step()  # warm-up
+    times: dict[str, list[float]] = {lib: [] for lib in libraries}
+    with StealMeter() as stolen:
+        for r in range(repeats):
+            for lib in libraries[r % len(libraries) :] + libraries[: r % len(libraries)]:
+                t0 = time.perf_counter()
+                steps[lib]()
+                times[lib].append(time.perf_counter() - t0)
+    peers = [lib for lib in libraries if lib != "spikeloom"]
+    ratios = [min(times[p][r] for p in peers) / times["spikeloom"][r] for r in range(repeats)] if peers else []
+    return {
+        "T": T,
+        "B": B,
+        "times_s": times,
+        "median_s": {lib: statistics.median(ts) for lib, ts in times.items()},
+        "ratios": ratios,
+        "median_ratio": statistics.median(ratios) if ratios else None,
+        "cpu_steal": stolen.fraction,
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--libraries", default="spikeloom,snntorch,norse")
@@ -214,10 +249,43 @@ def main(argv=None) -> int:
     p.add_argument("--weight-scales", default=",".join(map(str, WEIGHT_SCALES)), help="input,recurrent")
     p.add_argument("--json", default=None)
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="all libraries in one process, timed in rotating rounds; reports per round the faster "
+        "peer's time over spikeloom's (no memory figures)",
+    )
     args = p.parse_args(argv)
     scales = parse_scales(args.weight_scales)
     if args.child:
         _child(args.child[0], int(args.child[1]), int(args.child[2]), args.repeats, args.threads, scales)
+        return 0
+    if args.paired:
+        libraries = args.libraries.split(",")
+        if "spikeloom" not in libraries:
+            p.error("--paired compares against spikeloom: --libraries must include it")
+        rows = []
+        for size in args.sizes.split(","):
+            T, B = (int(v) for v in size.split("x"))
+            r = measure_paired(libraries, T, B, args.repeats, args.threads, scales)
+            rows.append(r)
+            print(
+                f"T={T:<5} B={B:<4} "
+                + "  ".join(f"{lib} {t * 1e3:.1f} ms" for lib, t in r["median_s"].items())
+                + (
+                    ""
+                    if r["median_ratio"] is None
+                    else f"  faster peer / spikeloom per round: median {r['median_ratio']:.2f}x "
+                    f"(min {min(r['ratios']):.2f}, max {max(r['ratios']):.2f})"
+                )
+                + ("" if r["cpu_steal"] is None else f"  cpu steal {r['cpu_steal']:.2f}"),
+                flush=True,
+            )
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(
+                    {"threads": args.threads, "weight_scales": scales, "paired": True, "results": rows}, f, indent=1
+                )
         return 0
     gemm = json.loads(
         subprocess.run(
