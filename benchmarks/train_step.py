@@ -104,11 +104,14 @@ def timed_steps(step, repeats: int, wait) -> list[float]:
     return times
 
 
+#: the hidden neuron model each rule trains in the workload
+MODELS = {"bptt": "lif", "eprop": "alif"}
+
+
 def setup(backend: str, device: str, rule: str, T: int, B: int, scales: tuple[float, float] = WEIGHT_SCALES):
     """``(compiled network, spikes x [T, B, 700], labels, Adam)`` of the workload for ``rule``."""
-    model = "alif" if rule == "eprop" else "lif"
     compiled = sl.get_backend(backend).compile(
-        network(model, scales=scales),
+        network(MODELS[rule], scales=scales),
         rule=sl.EProp() if rule == "eprop" else sl.BPTT(),
         readout=sl.Readout("out", "per_step"),
         dtype="float32",
@@ -143,7 +146,7 @@ def measure(
         "backend": backend,
         "device": device,
         "rule": rule,
-        "model": "alif" if rule == "eprop" else "lif",
+        "model": MODELS[rule],
         "T": T,
         "B": B,
         "median_s": med,
