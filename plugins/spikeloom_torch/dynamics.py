@@ -517,7 +517,7 @@ class Stepper:
                 part.deliver(0, self.weights[c.name], rows, accumulate=True)
                 kept = self._block_spikes.setdefault(c.name, {})
                 pos = part.positions
-                kept[t] = None if pos is None else ((pos.rows + lead * self.B) * pos.n + pos.cols, pos.vals)
+                kept[t] = None if pos is None else (pos.flat + lead * self.B * pos.n, pos.vals)
                 for old in [k for k in kept if k < t - self.block_steps]:
                     del kept[old]
             start = t

@@ -71,13 +71,15 @@ def _product(x: torch.Tensor, W: torch.Tensor, out: torch.Tensor, accumulate: bo
 
 
 class Positions:
-    """The non-zero entries of spikes ``[T, B, N]`` as entries ``(rows, cols)`` of the matrix
-    ``[T B, N]`` (``rows`` ascending, numpy int64; ``vals`` their values, None where all are 1),
+    """The non-zero entries of spikes ``[T, B, N]``, given by their flat indices ``flat``
+    (ascending, numpy int64), as entries ``(rows, cols)`` of the matrix ``[T B, N]`` (``vals``
+    their values, None where all are 1),
     and the two products with its leading ``R`` rows: ``x[:R] @ W`` as a sparse CSR x dense
     product, ``x[:R]^T @ G`` as sums of rows of ``G`` (:class:`~.column_bags.ColumnBags`)."""
 
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | None, n: int, dtype: torch.dtype):
-        self.rows, self.cols, self.vals, self.n, self.dtype = rows, cols, vals, n, dtype
+    def __init__(self, flat: np.ndarray, vals: np.ndarray | None, n: int, dtype: torch.dtype):
+        self.flat, self.vals, self.n, self.dtype = flat, vals, n, dtype
+        self.rows, self.cols = split_index(flat, n)
         self._csr: dict[int, torch.Tensor] = {}
         self._bags: dict[int, ColumnBags] = {}
 
@@ -135,11 +137,10 @@ class SpikeTrain:
             flat = host.reshape(-1)
             nz = flatnonzero(flat)
             if nz.size < SPARSE_BELOW * flat.size:
-                rows, cols = split_index(nz, self.shape[2])
                 vals = None if host.dtype == np.bool_ else flat[nz]
                 if vals is not None and np.all(vals == 1):
                     vals = None  # plain 0/1 spikes: sums of rows, no weights
-                self._positions = Positions(rows, cols, vals, self.shape[2], dtype)
+                self._positions = Positions(nz, vals, self.shape[2], dtype)
 
     @property
     def positions(self) -> Positions | None:
@@ -200,8 +201,7 @@ class SpikeEvents:
         self.covered = covered
         T, B, n = self.shape
         flat = np.concatenate([f + t * B * n for t, f in enumerate(steps)]) if steps else np.zeros(0, np.int64)
-        rows, cols = split_index(flat, n)
-        self._positions = Positions(rows, cols, None, n, dense.dtype)
+        self._positions = Positions(flat, None, n, dense.dtype)
 
     def deliver(self, delay: int, W: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
         """``out (+)= z[:T-delay] @ W`` for ``out`` ``[(T-delay) B, N_post]`` (``delay < T``)."""
