@@ -323,6 +323,7 @@ class _ChunkedPop:
         ends = not last and not self.per_syn  # the presynaptic traces at the chunk's end are kept
         end_weights = self._end_weights(K) if ends else None
         products = None
+        pass_coefs = None  # the compiled pass's coefficients, the same for every connection
         for c in self.conns:
             p = self._spikes(c, tau0, tau1)
             acc = self.grad[c.name]  # [N_pre, J]
@@ -331,7 +332,9 @@ class _ChunkedPop:
                 acc.addmm_(e.T, m[0])
             old = self.states[c.name]
             if self.compiled and p.flat is not None:
-                filtered = self._one_pass(c, p, coef_all, Mu, traces, boundary, last, end_weights)
+                if pass_coefs is None:
+                    pass_coefs = self._pass_coefs(Mu, boundary, last)
+                filtered = self._one_pass(c, p, coef_all, pass_coefs, traces, last, end_weights)
                 if ends:
                     self.traces0[c.name] = self._traces_end(c, K, *filtered)
                 continue
@@ -472,23 +475,33 @@ class _ChunkedPop:
             Cs[(K + x) * B : (K + x + 1) * B].view(B, nS, J).copy_(m[1:].permute(1, 0, 2))
         return G, Cs
 
-    def _one_pass(self, c, p: ChunkSpikes, coef_all, Mu, traces, boundary, last: bool, end_weights):
-        """The chunk's gradient and state update for connection ``c`` in one compiled pass over its
-        states (:mod:`.chunk_compiled`; CPU, sparse spikes); with ``end_weights``
-        (:meth:`_end_weights`), returns the chunk's spikes filtered with them, ``[2, B, I]``."""
+    def _pass_coefs(self, Mu, boundary, last: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(M0, Mix, Eb)`` of :func:`.chunk_compiled.chunk_pass` for this chunk (``M0`` and ``Mix``
+        read only where states are carried in, ``Mix`` and ``Eb`` only where they are carried on)."""
         B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
+        M0 = Mu[:, 0].permute(1, 0, 2).contiguous() if Mu is not None else torch.empty((0, 0, 0), **kw)  # [B, nS, J]
+        Mix = torch.empty((0, 0, 0, 0), **kw)
+        Eb = torch.empty((0, nS, B, J), **kw)
+        if not last:
+            if Mu is not None:
+                Mix = Mu[:, 1:].permute(2, 1, 0, 3).contiguous()  # [B, nS, nS, J]
+            if boundary:
+                Eb = torch.stack([m[1:] for m in boundary])  # [X, nS, B, J]
+        return M0, Mix, Eb
+
+    def _one_pass(self, c, p: ChunkSpikes, coef_all, pass_coefs, traces, last: bool, end_weights):
+        """The chunk's gradient and state update for connection ``c`` in one compiled pass over its
+        states (:mod:`.chunk_compiled`; CPU, sparse spikes), with the chunk's :meth:`_pass_coefs`;
+        with ``end_weights`` (:meth:`_end_weights`), returns the chunk's spikes filtered with them,
+        ``[2, B, I]``."""
+        B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
+        M0, Mix, Eb = pass_coefs
         old = self.states[c.name]
         fresh = old is None
         if fresh and not last:
             old = self.states[c.name] = self.alloc(("states", c.name), (B, p.I, nS, J))  # zeroed by the pass
-        if fresh:
-            M0, Mix = torch.empty((0, 0, 0), **kw), torch.empty((0, 0, 0, 0), **kw)
-        else:
-            M0 = Mu[:, 0].permute(1, 0, 2).contiguous()  # [B, nS, J]
-            Mix = Mu[:, 1:].permute(2, 1, 0, 3).contiguous() if not last else torch.empty((0, 0, 0, 0), **kw)
         if traces and not last:
-            E = torch.stack(list(traces))  # [X, B, I]
-            Eb = torch.stack([m[1:] for m in boundary[: len(traces)]])  # [X, nS, B, J]
+            E, Eb = torch.stack(list(traces)), Eb[: len(traces)]  # [X, B, I], [X, nS, B, J]
         else:
             E, Eb = torch.empty((0, B, p.I), **kw), torch.empty((0, nS, B, J), **kw)
         filters = None if end_weights is None else np.stack(end_weights)
