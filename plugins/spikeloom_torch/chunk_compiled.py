@@ -31,7 +31,7 @@ import importlib.util
 import numpy as np
 import torch
 
-__all__ = ["AVAILABLE", "MIN_WORK", "chunk_backward", "chunk_pass", "use"]
+__all__ = ["AVAILABLE", "GROUP", "MIN_WORK", "chunk_backward", "chunk_pass", "filter_ends", "fold_coefs", "use"]
 
 #: whether the compiled kernels can run (Numba installed)
 AVAILABLE = importlib.util.find_spec("numba") is not None
@@ -39,6 +39,11 @@ AVAILABLE = importlib.util.find_spec("numba") is not None
 #: the smallest population (batch size x neurons) the kernels run for: below it the torch
 #: operations are as fast, and a small network need not load Numba (about 160 MiB, 1 s)
 MIN_WORK = 1 << 13
+
+#: chunks whose pass over the states is made in one go (:func:`chunk_pass`): each pass costs about
+#: as much as a chunk's spikes, and the group's coefficient buffers ``[K, 1 + n, B, J]`` are kept
+#: until it runs (1: one pass per chunk)
+GROUP = 4
 
 
 def use(batch: int, n: int, device: torch.device) -> bool:
@@ -54,25 +59,22 @@ def chunk_pass(
     grad: torch.Tensor,
     M0: torch.Tensor,
     Mix: torch.Tensor,
-    coef: torch.Tensor,
-    flat: np.ndarray,
-    vals: np.ndarray | None,
+    coefs: list[torch.Tensor],
+    spikes: list[tuple[np.ndarray, np.ndarray | None]],
     E: torch.Tensor,
     Eb: torch.Tensor,
-    filters: np.ndarray | None = None,
-) -> torch.Tensor | None:
-    """The chunk's pass, in place on ``S`` and ``grad``; with ``filters`` ``[W, K]`` (float64) it
-    also returns ``sum_k filters[w, k] p[k, b, i]`` ``[W, B, I]`` (the traces at the chunk's end).
+) -> None:
+    """One pass over the states for a group of ``G`` chunks, in place on ``S`` and ``grad``.
 
-    ``dims`` ``(B, I, n, J)``; ``S`` ``[B, I, n, J]`` the states before the chunk (``fresh``: all
+    ``dims`` ``(B, I, n, J)``; ``S`` ``[B, I, n, J]`` the states before the group (``fresh``: all
     zero, not read; None when neither read nor updated), replaced by those after it when
     ``update``; ``grad`` ``[I, J]``; ``M0`` ``[B, n, J]`` and ``Mix`` ``[B, n, n, J]`` the
-    coefficients of the states before the chunk (read unless ``fresh``);
-    ``coef`` ``[K, 1 + n, B, J]`` those of the spikes (row 0 for the gradient, rows ``1 + n`` for
-    the states, read only when ``update``); the spikes as the flat indices ``flat`` (ascending,
-    int64) of the non-zero entries of ``p`` ``[K, B, I]`` and their values (None: all 1); each
-    thread sorts its examples' spikes by row itself; ``E`` ``[X, B, I]`` the
-    presynaptic traces before the chunk and ``Eb`` ``[X, n, B, J]`` their coefficients.
+    coefficients of the states before the group (read unless ``fresh``); per chunk ``h``,
+    ``coefs[h]`` ``[K_h, 1 + n, B, J]`` those of its spikes (row 0 for the gradient, rows ``1 + n``
+    for the states after the group, read only when ``update``) and ``spikes[h]`` the flat indices
+    (ascending, int64) of the non-zero entries of its ``p`` ``[K_h, B, I]`` and their values (None:
+    all 1); each thread sorts its examples' spikes by row itself; ``E`` ``[X, B, I]`` the
+    presynaptic traces before the group and ``Eb`` ``[X, n, B, J]`` their coefficients.
     All tensors are contiguous CPU tensors of one floating dtype.
     """
     B, n_pre = dims[0], dims[1]
@@ -81,16 +83,21 @@ def chunk_pass(
 
     from .chunk_kernels import pass_rows
 
-    K = coef.shape[0]
-    bounds = np.searchsorted(flat, np.arange(K * B + 1, dtype=np.int64) * n_pre)  # where each (k, b) starts
-    v = np.ones(flat.size, dtype=dtype) if vals is None else vals.astype(dtype)
+    K = max(c.shape[0] for c in coefs)
+    bounds = np.empty((len(coefs), K * B + 1), dtype=np.int64)
+    done = 0
+    for h, ((flat, _), coef) in enumerate(zip(spikes, coefs, strict=True)):
+        # where each (k, b) of chunk h starts in the concatenated indices
+        steps = np.minimum(np.arange(K * B + 1, dtype=np.int64), coef.shape[0] * B)
+        bounds[h] = np.searchsorted(flat, steps * n_pre) + done
+        done += flat.size
+    flat = np.concatenate([f for f, _ in spikes]) if len(spikes) > 1 else spikes[0][0]
+    v = np.concatenate([np.ones(f.size, dtype=dtype) if x is None else x.astype(dtype) for f, x in spikes])
     threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, B))
     numba.set_num_threads(threads)
     if S is None:
         S = torch.empty((1, 1, 1, 1), dtype=grad.dtype)
     grads = np.zeros((threads,) + tuple(grad.shape), dtype=dtype)
-    wk = np.zeros((0, 1)) if filters is None else np.ascontiguousarray(filters, dtype=np.float64)
-    ends = np.empty((wk.shape[0], B, n_pre), dtype=dtype)
     pass_rows(
         S.numpy(),
         dims,
@@ -99,17 +106,51 @@ def chunk_pass(
         grads,
         M0.numpy(),
         Mix.numpy(),
-        coef.numpy(),
+        tuple(c.numpy() for c in coefs),
         flat,
         bounds,
         v,
         E.numpy(),
         Eb.numpy(),
-        wk,
-        ends,
     )
     grad += torch.from_numpy(grads.sum(axis=0))
-    return None if filters is None else torch.from_numpy(ends)
+
+
+def filter_ends(
+    flat: np.ndarray, vals: np.ndarray | None, filters: np.ndarray, B: int, n_pre: int, dtype
+) -> torch.Tensor:
+    """``sum_k filters[w, k] p[k, b, i]`` ``[W, B, I]`` (``dtype``) for a chunk's spikes ``p``
+    ``[K, B, I]`` given by the flat indices ``flat`` (ascending) of its non-zero entries and their
+    values ``vals`` (None: all 1), with ``filters`` ``[W, K]`` (float64; summed in float64, as
+    :meth:`.chunk_spikes.ChunkSpikes.filter_end` does)."""
+    import numba
+
+    from .chunk_kernels import filter_ends as kernel
+
+    K = filters.shape[1]
+    bounds = np.searchsorted(flat, np.arange(K * B + 1, dtype=np.int64) * n_pre)
+    v = np.ones(flat.size) if vals is None else vals.astype(np.float64)
+    ends = np.empty((filters.shape[0], B, n_pre))
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, B)))
+    kernel(flat, bounds, v, np.ascontiguousarray(filters, dtype=np.float64), ends)
+    return torch.from_numpy(ends).to(dtype)
+
+
+def fold_coefs(
+    coef: torch.Tensor, R: torch.Tensor, Q: torch.Tensor, W: torch.Tensor, w: np.ndarray, update: bool
+) -> None:
+    """Refer a chunk's spike coefficients ``coef`` ``[K, 1 + n, B, J]`` (in place) to the end of the
+    group of chunks it belongs to: ``coef[k, 0] += sum_m R[:, m] coef[k, 1 + m]`` (the share of the
+    gradient its states owe to the later chunks) and, when ``update``,
+    ``coef[k, 1 + n] = sum_m Q[:, n, m] coef[k, 1 + m] + sum_x w[x, k] W[x, n]`` (the states at the
+    group's end, also through the presynaptic traces the spike leaves at the chunk's end).
+    ``R`` ``[B, n, J]``, ``Q`` ``[B, n, n, J]``, ``W`` ``[X, n, B, J]``, ``w`` ``[X, K]``."""
+    import numba
+
+    from .chunk_kernels import fold
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    fold(coef.numpy(), R.numpy(), Q.numpy(), W.numpy(), np.ascontiguousarray(w, dtype=coef.numpy().dtype), update)
 
 
 def chunk_backward(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["backward", "carry2", "pass_rows"]
+__all__ = ["backward", "carry2", "filter_ends", "fold", "pass_rows"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -24,47 +24,60 @@ def carry2(s0, s1, g, m00, m01, x00, x01, x10, x11, e0, e1, b00, b01, b10, b11):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, flat, bounds, vals, E, Eb, wk, ends):
+def pass_rows(S, dims, fresh, update, grads, M0, Mix, coefs, flat, bounds, vals, E, Eb):
     """:func:`.chunk_compiled.chunk_pass` on numpy arrays: ``grads`` ``[parts, I, J]`` (one gradient
-    per part of the examples); the spikes' flat indices ``flat`` into ``[K, B, I]`` (ascending),
-    ``bounds`` ``[K B + 1]`` where each ``(k, b)`` starts in ``flat``, and their values ``vals``;
-    ``wk`` ``[W, K]`` filters whose sums go to ``ends``."""
+    per part of the examples); ``coefs`` a tuple of the ``G`` chunks' ``[K_h, rows, B, J]``; the
+    spikes' flat indices ``flat`` (chunk after chunk, each ascending into its ``[K_h, B, I]``),
+    ``bounds`` ``[G, K B + 1]`` where each chunk's ``(k, b)`` starts in ``flat``, their values ``vals``."""
     B, n_pre, n_states, J = dims
     X = E.shape[0]
     parts = grads.shape[0]
-    K, rows = coef.shape[0], coef.shape[1]
+    G, rows = len(coefs), coefs[0].shape[1]
+    K = 0
+    for h in range(G):
+        K = max(K, coefs[h].shape[0])
     fused = not fresh and update and n_states == 2 and X == 2  # e.g. the benchmark's ALIF: carry2
     for part in numba.prange(parts):  # part: a contiguous range of examples, its own gradient
         grad = grads[part]
         old = np.empty((n_states, J), dtype=grads.dtype)
         # example b's spike coefficients, copied together: coef[k, n, b] for all k and n lie
         # B J apart, a power of two in the benchmarks, and would evict each other from the caches
-        cb = np.empty((K, rows, J), dtype=coef.dtype)
-        start = np.empty(n_pre + 1, dtype=np.int64)  # example b's spikes by row i: ks, vs[start[i]:start[i + 1]]
+        cb = np.empty((G, K, rows, J), dtype=coefs[0].dtype)
+        # example b's spikes of chunk h by row i: ks, vs[start[h, i]:start[h, i + 1]]
+        start = np.empty((G, n_pre + 1), dtype=np.int64)
         at = np.empty(n_pre, dtype=np.int64)
         for b in range(part * B // parts, (part + 1) * B // parts):
-            # counting sort of example b's spikes by row (they come ordered by step, then row)
-            start[:] = 0
-            for k in range(K):
-                base = (k * B + b) * n_pre
-                for q in range(bounds[k * B + b], bounds[k * B + b + 1]):
-                    start[flat[q] - base + 1] += 1
-            for i in range(n_pre):
-                start[i + 1] += start[i]
-            at[:] = start[:-1]
-            ks = np.empty(start[n_pre], dtype=np.int64)
-            vs = np.empty(start[n_pre], dtype=vals.dtype)
-            for k in range(K):
-                base = (k * B + b) * n_pre
-                for q in range(bounds[k * B + b], bounds[k * B + b + 1]):
-                    i = flat[q] - base
-                    ks[at[i]] = k
-                    vs[at[i]] = vals[q]
-                    at[i] += 1
-            if start[n_pre] > 0:
-                for k in range(K):
-                    for n in range(rows if update else 1):
-                        cb[k, n] = coef[k, n, b]
+            # counting sort of example b's spikes by chunk, then row (they come ordered by step, then row)
+            total = 0
+            for h in range(G):
+                for k in range(coefs[h].shape[0]):
+                    total += bounds[h, k * B + b + 1] - bounds[h, k * B + b]
+            ks = np.empty(total, dtype=np.int64)
+            vs = np.empty(total, dtype=vals.dtype)
+            done = 0
+            for h in range(G):
+                coef, st = coefs[h], start[h]
+                st[:] = 0
+                for k in range(coef.shape[0]):
+                    base = (k * B + b) * n_pre
+                    for q in range(bounds[h, k * B + b], bounds[h, k * B + b + 1]):
+                        st[flat[q] - base + 1] += 1
+                st[0] = done
+                for i in range(n_pre):
+                    st[i + 1] += st[i]
+                at[:] = st[:-1]
+                for k in range(coef.shape[0]):
+                    base = (k * B + b) * n_pre
+                    for q in range(bounds[h, k * B + b], bounds[h, k * B + b + 1]):
+                        i = flat[q] - base
+                        ks[at[i]] = k
+                        vs[at[i]] = vals[q]
+                        at[i] += 1
+                if st[n_pre] > done:
+                    for k in range(coef.shape[0]):
+                        for n in range(rows if update else 1):
+                            cb[h, k, n] = coef[k, n, b]
+                done = st[n_pre]
             for i in range(n_pre):
                 g = grad[i]
                 if fused:
@@ -105,22 +118,18 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, flat, bounds, vals, 
                                     sn[j] += mix[m, j] * old[m, j]
                 elif update:
                     S[b, i] = 0
-                for w in range(wk.shape[0]):  # the spikes filtered with weights wk[w] over the chunk
-                    f = 0.0
-                    for q in range(start[i], start[i + 1]):
-                        f += wk[w, ks[q]] * vs[q]
-                    ends[w, b, i] = f
-                for q in range(start[i], start[i + 1]):
-                    k, v = ks[q], vs[q]
-                    c = cb[k, 0]
-                    for j in range(J):
-                        g[j] += v * c[j]
-                    if update:
-                        s = S[b, i]
-                        for n in range(n_states):
-                            sn, c = s[n], cb[k, 1 + n]
-                            for j in range(J):
-                                sn[j] += v * c[j]
+                for h in range(G):
+                    for q in range(start[h, i], start[h, i + 1]):
+                        k, v = ks[q], vs[q]
+                        c = cb[h, k, 0]
+                        for j in range(J):
+                            g[j] += v * c[j]
+                        if update:
+                            s = S[b, i]
+                            for n in range(n_states):
+                                sn, c = s[n], cb[h, k, 1 + n]
+                                for j in range(J):
+                                    sn[j] += v * c[j]
                 if update and not fused:
                     s = S[b, i]
                     for x in range(X):
@@ -130,6 +139,58 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, flat, bounds, vals, 
                                 sn, c = s[n], Eb[x, n, b]
                                 for j in range(J):
                                     sn[j] += e * c[j]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def filter_ends(flat, bounds, vals, wk, ends):
+    """:func:`.chunk_compiled.filter_ends` on numpy arrays: ``ends[w, b, i] = sum_k wk[w, k] p[k, b, i]``
+    for the spikes ``flat``, ``vals`` (``bounds`` as in :func:`pass_rows`, of one chunk)."""
+    W, B, n_pre = ends.shape
+    K = wk.shape[1]
+    for b in numba.prange(B):
+        acc = np.zeros((W, n_pre))
+        for k in range(K):
+            base = (k * B + b) * n_pre
+            for q in range(bounds[k * B + b], bounds[k * B + b + 1]):
+                i, v = flat[q] - base, vals[q]
+                for w in range(W):
+                    acc[w, i] += wk[w, k] * v
+        for w in range(W):
+            for i in range(n_pre):
+                ends[w, b, i] = acc[w, i]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def fold(coef, R, Q, W, w, update):
+    """:func:`.chunk_compiled.fold_coefs` on numpy arrays, one example per iteration."""
+    K, rows, B, J = coef.shape
+    n_states = rows - 1
+    X = W.shape[0]
+    for b in numba.prange(B):
+        new = np.empty((n_states, J), dtype=coef.dtype)
+        for k in range(K):
+            c = coef[k]
+            g = c[0, b]
+            for m in range(n_states):
+                r, cm = R[b, m], c[1 + m, b]
+                for j in range(J):
+                    g[j] += r[j] * cm[j]
+            if not update:
+                continue
+            for n in range(n_states):
+                nn, q = new[n], Q[b, n]
+                for j in range(J):
+                    nn[j] = q[0, j] * c[1, b, j]
+                for m in range(1, n_states):
+                    cm = c[1 + m, b]
+                    for j in range(J):
+                        nn[j] += q[m, j] * cm[j]
+                for x in range(X):
+                    wx, wn = w[x, k], W[x, n, b]
+                    for j in range(J):
+                        nn[j] += wx * wn[j]
+            for n in range(n_states):
+                c[1 + n, b] = new[n]
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)

@@ -208,6 +208,8 @@ class _ChunkedPop:
         self.rec, self.rates, self.delta, self.inp, self.keep = {}, {}, {}, {}, {}
         self.tau0 = 0  # first eligibility step not yet processed
         self.constants = self._compiled_constants() if self.compiled else None
+        # compiled: chunks whose pass over the states waits for the rest of their group (:meth:`_flush`)
+        self.pending: list[dict] = []
 
     def record(self, t, r, rate, delivered):
         """Keep step ``t``'s membrane potential, adaptation and refractoriness (``r``, for the
@@ -283,13 +285,24 @@ class _ChunkedPop:
         B, J, K = self.B, self.p.n, tau1 - tau0
         S = 1 if last else 1 + len(self.names)  # rows: the gradient, then one per carried state
         kw = self.kw
+        spikes = {c.name: self._spikes(c, tau0, tau1) for c in self.conns}
+        # compiled, once the states exist and with every connection's spikes sparse, the pass over
+        # the states waits until chunk_compiled.GROUP chunks (or the last) have been through here
+        defer = (
+            self.compiled
+            and chunk_compiled.GROUP > 1
+            and all(p.flat is not None for p in spikes.values())
+            and all(self.states[c.name] is not None for c in self.conns)
+        )
+        if not defer:
+            self._flush()
         Psi = self._surrogates(tau0, tau1)
         Reg = None
         if self.rule.c_reg:
             Rate = torch.stack([self.rates[t] for t in range(tau0, tau1)]).sub_(self.rate_target)
             Reg = Rate.mul_(Psi).mul_(self.rule.c_reg / B)
         Sig = self._signals(tau0, tau1)
-        coef_all = self.alloc("coef", (self.K, 1 + len(self.names), B, J))[:K]
+        coef_all = self.alloc(("coef", len(self.pending)), (self.K, 1 + len(self.names), B, J))[:K]
         coef = coef_all[:, :S]  # d(row) / d(p[tau])
         if self.compiled:
             lw, lu, la, lx = self._backward_compiled(tau0, tau1, Psi, Sig, Reg, coef_all, S, last)
@@ -324,22 +337,28 @@ class _ChunkedPop:
         end_weights = self._end_weights(K) if ends else None
         products = None
         pass_coefs = None  # the compiled pass's coefficients, the same for every connection
+        kept = {}  # deferred: the presynaptic traces before the chunk, by connection
         for c in self.conns:
-            p = self._spikes(c, tau0, tau1)
+            p = spikes[c.name]
             acc = self.grad[c.name]  # [N_pre, J]
             traces = (self.traces0[c.name] or ())[: len(boundary)]  # eps_I is not kept for delta synapses
             for e, m in zip(traces, boundary, strict=False):  # no traces before the first chunk
                 acc.addmm_(e.T, m[0])
             old = self.states[c.name]
+            if ends:
+                if self.compiled and p.flat is not None:
+                    filtered = chunk_compiled.filter_ends(p.flat, p.vals, np.stack(end_weights), B, p.I, self.dtype)
+                else:
+                    filtered = [p.filter_end(w) for w in end_weights]
+                self.traces0[c.name] = self._traces_end(c, K, *filtered)
             if self.compiled and p.flat is not None:
                 if pass_coefs is None:
                     pass_coefs = self._pass_coefs(Mu, boundary, last)
-                filtered = self._one_pass(c, p, coef_all, pass_coefs, traces, last, end_weights)
-                if ends:
-                    self.traces0[c.name] = self._traces_end(c, K, *filtered)
+                if defer:
+                    kept[c.name] = torch.stack(list(traces)) if traces else None
+                else:
+                    self._one_pass(c, p, coef_all, pass_coefs, traces, last)
                 continue
-            if ends:
-                self.traces0[c.name] = self._traces_end(c, K, *(p.filter_end(w) for w in end_weights))
             if products is None:
                 products = self._products(coef, boundary, K, last)
             G, Cs = products
@@ -363,6 +382,81 @@ class _ChunkedPop:
                     for m in self.upstream[n]:
                         st.addcmul_(mu[m][i][:, None, :], old[:, :, self.index[m]])
             p.add_to_states(old.view(B, p.I, nS * J), Cs[: (K + len(traces)) * B], list(traces))
+        if defer:
+            M0, Mix, Eb = pass_coefs
+            X = len(boundary)
+            self.pending.append(
+                dict(
+                    coef=coef_all,
+                    M0=M0,
+                    Mix=Mix,
+                    Eb=Eb,
+                    last=last,
+                    spikes=spikes,
+                    E=kept,
+                    w=np.stack(end_weights)[:X] if ends else np.zeros((0, K)),
+                    A=self._trace_map(K)[:X, :X] if X else np.zeros((0, 0)),
+                )
+            )
+            if last or len(self.pending) == chunk_compiled.GROUP:
+                self._flush()
+
+    def _flush(self) -> None:
+        """The pass over the states for the chunks in :attr:`pending` (compiled), in one go.
+
+        Going back from the group's last chunk, per example and postsynaptic neuron: ``R`` the
+        gradient's coefficients of the states after chunk ``h`` (through the later chunks' ``M0``),
+        ``Q`` the group-end states' coefficients of them (products of the later chunks' ``Mix``) and
+        ``W`` those of the presynaptic traces at the start of chunk ``h + 1`` (through the later
+        chunks' ``Eb`` and the traces' own decay ``A``).  Each earlier chunk's spike coefficients
+        are referred to the group's end with them (:func:`.chunk_compiled.fold_coefs`); the traces
+        of later chunks reach the gradient through their states as ``E_h^T (R Eb_h)`` products.
+        The states are then read and written once, with the group's ``M0 = R``, ``Mix = Q`` and
+        ``Eb = W`` of its first chunk.  Same terms as one pass per chunk, summed in another order.
+        """
+        pend, self.pending = self.pending, []
+        if not pend:
+            return
+        B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
+        final = pend[-1]["last"]
+        X = pend[0]["A"].shape[0]
+        R = Q = W = None  # zero, identity, zero after the group's last chunk
+        for h in range(len(pend) - 1, -1, -1):
+            r = pend[h]
+            if R is not None:
+                none = torch.empty((0, 0, 0, 0), **kw)  # not read in a final group
+                chunk_compiled.fold_coefs(r["coef"], R, none if final else Q, none if final else W, r["w"], not final)
+                for x in range(X):  # the traces before chunk h, through its states, on the later chunks
+                    Rb = torch.einsum("bnj,nbj->bj", R, r["Eb"][x])
+                    for c in self.conns:
+                        self.grad[c.name].addmm_(r["E"][c.name][x].T, Rb)
+            if not final:
+                Eb = r["Eb"] if X else torch.zeros((0, nS, B, J), **kw)
+                Wh = Eb if Q is None else torch.einsum("bnmj,xmbj->xnbj", Q, Eb)
+                if W is not None:
+                    A = torch.as_tensor(r["A"], **kw)
+                    Wh = Wh + torch.einsum("yx,ynbj->xnbj", A, W)
+                W = Wh.contiguous()
+                Q = (r["Mix"] if Q is None else torch.einsum("bnlj,blmj->bnmj", Q, r["Mix"])).contiguous()
+            M0 = r["M0"]
+            R = M0 if R is None else (torch.einsum("bnj,bnmj->bmj", R, r["Mix"]) + M0).contiguous()
+        first = pend[0]
+        for c in self.conns:
+            E = first["E"][c.name]
+            p0 = first["spikes"][c.name]
+            chunk_compiled.chunk_pass(
+                self.states[c.name],
+                (B, p0.I, nS, J),
+                False,
+                not final,
+                self.grad[c.name],
+                R,
+                Q if not final else torch.empty((0, 0, 0, 0), **kw),
+                [r["coef"] for r in pend],
+                [(r["spikes"][c.name].flat, r["spikes"][c.name].vals) for r in pend],
+                E if E is not None and not final else torch.empty((0, B, p0.I), **kw),
+                W if E is not None and not final else torch.empty((0, nS, B, J), **kw),
+            )
 
     def _backward(self, tau0, tau1, Psi, Sig, Reg, coef, S: int, last: bool):
         """The chunk's backward recursion over its steps in torch operations: writes ``coef``
@@ -489,11 +583,9 @@ class _ChunkedPop:
                 Eb = torch.stack([m[1:] for m in boundary])  # [X, nS, B, J]
         return M0, Mix, Eb
 
-    def _one_pass(self, c, p: ChunkSpikes, coef_all, pass_coefs, traces, last: bool, end_weights):
+    def _one_pass(self, c, p: ChunkSpikes, coef_all, pass_coefs, traces, last: bool) -> None:
         """The chunk's gradient and state update for connection ``c`` in one compiled pass over its
-        states (:mod:`.chunk_compiled`; CPU, sparse spikes), with the chunk's :meth:`_pass_coefs`;
-        with ``end_weights`` (:meth:`_end_weights`), returns the chunk's spikes filtered with them,
-        ``[2, B, I]``."""
+        states (:mod:`.chunk_compiled`; CPU, sparse spikes), with the chunk's :meth:`_pass_coefs`."""
         B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
         M0, Mix, Eb = pass_coefs
         old = self.states[c.name]
@@ -504,9 +596,8 @@ class _ChunkedPop:
             E, Eb = torch.stack(list(traces)), Eb[: len(traces)]  # [X, B, I], [X, nS, B, J]
         else:
             E, Eb = torch.empty((0, B, p.I), **kw), torch.empty((0, nS, B, J), **kw)
-        filters = None if end_weights is None else np.stack(end_weights)
-        return chunk_compiled.chunk_pass(
-            old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef_all, p.flat, p.vals, E, Eb, filters
+        chunk_compiled.chunk_pass(
+            old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, [coef_all], [(p.flat, p.vals)], E, Eb
         )
 
     def _spikes(self, c, tau0: int, tau1: int) -> ChunkSpikes:
@@ -531,13 +622,19 @@ class _ChunkedPop:
         hold = np.triu(as_ ** np.maximum(m[None, :] - m[:, None], 0))  # [k, m]: eps_I[m] per unit of p[k]
         return g * hold @ to_v, as_ ** (K - 1 - m)
 
+    def _trace_map(self, K: int) -> np.ndarray:
+        """``A`` ``[2, 2]``: the presynaptic traces ``(eps_v, eps_I)`` at a chunk's last step per unit
+        of those before it, for a chunk of ``K`` steps (shared time constants)."""
+        am, as_, g = float(self.p_am), float(self.p_as), float(self.p_g)
+        m = np.arange(K)
+        return np.array([[am**K, g * float(np.sum(am ** (K - 1 - m) * as_ ** (m + 1)))], [0.0, as_**K]])
+
     def _traces_end(self, c, K: int, v: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The presynaptic traces ``(eps_v, eps_I)`` at the chunk's last step, from those before it
-        and the chunk's spikes filtered with :meth:`_end_weights` (``v``, ``i`` ``[B, I]``)."""
+        (:meth:`_trace_map`) and the chunk's spikes filtered with :meth:`_end_weights` (``v``, ``i`` ``[B, I]``)."""
         if self.traces0[c.name] is not None:
-            am, as_, g = float(self.p_am), float(self.p_as), float(self.p_g)
-            m = np.arange(K)
+            A = self._trace_map(K)
             v0, i0 = self.traces0[c.name]
-            v = v + am**K * v0 + g * float(np.sum(am ** (K - 1 - m) * as_ ** (m + 1))) * i0
-            i = i + as_**K * i0
+            v = v + float(A[0, 0]) * v0 + float(A[0, 1]) * i0
+            i = i + float(A[1, 1]) * i0
         return v, i
