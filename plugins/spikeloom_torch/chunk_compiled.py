@@ -31,7 +31,17 @@ import importlib.util
 import numpy as np
 import torch
 
-__all__ = ["AVAILABLE", "GROUP", "MIN_WORK", "chunk_backward", "chunk_pass", "filter_ends", "fold_coefs", "use"]
+__all__ = [
+    "AVAILABLE",
+    "GROUP",
+    "MIN_WORK",
+    "SPARSE_BELOW",
+    "chunk_backward",
+    "chunk_pass",
+    "filter_ends",
+    "fold_coefs",
+    "use",
+]
 
 #: whether the compiled kernels can run (Numba installed)
 AVAILABLE = importlib.util.find_spec("numba") is not None
@@ -40,10 +50,15 @@ AVAILABLE = importlib.util.find_spec("numba") is not None
 #: operations are as fast, and a small network need not load Numba (about 160 MiB, 1 s)
 MIN_WORK = 1 << 13
 
+#: the compiled pass takes a chunk's spikes as positions up to this fraction of non-zero entries
+#: (more than :data:`.spikes.SPARSE_BELOW`): its cost is one pass over the states plus a few row
+#: additions per spike, where the torch operations' dense products make several passes
+SPARSE_BELOW = 0.25
+
 #: chunks whose pass over the states is made in one go (:func:`chunk_pass`): each pass costs about
 #: as much as a chunk's spikes, and the group's coefficient buffers ``[K, 1 + n, B, J]`` are kept
 #: until it runs (1: one pass per chunk)
-GROUP = 4
+GROUP = 2
 
 
 def use(batch: int, n: int, device: torch.device) -> bool:
@@ -59,7 +74,8 @@ def chunk_pass(
     grad: torch.Tensor,
     M0: torch.Tensor,
     Mix: torch.Tensor,
-    coefs: list[torch.Tensor],
+    coef: torch.Tensor,
+    Ks: list[int],
     spikes: list[tuple[np.ndarray, np.ndarray | None]],
     E: torch.Tensor,
     Eb: torch.Tensor,
@@ -69,9 +85,10 @@ def chunk_pass(
     ``dims`` ``(B, I, n, J)``; ``S`` ``[B, I, n, J]`` the states before the group (``fresh``: all
     zero, not read; None when neither read nor updated), replaced by those after it when
     ``update``; ``grad`` ``[I, J]``; ``M0`` ``[B, n, J]`` and ``Mix`` ``[B, n, n, J]`` the
-    coefficients of the states before the group (read unless ``fresh``); per chunk ``h``,
-    ``coefs[h]`` ``[K_h, 1 + n, B, J]`` those of its spikes (row 0 for the gradient, rows ``1 + n``
-    for the states after the group, read only when ``update``) and ``spikes[h]`` the flat indices
+    coefficients of the states before the group (read unless ``fresh``); per chunk ``h`` of
+    ``Ks[h]`` steps, ``coef[h, :Ks[h]]`` ``[K_h, 1 + n, B, J]`` (``coef`` ``[G, K, 1 + n, B, J]``)
+    those of its spikes (row 0 for the gradient, rows ``1 + n`` for the states after the group,
+    read only when ``update``) and ``spikes[h]`` the flat indices
     (ascending, int64) of the non-zero entries of its ``p`` ``[K_h, B, I]`` and their values (None:
     all 1); each thread sorts its examples' spikes by row itself; ``E`` ``[X, B, I]`` the
     presynaptic traces before the group and ``Eb`` ``[X, n, B, J]`` their coefficients.
@@ -83,12 +100,12 @@ def chunk_pass(
 
     from .chunk_kernels import pass_rows
 
-    K = max(c.shape[0] for c in coefs)
-    bounds = np.empty((len(coefs), K * B + 1), dtype=np.int64)
+    K = coef.shape[1]
+    bounds = np.empty((len(Ks), K * B + 1), dtype=np.int64)
     done = 0
-    for h, ((flat, _), coef) in enumerate(zip(spikes, coefs, strict=True)):
+    for h, ((flat, _), K_h) in enumerate(zip(spikes, Ks, strict=True)):
         # where each (k, b) of chunk h starts in the concatenated indices
-        steps = np.minimum(np.arange(K * B + 1, dtype=np.int64), coef.shape[0] * B)
+        steps = np.minimum(np.arange(K * B + 1, dtype=np.int64), K_h * B)
         bounds[h] = np.searchsorted(flat, steps * n_pre) + done
         done += flat.size
     flat = np.concatenate([f for f, _ in spikes]) if len(spikes) > 1 else spikes[0][0]
@@ -106,7 +123,8 @@ def chunk_pass(
         grads,
         M0.numpy(),
         Mix.numpy(),
-        tuple(c.numpy() for c in coefs),
+        coef.numpy(),
+        np.asarray(Ks, dtype=np.int64),
         flat,
         bounds,
         v,

@@ -24,25 +24,23 @@ def carry2(s0, s1, g, m00, m01, x00, x01, x10, x11, e0, e1, b00, b01, b10, b11):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def pass_rows(S, dims, fresh, update, grads, M0, Mix, coefs, flat, bounds, vals, E, Eb):
+def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, vals, E, Eb):
     """:func:`.chunk_compiled.chunk_pass` on numpy arrays: ``grads`` ``[parts, I, J]`` (one gradient
-    per part of the examples); ``coefs`` a tuple of the ``G`` chunks' ``[K_h, rows, B, J]``; the
+    per part of the examples); ``coef`` ``[G, K, rows, B, J]`` the ``G`` chunks' coefficients, of
+    which chunk ``h`` has ``Ks[h]`` steps; the
     spikes' flat indices ``flat`` (chunk after chunk, each ascending into its ``[K_h, B, I]``),
     ``bounds`` ``[G, K B + 1]`` where each chunk's ``(k, b)`` starts in ``flat``, their values ``vals``."""
     B, n_pre, n_states, J = dims
     X = E.shape[0]
     parts = grads.shape[0]
-    G, rows = len(coefs), coefs[0].shape[1]
-    K = 0
-    for h in range(G):
-        K = max(K, coefs[h].shape[0])
+    G, K, rows = coef.shape[0], coef.shape[1], coef.shape[2]
     fused = not fresh and update and n_states == 2 and X == 2  # e.g. the benchmark's ALIF: carry2
     for part in numba.prange(parts):  # part: a contiguous range of examples, its own gradient
         grad = grads[part]
         old = np.empty((n_states, J), dtype=grads.dtype)
         # example b's spike coefficients, copied together: coef[k, n, b] for all k and n lie
         # B J apart, a power of two in the benchmarks, and would evict each other from the caches
-        cb = np.empty((G, K, rows, J), dtype=coefs[0].dtype)
+        cb = np.empty((G, K, rows, J), dtype=coef.dtype)
         # example b's spikes of chunk h by row i: ks, vs[start[h, i]:start[h, i + 1]]
         start = np.empty((G, n_pre + 1), dtype=np.int64)
         at = np.empty(n_pre, dtype=np.int64)
@@ -50,15 +48,15 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coefs, flat, bounds, vals,
             # counting sort of example b's spikes by chunk, then row (they come ordered by step, then row)
             total = 0
             for h in range(G):
-                for k in range(coefs[h].shape[0]):
+                for k in range(Ks[h]):
                     total += bounds[h, k * B + b + 1] - bounds[h, k * B + b]
             ks = np.empty(total, dtype=np.int64)
             vs = np.empty(total, dtype=vals.dtype)
             done = 0
             for h in range(G):
-                coef, st = coefs[h], start[h]
+                st = start[h]
                 st[:] = 0
-                for k in range(coef.shape[0]):
+                for k in range(Ks[h]):
                     base = (k * B + b) * n_pre
                     for q in range(bounds[h, k * B + b], bounds[h, k * B + b + 1]):
                         st[flat[q] - base + 1] += 1
@@ -66,7 +64,7 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coefs, flat, bounds, vals,
                 for i in range(n_pre):
                     st[i + 1] += st[i]
                 at[:] = st[:-1]
-                for k in range(coef.shape[0]):
+                for k in range(Ks[h]):
                     base = (k * B + b) * n_pre
                     for q in range(bounds[h, k * B + b], bounds[h, k * B + b + 1]):
                         i = flat[q] - base
@@ -74,9 +72,9 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coefs, flat, bounds, vals,
                         vs[at[i]] = vals[q]
                         at[i] += 1
                 if st[n_pre] > done:
-                    for k in range(coef.shape[0]):
+                    for k in range(Ks[h]):
                         for n in range(rows if update else 1):
-                            cb[h, k, n] = coef[k, n, b]
+                            cb[h, k, n] = coef[h, k, n, b]
                 done = st[n_pre]
             for i in range(n_pre):
                 g = grad[i]

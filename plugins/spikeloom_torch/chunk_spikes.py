@@ -39,15 +39,19 @@ class ChunkSpikes:
     # -- construction ---------------------------------------------------------------------------------
 
     @classmethod
-    def from_host(cls, host: np.ndarray, tau0: int, tau1: int, delay: int, dtype, device) -> ChunkSpikes:
-        """``p[k] = host[tau0 + k - delay]`` (zero before the first step) for an input ``host`` ``[T, B, I]``."""
+    def from_host(
+        cls, host: np.ndarray, tau0: int, tau1: int, delay: int, dtype, device, below: float | None = None
+    ) -> ChunkSpikes:
+        """``p[k] = host[tau0 + k - delay]`` (zero before the first step) for an input ``host``
+        ``[T, B, I]``, kept as positions below ``below`` (default ``SPARSE_BELOW``) non-zero."""
+        below = SPARSE_BELOW if below is None else below
         K, (B, n) = tau1 - tau0, host.shape[1:]
         lo, hi = max(tau0 - delay, 0), max(tau1 - delay, 0)
         lead = K - (hi - lo)  # steps before the input's first step reaches the connection
         block = host[lo:hi]
         if device.type == "cpu" and block.size:
             nz = flatnonzero(block.reshape(-1))
-            if nz.size < SPARSE_BELOW * block.size:
+            if nz.size < below * block.size:
                 vals = None
                 if block.dtype != np.bool_:
                     vals = block.reshape(-1)[nz].astype(np.float64)
@@ -60,21 +64,25 @@ class ChunkSpikes:
         return cls((K, B, n), dtype, device, dense=dense)
 
     @classmethod
-    def from_steps(cls, steps: list[torch.Tensor], flats: list[np.ndarray | None]) -> ChunkSpikes:
+    def from_steps(
+        cls, steps: list[torch.Tensor], flats: list[np.ndarray | None], below: float | None = None
+    ) -> ChunkSpikes:
         """The chunk's delivered spikes, one ``[B, I]`` tensor per step, with the flat indices of
-        their non-zero entries where the caller knows them (0/1 spikes; None: not known)."""
+        their non-zero entries where the caller knows them (0/1 spikes; None: not known), kept as
+        positions below ``below`` (default ``SPARSE_BELOW``) non-zero."""
+        below = SPARSE_BELOW if below is None else below
         some = steps[0]
         (B, n), K = some.shape, len(steps)
         shape = (K, B, n)
         if all(f is not None for f in flats):
             flat = np.concatenate([f + k * B * n for k, f in enumerate(flats)])
-            if flat.size < SPARSE_BELOW * K * B * n:
+            if flat.size < below * K * B * n:
                 return cls(shape, some.dtype, some.device, flat=flat)
         dense = torch.stack(steps)
         if dense.device.type == "cpu" and dense.numel():
             host = dense.numpy().reshape(-1)
             nz = flatnonzero(host)
-            if nz.size < SPARSE_BELOW * host.size:
+            if nz.size < below * host.size:
                 vals = host[nz].astype(np.float64)
                 return cls(shape, dense.dtype, dense.device, flat=nz, vals=None if np.all(vals == 1) else vals)
         return cls(shape, dense.dtype, dense.device, dense=dense)

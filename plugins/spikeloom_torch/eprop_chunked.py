@@ -41,7 +41,7 @@ from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
 from spikeloom.rules import EProp, trained_populations
 
-from . import chunk_compiled
+from . import chunk_compiled, chunk_spikes
 from .chunk_spikes import ChunkSpikes
 from .dynamics import PopConst, Stepper
 from .eprop_readout import RATE_TAU, ReadoutSide, all_equal
@@ -249,7 +249,8 @@ class _ChunkedPop:
         p, K, steps = self.p, tau1 - tau0, range(tau0, tau1)
         x = torch.stack([self.rec[t]["V"] for t in steps], out=self.alloc("psi", (self.K, self.B, p.n))[:K])
         if self.alif:  # V - (v_thresh + beta a)
-            x.sub_(torch.stack([self.rec[t]["a"] for t in steps]).mul_(p.beta).add_(p.v_thresh))
+            a = torch.stack([self.rec[t]["a"] for t in steps], out=self.alloc("psi_a", (self.K, self.B, p.n))[:K])
+            x.sub_(a.mul_(p.beta).add_(p.v_thresh))
         else:
             x.sub_(p.v_thresh)
         psi = surrogate_(self.rule.surrogate, x, p.v_thresh)  # in place
@@ -302,7 +303,7 @@ class _ChunkedPop:
             Rate = torch.stack([self.rates[t] for t in range(tau0, tau1)]).sub_(self.rate_target)
             Reg = Rate.mul_(Psi).mul_(self.rule.c_reg / B)
         Sig = self._signals(tau0, tau1)
-        coef_all = self.alloc(("coef", len(self.pending)), (self.K, 1 + len(self.names), B, J))[:K]
+        coef_all = self._coef_slots()[len(self.pending), :K]
         coef = coef_all[:, :S]  # d(row) / d(p[tau])
         if self.compiled:
             lw, lu, la, lx = self._backward_compiled(tau0, tau1, Psi, Sig, Reg, coef_all, S, last)
@@ -401,6 +402,14 @@ class _ChunkedPop:
             if last or len(self.pending) == chunk_compiled.GROUP:
                 self._flush()
 
+    def _coef_slots(self) -> torch.Tensor:
+        """The chunks' spike coefficients ``[slots, K, 1 + states, B, J]``, one slot per chunk of a
+        group (compiled) whose pass waits for the group's end: ``GROUP`` slots, fewer when the run
+        has fewer chunks after the first (which runs alone)."""
+        chunks = -(-self.T // self.K)
+        slots = max(1, min(chunk_compiled.GROUP, chunks - 1)) if self.compiled else 1
+        return self.alloc("coef", (slots, self.K, 1 + len(self.names), self.B, self.p.n))
+
     def _flush(self) -> None:
         """The pass over the states for the chunks in :attr:`pending` (compiled), in one go.
 
@@ -452,7 +461,8 @@ class _ChunkedPop:
                 self.grad[c.name],
                 R,
                 Q if not final else torch.empty((0, 0, 0, 0), **kw),
-                [r["coef"] for r in pend],
+                self._coef_slots()[: len(pend)],
+                [r["coef"].shape[0] for r in pend],
                 [(r["spikes"][c.name].flat, r["spikes"][c.name].vals) for r in pend],
                 E if E is not None and not final else torch.empty((0, B, p0.I), **kw),
                 W if E is not None and not final else torch.empty((0, nS, B, J), **kw),
@@ -596,12 +606,15 @@ class _ChunkedPop:
             E, Eb = torch.stack(list(traces)), Eb[: len(traces)]  # [X, B, I], [X, nS, B, J]
         else:
             E, Eb = torch.empty((0, B, p.I), **kw), torch.empty((0, nS, B, J), **kw)
+        coef, K = self._coef_slots()[:1], coef_all.shape[0]  # coef_all: slot 0
         chunk_compiled.chunk_pass(
-            old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, [coef_all], [(p.flat, p.vals)], E, Eb
+            old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef, [K], [(p.flat, p.vals)], E, Eb
         )
 
     def _spikes(self, c, tau0: int, tau1: int) -> ChunkSpikes:
-        """The spikes ``c`` delivers at steps ``tau0 .. tau1-1``."""
+        """The spikes ``c`` delivers at steps ``tau0 .. tau1-1`` (compiled: as positions up to
+        :data:`.chunk_compiled.SPARSE_BELOW` non-zero)."""
+        below = max(chunk_spikes.SPARSE_BELOW, chunk_compiled.SPARSE_BELOW) if self.compiled else None
         if c.name in self.host:
             found = self.block_spikes(c, tau0)  # the Stepper's blocks start where the chunks do
             if found is not None:
@@ -609,9 +622,9 @@ class _ChunkedPop:
                 vals = None if vals is None else vals.astype(np.float64)
                 shape = (tau1 - tau0, self.B, self.host[c.name].shape[2])
                 return ChunkSpikes(shape, self.dtype, self.device, flat=flat, vals=vals)
-            return ChunkSpikes.from_host(self.host[c.name], tau0, tau1, c.delay, self.dtype, self.device)
+            return ChunkSpikes.from_host(self.host[c.name], tau0, tau1, c.delay, self.dtype, self.device, below)
         steps = [self.inp[t][c.name] for t in range(tau0, tau1)]
-        return ChunkSpikes.from_steps([s for s, _ in steps], [f for _, f in steps])
+        return ChunkSpikes.from_steps([s for s, _ in steps], [f for _, f in steps], below)
 
     def _end_weights(self, K: int) -> tuple[np.ndarray, np.ndarray]:
         """``(wv, wI)`` ``[K]``: eps_v and eps_I at the chunk's last step per spike delivered at
