@@ -75,7 +75,7 @@ def eprop_chunked(
     ws = Workspace() if workspace is None else workspace
     sim = Stepper(built, pops, weights, inputs, block_steps=chunk)
     T, B = sim.T, sim.B
-    ro = ReadoutSide(built, pops, params, rule, readout, labels, T, B)
+    ro = ReadoutSide(built, pops, params, rule, readout, labels, T, B, ws)
     out, out_name, hetero_out, grads, feedback = pops[ro.name], ro.name, ro.hetero, ro.grads, ro.feedback
 
     state = {}

@@ -14,6 +14,7 @@ from spikeloom.rules import EProp, feedback_matrices
 
 from .dynamics import PopConst
 from .losses import onehot
+from .workspace import Workspace
 
 #: time constant of the online rate estimate of the regulariser, ms (GeNN's value)
 RATE_TAU = 500.0
@@ -40,7 +41,9 @@ class ReadoutSide:
         labels: torch.Tensor,
         T: int,
         B: int,
+        workspace: Workspace | None = None,
     ) -> None:
+        self.ws = workspace  # buffers kept between calls (None: fresh tensors)
         some = next(iter(params.values()))
         self.dtype, self.device = dtype, device = some.dtype, some.device
         self.B = B
@@ -110,7 +113,9 @@ class ReadoutSide:
         bbar = torch.stack([b for _, _, b, _ in self.pending])  # [n, N_out]
         self.grads[f"{self.name}.bias"] += (delta * bbar.reshape(len(steps), 1, -1)).sum(dim=(0, 1))
         for c in self.conns:
-            Z = torch.stack([kept[c.name] for *_, kept in self.pending])  # [n, B, N_pre] (or [n, B, N_pre, N_out])
+            Z = self._stack(
+                [kept[c.name] for *_, kept in self.pending], ("Z", c.name)
+            )  # [n, B, N_pre] (or [n, B, N_pre, N_out])
             if self.hetero:
                 self.grads[f"{c.name}.weight"] += (Z * delta[:, :, None, :]).sum(dim=(0, 1))
             else:
@@ -118,6 +123,17 @@ class ReadoutSide:
         self.pending = []
         deltas.update(zip(steps, delta.unbind(0), strict=True))
         return deltas
+
+    def _stack(self, rows: list[torch.Tensor], key) -> torch.Tensor:
+        """``torch.stack(rows)``, into a kept buffer when there is a workspace (a fresh tensor as
+        large as a chunk's filtered spikes costs its page faults on every call)."""
+        if self.ws is None:
+            return torch.stack(rows)
+        shape = (len(rows),) + tuple(rows[0].shape)
+        buf = self.ws.peek(("readout", key))
+        if buf is None or buf.shape[0] < shape[0] or tuple(buf.shape[1:]) != shape[1:] or buf.dtype != rows[0].dtype:
+            buf = self.ws.get(("readout", key), shape, rows[0].dtype, rows[0].device)
+        return torch.stack(rows, out=buf[: shape[0]])
 
     def step(self, t: int, rec: dict, sim) -> torch.Tensor | None:
         """:meth:`record` and :meth:`flush` for one step: its ``delta``, or None outside the window."""

@@ -30,5 +30,9 @@ class Workspace:
             buf = self._buffers[key] = torch.empty(shape, dtype=dtype, device=device)
         return buf
 
+    def peek(self, key: Hashable) -> torch.Tensor | None:
+        """The buffer named ``key`` as it is, or None."""
+        return self._buffers.get(key)
+
     def clear(self) -> None:
         self._buffers.clear()
