@@ -7,7 +7,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["backward", "carry2", "filter_ends", "fold", "pass_rows"]
+__all__ = ["backward", "carry2", "filter_ends", "fold", "pass_rows", "superspike"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -137,6 +137,30 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, va
                                 sn, c = s[n], Eb[x, n, b]
                                 for j in range(J):
                                     sn[j] += e * c[j]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def superspike(x, a, beta, v_thresh, slope, one, alif):
+    """:func:`.chunk_compiled.superspike_` on numpy arrays: ``x`` ``[K, B, J]`` the membrane
+    potentials, replaced by ``1 / (slope |x - theta| + 1)^2`` with the operations in the order
+    (and the rounding) of the torch path's ``x - (a beta + v_thresh)``, ``abs``, ``mul``, ``add`` and
+    ``pow(-2)``; ``one`` is 1 in the arrays' dtype (a Python 1.0 would compute in float64)."""
+    K, B, J = x.shape
+    for kb in numba.prange(K * B):
+        xr = x[kb // B, kb % B]
+        if alif:
+            ar = a[kb // B, kb % B]
+            for j in range(J):
+                t = ar[j] * beta[j]
+                t = t + v_thresh[j]
+                y = abs(xr[j] - t) * slope
+                y = y + one
+                xr[j] = one / (y * y)
+        else:
+            for j in range(J):
+                y = abs(xr[j] - v_thresh[j]) * slope
+                y = y + one
+                xr[j] = one / (y * y)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)

@@ -40,6 +40,7 @@ import torch
 from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
 from spikeloom.rules import EProp, trained_populations
+from spikeloom.surrogates import SuperSpike
 
 from . import chunk_compiled, chunk_spikes
 from .chunk_spikes import ChunkSpikes
@@ -248,12 +249,14 @@ class _ChunkedPop:
         """``psi`` ``[K, B, J]`` of steps ``tau0 .. tau1-1``, 0 where refractory."""
         p, K, steps = self.p, tau1 - tau0, range(tau0, tau1)
         x = torch.stack([self.rec[t]["V"] for t in steps], out=self.alloc("psi", (self.K, self.B, p.n))[:K])
-        if self.alif:  # V - (v_thresh + beta a)
+        a = None
+        if self.alif:
             a = torch.stack([self.rec[t]["a"] for t in steps], out=self.alloc("psi_a", (self.K, self.B, p.n))[:K])
-            x.sub_(a.mul_(p.beta).add_(p.v_thresh))
+        if self.compiled and type(self.rule.surrogate) is SuperSpike:
+            psi = chunk_compiled.superspike_(x, a, p.beta, p.v_thresh, self.rule.surrogate.beta)
         else:
-            x.sub_(p.v_thresh)
-        psi = surrogate_(self.rule.surrogate, x, p.v_thresh)  # in place
+            x.sub_(p.v_thresh if a is None else a.mul_(p.beta).add_(p.v_thresh))  # V - (v_thresh + beta a)
+            psi = surrogate_(self.rule.surrogate, x, p.v_thresh)  # in place
         if "refractory" in self.rec[tau0]:
             psi.masked_fill_(torch.stack([self.rec[t]["refractory"] for t in steps]), 0)
         return psi

@@ -224,3 +224,69 @@ def test_two_readout_connections_with_different_delays(het_out, spikes_kept, mon
         actual = TORCH.compile(net, rule=rule, readout=readout, dtype="float64").loss_and_grads(x, labels)
         for name, g in expected.grads.items():
             assert_close(actual.grads[name], g, RTOL64, f"K={chunk} {name}")
+
+
+def _compiled_only(monkeypatch):
+    if not chunk_compiled.AVAILABLE:
+        pytest.skip("numba is not installed")
+    for module in (chunk_spikes, dynamics, spikes):
+        monkeypatch.setattr(module, "SPARSE_BELOW", 2.0)
+    monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
+
+
+@pytest.mark.parametrize("group", [1, 3, 5])
+@pytest.mark.parametrize("case_id", ["alif-exp-delay2", "alif-zero-het-random", "lif-delta-scale-input"])
+def test_grouped_passes_equal_reference(case_id, group, monkeypatch):
+    """The compiled pass over the states once per ``GROUP`` chunks (the earlier chunks' spike
+    coefficients referred to the group's end) gives the reference's gradients; a group's last
+    chunk may be the run's last, and K = 3 makes groups that do not divide the run."""
+    _compiled_only(monkeypatch)
+    case = next(c for c in CHUNKED_CASES if c.id == case_id)
+    expected = NUMPY.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+    expected = expected.loss_and_grads(*case.inputs())
+    monkeypatch.setattr(chunk_compiled, "GROUP", group)
+    passes = []  # chunks per pass
+    original = chunk_compiled.chunk_pass
+    monkeypatch.setattr(chunk_compiled, "chunk_pass", lambda *a, **kw: passes.append(len(a[8])) or original(*a, **kw))
+    actual = _grads(case, 3, monkeypatch)
+    for name, g in expected.grads.items():
+        assert_close(actual.grads[name], g, RTOL64, f"GROUP={group} {name}")
+    chunks = -(-case.T // 3)
+    assert max(passes) == min(group, chunks - 1)  # the first chunk runs alone: it creates the states
+    assert sum(passes) % chunks == 0  # every chunk in one pass per connection
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alif", [True, False])
+def test_compiled_superspike_is_the_torch_operations(dtype, alif):
+    """The compiled SuperSpike gives the torch path's values bit for bit (same operations, same order)."""
+    if not chunk_compiled.AVAILABLE:
+        pytest.skip("numba is not installed")
+    from spikeloom_torch.surrogate_ops import surrogate_
+
+    rng = np.random.default_rng(3)
+    V = torch.from_numpy(rng.standard_normal((6, 4, 9)).astype(dtype))
+    a = torch.from_numpy(rng.random((6, 4, 9)).astype(dtype)) if alif else None
+    beta = torch.from_numpy(rng.random(9).astype(dtype))
+    v_thresh = torch.from_numpy((0.5 + rng.random(9)).astype(dtype))
+    x = V.clone()
+    x.sub_(v_thresh if a is None else a.clone().mul_(beta).add_(v_thresh))
+    expected = surrogate_(sl.SuperSpike(7.0), x, v_thresh)
+    actual = chunk_compiled.superspike_(V.clone(), a, beta, v_thresh, 7.0)
+    np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+def test_compiled_filter_ends_is_filter_end():
+    """The traces' chunk-end filter computed compiled equals :meth:`ChunkSpikes.filter_end`."""
+    if not chunk_compiled.AVAILABLE:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(4)
+    K, B, n = 5, 3, 7
+    dense = rng.random((K, B, n)) < 0.3
+    flat = np.flatnonzero(dense)
+    vals = rng.random(flat.size) + 0.5
+    w = rng.random((2, K))
+    p = chunk_spikes.ChunkSpikes((K, B, n), torch.float64, torch.device("cpu"), flat=flat, vals=vals)
+    out = chunk_compiled.filter_ends(flat, vals, w, B, n, torch.float64)
+    for x in range(2):
+        np.testing.assert_array_equal(out[x].numpy(), p.filter_end(w[x]).numpy())
