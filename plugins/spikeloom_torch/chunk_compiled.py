@@ -98,18 +98,23 @@ def chunk_pass(
     dtype = grad.numpy().dtype
     import numba
 
-    from .chunk_kernels import pass_rows
+    from .chunk_kernels import pass_rows, row_bounds
 
     K = coef.shape[1]
     bounds = np.empty((len(Ks), K * B + 1), dtype=np.int64)
     done = 0
     for h, ((flat, _), K_h) in enumerate(zip(spikes, Ks, strict=True)):
-        # where each (k, b) of chunk h starts in the concatenated indices
-        steps = np.minimum(np.arange(K * B + 1, dtype=np.int64), K_h * B)
-        bounds[h] = np.searchsorted(flat, steps * n_pre) + done
+        # where each (k, b) of chunk h starts in the concatenated indices (rows past K_h: empty)
+        bounds[h, : K_h * B + 1] = row_bounds(flat, n_pre, K_h * B) + done
+        bounds[h, K_h * B + 1 :] = done + flat.size
         done += flat.size
     flat = np.concatenate([f for f, _ in spikes]) if len(spikes) > 1 else spikes[0][0]
-    v = np.concatenate([np.ones(f.size, dtype=dtype) if x is None else x.astype(dtype) for f, x in spikes])
+    unit = all(x is None for _, x in spikes)
+    v = (
+        np.zeros(1, dtype)
+        if unit
+        else np.concatenate([np.ones(f.size, dtype) if x is None else x.astype(dtype) for f, x in spikes])
+    )
     threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, B))
     numba.set_num_threads(threads)
     if S is None:
@@ -128,6 +133,7 @@ def chunk_pass(
         flat,
         bounds,
         v,
+        unit,
         E.numpy(),
         Eb.numpy(),
     )
@@ -170,13 +176,13 @@ def filter_ends(
     import numba
 
     from .chunk_kernels import filter_ends as kernel
+    from .chunk_kernels import row_bounds
 
     K = filters.shape[1]
-    bounds = np.searchsorted(flat, np.arange(K * B + 1, dtype=np.int64) * n_pre)
-    v = np.ones(flat.size) if vals is None else vals.astype(np.float64)
+    v = np.zeros(1) if vals is None else vals.astype(np.float64)
     ends = np.empty((filters.shape[0], B, n_pre))
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, B)))
-    kernel(flat, bounds, v, np.ascontiguousarray(filters, dtype=np.float64), ends)
+    kernel(flat, row_bounds(flat, n_pre, K * B), v, vals is None, np.ascontiguousarray(filters, dtype=np.float64), ends)
     return torch.from_numpy(ends).to(dtype)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["backward", "carry2", "filter_ends", "fold", "pass_rows", "superspike"]
+__all__ = ["backward", "carry2", "filter_ends", "fold", "pass_rows", "row_bounds", "superspike"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -24,12 +24,13 @@ def carry2(s0, s1, g, m00, m01, x00, x01, x10, x11, e0, e1, b00, b01, b10, b11):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, vals, E, Eb):
+def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, vals, unit, E, Eb):
     """:func:`.chunk_compiled.chunk_pass` on numpy arrays: ``grads`` ``[parts, I, J]`` (one gradient
     per part of the examples); ``coef`` ``[G, K, rows, B, J]`` the ``G`` chunks' coefficients, of
     which chunk ``h`` has ``Ks[h]`` steps; the
     spikes' flat indices ``flat`` (chunk after chunk, each ascending into its ``[K_h, B, I]``),
-    ``bounds`` ``[G, K B + 1]`` where each chunk's ``(k, b)`` starts in ``flat``, their values ``vals``."""
+    ``bounds`` ``[G, K B + 1]`` where each chunk's ``(k, b)`` starts in ``flat``, their values ``vals``
+    (all 1 when ``unit``)."""
     B, n_pre, n_states, J = dims
     X = E.shape[0]
     parts = grads.shape[0]
@@ -69,7 +70,7 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, va
                     for q in range(bounds[h, k * B + b], bounds[h, k * B + b + 1]):
                         i = flat[q] - base
                         ks[at[i]] = k
-                        vs[at[i]] = vals[q]
+                        vs[at[i]] = 1 if unit else vals[q]
                         at[i] += 1
                 if st[n_pre] > done:
                     for k in range(Ks[h]):
@@ -163,23 +164,38 @@ def superspike(x, a, beta, v_thresh, slope, one, alif):
                 xr[j] = one / (y * y)
 
 
+@numba.njit(cache=True, nogil=True)
+def row_bounds(flat, n_pre, rows):
+    """``bounds`` ``[rows + 1]``: where each row ``r`` (entries ``r n_pre .. (r + 1) n_pre - 1``)
+    starts in the ascending indices ``flat``; ``np.searchsorted(flat, arange(rows + 1) n_pre)`` in
+    one pass instead of a binary search per row."""
+    bounds = np.empty(rows + 1, dtype=np.int64)
+    q, n = 0, flat.shape[0]
+    for r in range(rows + 1):  # ascending: a merge, no division per spike
+        while q < n and flat[q] < r * n_pre:
+            q += 1
+        bounds[r] = q
+    return bounds
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def filter_ends(flat, bounds, vals, wk, ends):
+def filter_ends(flat, bounds, vals, unit, wk, ends):
     """:func:`.chunk_compiled.filter_ends` on numpy arrays: ``ends[w, b, i] = sum_k wk[w, k] p[k, b, i]``
-    for the spikes ``flat``, ``vals`` (``bounds`` as in :func:`pass_rows`, of one chunk)."""
+    for the spikes ``flat`` (``bounds`` from :func:`row_bounds`) with values ``vals`` (all 1 when
+    ``unit``), one example per iteration, summed in float64."""
     W, B, n_pre = ends.shape
     K = wk.shape[1]
     for b in numba.prange(B):
-        acc = np.zeros((W, n_pre))
+        acc = np.zeros((n_pre, W))
         for k in range(K):
             base = (k * B + b) * n_pre
             for q in range(bounds[k * B + b], bounds[k * B + b + 1]):
-                i, v = flat[q] - base, vals[q]
+                v = 1.0 if unit else vals[q]
                 for w in range(W):
-                    acc[w, i] += wk[w, k] * v
+                    acc[flat[q] - base, w] += wk[w, k] * v
         for w in range(W):
             for i in range(n_pre):
-                ends[w, b, i] = acc[w, i]
+                ends[w, b, i] = acc[i, w]
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
