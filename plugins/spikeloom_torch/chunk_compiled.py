@@ -140,26 +140,36 @@ def chunk_pass(
     grad += torch.from_numpy(grads.sum(axis=0))
 
 
-def superspike_(x: torch.Tensor, a: torch.Tensor | None, beta, v_thresh, slope: float) -> torch.Tensor:
-    """``SuperSpike(slope)`` of ``x - theta`` written into ``x`` ``[K, B, J]`` (the membrane
-    potentials; ``theta = v_thresh + beta a`` with the adaptation ``a`` ``[K, B, J]``, or
-    ``v_thresh`` without it; ``beta`` and ``v_thresh`` broadcast to ``[J]``): one pass instead of the
-    torch path's six, the same operations in the same order, so the same values."""
+#: the surrogates :func:`surrogate_` computes compiled, by kind (others run the torch operations)
+SURROGATES = ("superspike", "triangle")
+
+
+def surrogate_(sg, x: torch.Tensor, a: torch.Tensor | None, beta, v_thresh) -> torch.Tensor:
+    """The surrogate ``sg`` (SuperSpike or Triangle, :data:`SURROGATES`) of ``x - theta`` written
+    into ``x`` ``[K, B, J]`` (the membrane potentials; ``theta = v_thresh + beta a`` with the
+    adaptation ``a`` ``[K, B, J]``, or ``v_thresh`` without it; ``beta`` and ``v_thresh`` broadcast
+    to ``[J]``): one pass instead of the torch path's six to eight, the same operations in the
+    same order, so the same values bit for bit."""
     import numba
 
-    from .chunk_kernels import superspike
+    from .chunk_kernels import surrogate
 
     J = x.shape[2]
     dt = x.numpy().dtype
     row = lambda v: torch.as_tensor(v, dtype=x.dtype).expand(J).contiguous().numpy()  # noqa: E731
+    kind = SURROGATES.index(sg.kind)
+    vt = torch.as_tensor(v_thresh, dtype=x.dtype)
+    scale = row(sg.gamma / vt) if kind == 1 else row(0.0)  # as the torch path computes gamma / v_thresh
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     alif = a is not None
-    superspike(
+    surrogate(
         x.numpy(),
         a.numpy() if alif else x.numpy(),
         row(beta) if alif else row(0.0),
-        row(v_thresh),
-        dt.type(slope),
+        row(vt),
+        kind,
+        dt.type(sg.beta if kind == 0 else 0.0),
+        scale,
         dt.type(1.0),
         alif,
     )

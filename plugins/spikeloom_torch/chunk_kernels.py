@@ -7,7 +7,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["backward", "carry2", "filter_ends", "fold", "pass_rows", "row_bounds", "superspike"]
+__all__ = ["backward", "carry2", "filter_ends", "fold", "pass_rows", "row_bounds", "surrogate"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -141,27 +141,33 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, va
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def superspike(x, a, beta, v_thresh, slope, one, alif):
-    """:func:`.chunk_compiled.superspike_` on numpy arrays: ``x`` ``[K, B, J]`` the membrane
-    potentials, replaced by ``1 / (slope |x - theta| + 1)^2`` with the operations in the order
-    (and the rounding) of the torch path's ``x - (a beta + v_thresh)``, ``abs``, ``mul``, ``add`` and
-    ``pow(-2)``; ``one`` is 1 in the arrays' dtype (a Python 1.0 would compute in float64)."""
+def surrogate(x, a, beta, v_thresh, kind, slope, scale, one, alif):
+    """:func:`.chunk_compiled.surrogate_` on numpy arrays: ``x`` ``[K, B, J]`` the membrane
+    potentials, replaced by the surrogate of ``d = x - theta`` with the operations in the order
+    (and the rounding) of the torch path (``x - (a beta + v_thresh)``, then :mod:`.surrogate_ops`):
+    ``kind`` 0, SuperSpike ``1 / (slope |d| + 1)^2``; 1, Triangle
+    ``max(0, 1 - |d| / v_thresh) scale`` (``scale`` ``[J]``: gamma / v_thresh as torch computes
+    it).  ``one`` is 1 in the arrays' dtype (a Python 1.0 would compute in float64)."""
     K, B, J = x.shape
+    zero = one - one
     for kb in numba.prange(K * B):
         xr = x[kb // B, kb % B]
-        if alif:
-            ar = a[kb // B, kb % B]
-            for j in range(J):
+        ar = a[kb // B, kb % B]
+        for j in range(J):
+            if alif:
                 t = ar[j] * beta[j]
                 t = t + v_thresh[j]
-                y = abs(xr[j] - t) * slope
+                d = xr[j] - t
+            else:
+                d = xr[j] - v_thresh[j]
+            if kind == 0:
+                y = abs(d) * slope
                 y = y + one
                 xr[j] = one / (y * y)
-        else:
-            for j in range(J):
-                y = abs(xr[j] - v_thresh[j]) * slope
-                y = y + one
-                xr[j] = one / (y * y)
+            else:
+                y = abs(d) / v_thresh[j]
+                y = one - y
+                xr[j] = max(y, zero) * scale[j]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -40,7 +40,7 @@ import torch
 from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
 from spikeloom.rules import EProp, trained_populations
-from spikeloom.surrogates import SuperSpike
+from spikeloom.surrogates import SuperSpike, Triangle
 
 from . import chunk_compiled, chunk_spikes
 from .chunk_spikes import ChunkSpikes
@@ -252,8 +252,8 @@ class _ChunkedPop:
         a = None
         if self.alif:
             a = torch.stack([self.rec[t]["a"] for t in steps], out=self.alloc("psi_a", (self.K, self.B, p.n))[:K])
-        if self.compiled and type(self.rule.surrogate) is SuperSpike:
-            psi = chunk_compiled.superspike_(x, a, p.beta, p.v_thresh, self.rule.surrogate.beta)
+        if self.compiled and type(self.rule.surrogate) in (SuperSpike, Triangle):
+            psi = chunk_compiled.surrogate_(self.rule.surrogate, x, a, p.beta, p.v_thresh)
         else:
             x.sub_(p.v_thresh if a is None else a.mul_(p.beta).add_(p.v_thresh))  # V - (v_thresh + beta a)
             psi = surrogate_(self.rule.surrogate, x, p.v_thresh)  # in place
