@@ -43,6 +43,7 @@ class Case:
     c_reg: float = 0.0  # Readout.c_reg for BPTT, EProp.c_reg for e-prop
     detach_reset: bool = True
     feedback: str = "symmetric"
+    delta_readout: bool = False  # the readout's synapses delta even where h's are exponential
 
     @property
     def eprop_ok(self) -> bool:
@@ -68,7 +69,7 @@ class Case:
         out_kw = dict(bias=0.1, scale_input=self.scale_input, train_tau_mem=self.train_tau)
         if self.het:
             out_kw.update(tau_mem=sl.Gamma(10.0, shape=3), tau_syn=sl.Uniform(2.0, 4.0))
-        elif self.tau_syn:
+        elif self.tau_syn and not self.delta_readout:
             out_kw.update(tau_syn=3.0)
         pops = [sl.SpikeInput("inp", n_in), cls("h", n_h, **kw), sl.LI("out", n_out, **out_kw)]
         rng = np.random.default_rng(self.seed + 1000)

@@ -26,6 +26,8 @@ TORCH = sl.get_backend("torch")
 
 CHUNKED_CASES = [c for c in CASES if c.eprop_ok] + [
     Case("alif-exp-delay2", kind="ALIF", delay=2, recurrent=True, surrogate=sl.Triangle(0.3), T=37),
+    # the benchmark's setup: exponential synapses into ALIF, a delta-synapse readout (backward_alif)
+    Case("alif-exp-delta-readout", kind="ALIF", delta_readout=True, recurrent=True, c_reg=0.05, T=36),
     Case("alif-delta-delay3-reg", kind="ALIF", tau_syn=0.0, delay=3, c_reg=0.1, T=29, refractory=2.0),
     Case("lif-het-exp-random", het=True, recurrent=True, delay=2, feedback="random", c_reg=0.05, T=33),
     Case("alif-het-delta", kind="ALIF", het=True, tau_syn=0.0, recurrent=True, T=31, window=(4, 27)),
@@ -125,7 +127,9 @@ def test_which_state_update_runs(mode, monkeypatch):
     assert mode == "compiled" or csr
 
 
-@pytest.mark.parametrize("case_id", ["alif-exp-delay2", "alif-delta-delay3-reg", "lif-het-exp-random"])
+@pytest.mark.parametrize(
+    "case_id", ["alif-exp-delay2", "alif-exp-delta-readout", "alif-delta-delay3-reg", "lif-het-exp-random"]
+)
 def test_compiled_float32_agrees_with_torch_operations(case_id, monkeypatch):
     """In float32 the compiled kernels and the torch operations give the same gradients to
     float32 round-off (same forward run, so the same spikes)."""
@@ -235,7 +239,7 @@ def _compiled_only(monkeypatch):
 
 
 @pytest.mark.parametrize("group", [1, 3, 5])
-@pytest.mark.parametrize("case_id", ["alif-exp-delay2", "alif-zero-het-random", "lif-delta-scale-input"])
+@pytest.mark.parametrize("case_id", ["alif-exp-delta-readout", "alif-zero-het-random", "lif-delta-scale-input"])
 def test_grouped_passes_equal_reference(case_id, group, monkeypatch):
     """The compiled pass over the states once per ``GROUP`` chunks (the earlier chunks' spike
     coefficients referred to the group's end) gives the reference's gradients; a group's last
