@@ -113,9 +113,8 @@ class ReadoutSide:
         bbar = torch.stack([b for _, _, b, _ in self.pending])  # [n, N_out]
         self.grads[f"{self.name}.bias"] += (delta * bbar.reshape(len(steps), 1, -1)).sum(dim=(0, 1))
         for c in self.conns:
-            Z = self._stack(
-                [kept[c.name] for *_, kept in self.pending], ("Z", c.name)
-            )  # [n, B, N_pre] (or [n, B, N_pre, N_out])
+            # [n, B, N_pre] (or [n, B, N_pre, N_out])
+            Z = self._stack([kept[c.name] for *_, kept in self.pending], ("Z", c.name))
             if self.hetero:
                 self.grads[f"{c.name}.weight"] += (Z * delta[:, :, None, :]).sum(dim=(0, 1))
             else:
@@ -130,10 +129,11 @@ class ReadoutSide:
         large as a chunk's filtered spikes costs its page faults on every call)."""
         if self.ws is None:
             return torch.stack(rows)
-        shape = (len(rows),) + tuple(rows[0].shape)
-        buf = self.ws.peek(("readout", key))
-        if buf is None or buf.shape[0] < shape[0] or tuple(buf.shape[1:]) != shape[1:] or buf.dtype != rows[0].dtype:
-            buf = self.ws.get(("readout", key), shape, rows[0].dtype, rows[0].device)
+        some, shape = rows[0], (len(rows),) + tuple(rows[0].shape)
+        buf = self.ws.peek(("readout", key))  # kept while it holds at least as many rows
+        fits = buf is not None and buf.shape[0] >= shape[0] and tuple(buf.shape[1:]) == shape[1:]
+        if not (fits and buf.dtype == some.dtype and buf.device == some.device):
+            buf = self.ws.get(("readout", key), shape, some.dtype, some.device)
         return torch.stack(rows, out=buf[: shape[0]])
 
     def step(self, t: int, rec: dict, sim) -> torch.Tensor | None:
