@@ -17,7 +17,12 @@ examples ``b``, each adding to its own copy of the gradient::
 (all per postsynaptic neuron ``j``; ``p`` the chunk's delivered spikes, given by the rows and
 steps of their non-zero entries).  The sums are those of the torch path in
 :meth:`.chunk_spikes.ChunkSpikes.add_to_states` and :meth:`~.chunk_spikes.ChunkSpikes.weight_grad`,
-in another order.
+in another order.  One pass serves a group of up to :data:`GROUP` chunks: the caller refers the
+earlier chunks' spike coefficients to the group's end first (:func:`fold_coefs`), and the pass adds
+every chunk's spikes with its own coefficients.
+
+:func:`surrogate_` computes a chunk's surrogate derivative in one pass, :func:`filter_ends` the
+presynaptic traces a chunk's spikes leave at its end.
 
 Numba is optional (the ``torch`` extra installs it): without it the torch operations run.  It is
 imported only when a chunk first runs compiled (:func:`use`), so BPTT, small networks and
@@ -36,10 +41,12 @@ __all__ = [
     "GROUP",
     "MIN_WORK",
     "SPARSE_BELOW",
+    "SURROGATES",
     "chunk_backward",
     "chunk_pass",
     "filter_ends",
     "fold_coefs",
+    "surrogate_",
     "use",
 ]
 
