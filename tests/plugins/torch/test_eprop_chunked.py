@@ -296,3 +296,30 @@ def test_compiled_filter_ends_is_filter_end():
     out = chunk_compiled.filter_ends(flat, vals, w, B, n, torch.float64)
     for x in range(2):
         np.testing.assert_array_equal(out[x].numpy(), p.filter_end(w[x]).numpy())
+
+
+def test_grouped_passes_with_dense_chunks_between(monkeypatch):
+    """Compiled, with the default thresholds: chunks whose input spikes are dense (40 %) run the
+    torch operations and end the group kept so far; the sparse ones (2 %) are grouped again."""
+    if not chunk_compiled.AVAILABLE:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
+    monkeypatch.setattr(chunk_compiled, "GROUP", 3)
+    # no recurrent connection: whether a chunk is grouped depends on its input spikes only
+    case = dataclasses.replace(next(c for c in CHUNKED_CASES if c.id == "alif-exp-delta-readout"), recurrent=False)
+    net = case.network()
+    rng = np.random.default_rng(11)
+    T, B = 40, 4
+    p = np.where((np.arange(T) // 6) % 2 == 0, 0.4, 0.02)[:, None, None]
+    x, labels = rng.random((T, B, 9)) < p, rng.integers(0, 4, size=B)
+    expected = NUMPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+    expected = expected.loss_and_grads(x, labels)
+    passes = []
+    original = chunk_compiled.chunk_pass
+    monkeypatch.setattr(chunk_compiled, "chunk_pass", lambda *a, **kw: passes.append(len(a[8])) or original(*a, **kw))
+    monkeypatch.setattr(eprop_chunked, "CHUNK", 3)
+    actual = TORCH.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+    actual = actual.loss_and_grads(x, labels)
+    for name, g in expected.grads.items():
+        assert_close(actual.grads[name], g, RTOL64, name)
+    assert max(passes) > 1 and sum(passes) < -(-T // 3)  # some chunks grouped, some on the torch path
