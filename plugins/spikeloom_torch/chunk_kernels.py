@@ -167,7 +167,7 @@ def surrogate(x, a, beta, v_thresh, kind, slope, scale, one, alif):
             else:
                 y = abs(d) / v_thresh[j]
                 y = one - y
-                xr[j] = max(y, zero) * scale[j]
+                xr[j] = (zero if y < zero else y) * scale[j]  # a NaN stays NaN, as with clamp_min
 
 
 @numba.njit(cache=True, nogil=True)

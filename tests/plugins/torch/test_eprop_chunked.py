@@ -271,12 +271,14 @@ def test_compiled_surrogate_is_the_torch_operations(sg, dtype, alif):
 
     rng = np.random.default_rng(3)
     V = torch.from_numpy(rng.standard_normal((6, 4, 9)).astype(dtype))
+    V[2, 1, 3] = float("nan")  # a diverged run: NaN stays NaN on both paths
     a = torch.from_numpy(rng.random((6, 4, 9)).astype(dtype)) if alif else None
     beta = torch.from_numpy(rng.random(9).astype(dtype))
     v_thresh = torch.from_numpy((0.5 + rng.random(9)).astype(dtype))
     x = V.clone()
     x.sub_(v_thresh if a is None else a.clone().mul_(beta).add_(v_thresh))
     expected = surrogate_(sg, x, v_thresh)
+    assert torch.isnan(expected[2, 1, 3])
     actual = chunk_compiled.surrogate_(sg, V.clone(), a, beta, v_thresh)
     assert np.count_nonzero(expected.numpy()) > 0
     np.testing.assert_array_equal(actual.numpy(), expected.numpy())
