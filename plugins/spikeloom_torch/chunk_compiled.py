@@ -46,6 +46,7 @@ __all__ = [
     "chunk_pass",
     "filter_ends",
     "fold_coefs",
+    "row_starts",
     "surrogate_",
     "use",
 ]
@@ -82,8 +83,7 @@ def chunk_pass(
     M0: torch.Tensor,
     Mix: torch.Tensor,
     coef: torch.Tensor,
-    Ks: list[int],
-    spikes: list[tuple[np.ndarray, np.ndarray | None]],
+    spikes: list,
     E: torch.Tensor,
     Eb: torch.Tensor,
 ) -> None:
@@ -92,35 +92,34 @@ def chunk_pass(
     ``dims`` ``(B, I, n, J)``; ``S`` ``[B, I, n, J]`` the states before the group (``fresh``: all
     zero, not read; None when neither read nor updated), replaced by those after it when
     ``update``; ``grad`` ``[I, J]``; ``M0`` ``[B, n, J]`` and ``Mix`` ``[B, n, n, J]`` the
-    coefficients of the states before the group (read unless ``fresh``); per chunk ``h`` of
-    ``Ks[h]`` steps, ``coef[h, :Ks[h]]`` ``[K_h, 1 + n, B, J]`` (``coef`` ``[G, K, 1 + n, B, J]``)
-    those of its spikes (row 0 for the gradient, rows ``1 + n`` for the states after the group,
-    read only when ``update``) and ``spikes[h]`` the flat indices
-    (ascending, int64) of the non-zero entries of its ``p`` ``[K_h, B, I]`` and their values (None:
-    all 1); each thread sorts its examples' spikes by row itself; ``E`` ``[X, B, I]`` the
+    coefficients of the states before the group (read unless ``fresh``); per chunk ``h``, its
+    spikes ``spikes[h]`` (a :class:`.chunk_spikes.ChunkSpikes` kept as positions, ``[K_h, B, I]``)
+    and ``coef[h, :K_h]`` ``[K_h, 1 + n, B, J]`` (``coef`` ``[G, K, 1 + n, B, J]``) their
+    coefficients (row 0 for the gradient, rows ``1 + n`` for the states after the group, read
+    only when ``update``); each thread sorts its examples' spikes by row itself; ``E`` ``[X, B, I]`` the
     presynaptic traces before the group and ``Eb`` ``[X, n, B, J]`` their coefficients.
     All tensors are contiguous CPU tensors of one floating dtype.
     """
-    B, n_pre = dims[0], dims[1]
+    B = dims[0]
     dtype = grad.numpy().dtype
     import numba
 
-    from .chunk_kernels import pass_rows, row_bounds
+    from .chunk_kernels import pass_rows
 
     K = coef.shape[1]
-    bounds = np.empty((len(Ks), K * B + 1), dtype=np.int64)
+    bounds = np.empty((len(spikes), K * B + 1), dtype=np.int64)
     done = 0
-    for h, ((flat, _), K_h) in enumerate(zip(spikes, Ks, strict=True)):
+    for h, p in enumerate(spikes):
         # where each (k, b) of chunk h starts in the concatenated indices (rows past K_h: empty)
-        bounds[h, : K_h * B + 1] = row_bounds(flat, n_pre, K_h * B) + done
-        bounds[h, K_h * B + 1 :] = done + flat.size
-        done += flat.size
-    flat = np.concatenate([f for f, _ in spikes]) if len(spikes) > 1 else spikes[0][0]
-    unit = all(x is None for _, x in spikes)
+        bounds[h, : p.K * B + 1] = row_starts(p) + done
+        bounds[h, p.K * B + 1 :] = done + p.flat.size
+        done += p.flat.size
+    flat = np.concatenate([p.flat for p in spikes]) if len(spikes) > 1 else spikes[0].flat
+    unit = all(p.vals is None for p in spikes)
     v = (
         np.zeros(1, dtype)
         if unit
-        else np.concatenate([np.ones(f.size, dtype) if x is None else x.astype(dtype) for f, x in spikes])
+        else np.concatenate([np.ones(p.flat.size, dtype) if p.vals is None else p.vals.astype(dtype) for p in spikes])
     )
     threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, B))
     numba.set_num_threads(threads)
@@ -136,7 +135,7 @@ def chunk_pass(
         M0.numpy(),
         Mix.numpy(),
         coef.numpy(),
-        np.asarray(Ks, dtype=np.int64),
+        np.asarray([p.K for p in spikes], dtype=np.int64),
         flat,
         bounds,
         v,
@@ -183,23 +182,29 @@ def surrogate_(sg, x: torch.Tensor, a: torch.Tensor | None, beta, v_thresh) -> t
     return x
 
 
-def filter_ends(
-    flat: np.ndarray, vals: np.ndarray | None, filters: np.ndarray, B: int, n_pre: int, dtype
-) -> torch.Tensor:
+def row_starts(p) -> np.ndarray:
+    """``[K B + 1]``: where each row ``k B + b`` of a chunk's spikes ``p`` (a
+    :class:`.chunk_spikes.ChunkSpikes` kept as positions) starts in ``p.flat``; found once (one merge
+    over the ascending indices) and kept on ``p`` for the chunk-end filter and the pass."""
+    if p.starts is None:
+        from .chunk_kernels import row_bounds
+
+        p.starts = row_bounds(p.flat, p.I, p.K * p.B)
+    return p.starts
+
+
+def filter_ends(p, filters: np.ndarray, dtype) -> torch.Tensor:
     """``sum_k filters[w, k] p[k, b, i]`` ``[W, B, I]`` (``dtype``) for a chunk's spikes ``p``
-    ``[K, B, I]`` given by the flat indices ``flat`` (ascending) of its non-zero entries and their
-    values ``vals`` (None: all 1), with ``filters`` ``[W, K]`` (float64; summed in float64, as
-    :meth:`.chunk_spikes.ChunkSpikes.filter_end` does)."""
+    ``[K, B, I]`` (a :class:`.chunk_spikes.ChunkSpikes` kept as positions), with ``filters``
+    ``[W, K]`` (float64; summed in float64, as :meth:`.chunk_spikes.ChunkSpikes.filter_end` does)."""
     import numba
 
     from .chunk_kernels import filter_ends as kernel
-    from .chunk_kernels import row_bounds
 
-    K = filters.shape[1]
-    v = np.zeros(1) if vals is None else vals.astype(np.float64)
-    ends = np.empty((filters.shape[0], B, n_pre))
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, B)))
-    kernel(flat, row_bounds(flat, n_pre, K * B), v, vals is None, np.ascontiguousarray(filters, dtype=np.float64), ends)
+    v = np.zeros(1) if p.vals is None else p.vals.astype(np.float64)
+    ends = np.empty((filters.shape[0], p.B, p.I))
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, p.B)))
+    kernel(p.flat, row_starts(p), v, p.vals is None, np.ascontiguousarray(filters, dtype=np.float64), ends)
     return torch.from_numpy(ends).to(dtype)
 
 

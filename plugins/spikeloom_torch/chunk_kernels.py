@@ -27,10 +27,9 @@ def carry2(s0, s1, g, m00, m01, x00, x01, x10, x11, e0, e1, b00, b01, b10, b11):
 def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, vals, unit, E, Eb):
     """:func:`.chunk_compiled.chunk_pass` on numpy arrays: ``grads`` ``[parts, I, J]`` (one gradient
     per part of the examples); ``coef`` ``[G, K, rows, B, J]`` the ``G`` chunks' coefficients, of
-    which chunk ``h`` has ``Ks[h]`` steps; the
-    spikes' flat indices ``flat`` (chunk after chunk, each ascending into its ``[K_h, B, I]``),
-    ``bounds`` ``[G, K B + 1]`` where each chunk's ``(k, b)`` starts in ``flat``, their values ``vals``
-    (all 1 when ``unit``)."""
+    which chunk ``h`` has ``Ks[h]`` steps; the spikes' flat indices ``flat`` (chunk after chunk,
+    each ascending into its ``[K_h, B, I]``), ``bounds`` ``[G, K B + 1]`` where each chunk's
+    ``(k, b)`` starts in ``flat``, their values ``vals`` (all 1 when ``unit``)."""
     B, n_pre, n_states, J = dims
     X = E.shape[0]
     parts = grads.shape[0]

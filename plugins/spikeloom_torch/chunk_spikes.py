@@ -35,6 +35,8 @@ class ChunkSpikes:
         self.K, self.B, self.I = shape
         self.dtype, self.device = dtype, device
         self.dense, self.flat, self.vals = dense, flat, vals
+        #: compiled path: where each row ``k B + b`` starts in ``flat`` (:func:`.chunk_compiled.row_starts`)
+        self.starts: np.ndarray | None = None
 
     # -- construction ---------------------------------------------------------------------------------
 

@@ -351,7 +351,7 @@ class _ChunkedPop:
             old = self.states[c.name]
             if ends:
                 if self.compiled and p.flat is not None:
-                    filtered = chunk_compiled.filter_ends(p.flat, p.vals, np.stack(end_weights), B, p.I, self.dtype)
+                    filtered = chunk_compiled.filter_ends(p, np.stack(end_weights), self.dtype)
                 else:
                     filtered = [p.filter_end(w) for w in end_weights]
                 self.traces0[c.name] = self._traces_end(c, K, *filtered)
@@ -361,7 +361,7 @@ class _ChunkedPop:
                 if defer:
                     kept[c.name] = torch.stack(list(traces)) if traces else None
                 else:
-                    self._one_pass(c, p, coef_all, pass_coefs, traces, last)
+                    self._one_pass(c, p, pass_coefs, traces, last)
                 continue
             if products is None:
                 products = self._products(coef, boundary, K, last)
@@ -465,8 +465,7 @@ class _ChunkedPop:
                 R,
                 Q if not final else torch.empty((0, 0, 0, 0), **kw),
                 self._coef_slots()[: len(pend)],
-                [r["coef"].shape[0] for r in pend],
-                [(r["spikes"][c.name].flat, r["spikes"][c.name].vals) for r in pend],
+                [r["spikes"][c.name] for r in pend],
                 E if E is not None and not final else torch.empty((0, B, p0.I), **kw),
                 W if E is not None and not final else torch.empty((0, nS, B, J), **kw),
             )
@@ -596,7 +595,7 @@ class _ChunkedPop:
                 Eb = torch.stack([m[1:] for m in boundary])  # [X, nS, B, J]
         return M0, Mix, Eb
 
-    def _one_pass(self, c, p: ChunkSpikes, coef_all, pass_coefs, traces, last: bool) -> None:
+    def _one_pass(self, c, p: ChunkSpikes, pass_coefs, traces, last: bool) -> None:
         """The chunk's gradient and state update for connection ``c`` in one compiled pass over its
         states (:mod:`.chunk_compiled`; CPU, sparse spikes), with the chunk's :meth:`_pass_coefs`."""
         B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
@@ -609,10 +608,8 @@ class _ChunkedPop:
             E, Eb = torch.stack(list(traces)), Eb[: len(traces)]  # [X, B, I], [X, nS, B, J]
         else:
             E, Eb = torch.empty((0, B, p.I), **kw), torch.empty((0, nS, B, J), **kw)
-        coef, K = self._coef_slots()[:1], coef_all.shape[0]  # coef_all: slot 0
-        chunk_compiled.chunk_pass(
-            old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef, [K], [(p.flat, p.vals)], E, Eb
-        )
+        coef = self._coef_slots()[:1]  # the chunk wrote its coefficients into slot 0
+        chunk_compiled.chunk_pass(old, (B, p.I, nS, J), fresh, not last, self.grad[c.name], M0, Mix, coef, [p], E, Eb)
 
     def _spikes(self, c, tau0: int, tau1: int) -> ChunkSpikes:
         """The spikes ``c`` delivers at steps ``tau0 .. tau1-1`` (compiled: as positions up to

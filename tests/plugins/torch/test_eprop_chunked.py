@@ -295,7 +295,8 @@ def test_compiled_filter_ends_is_filter_end():
     vals = rng.random(flat.size) + 0.5
     w = rng.random((2, K))
     p = chunk_spikes.ChunkSpikes((K, B, n), torch.float64, torch.device("cpu"), flat=flat, vals=vals)
-    out = chunk_compiled.filter_ends(flat, vals, w, B, n, torch.float64)
+    out = chunk_compiled.filter_ends(p, w, torch.float64)
+    np.testing.assert_array_equal(p.starts, np.searchsorted(flat, np.arange(K * B + 1) * n))
     for x in range(2):
         np.testing.assert_array_equal(out[x].numpy(), p.filter_end(w[x]).numpy())
 
