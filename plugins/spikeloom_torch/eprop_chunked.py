@@ -443,7 +443,7 @@ class _ChunkedPop:
                     for c in self.conns:
                         self.grad[c.name].addmm_(r["E"][c.name][x].T, Rb)
             if not final:
-                Eb = r["Eb"] if X else torch.zeros((0, nS, B, J), **kw)
+                Eb = r["Eb"]  # [X, nS, B, J], X = 0 without shared traces
                 Wh = Eb if Q is None else torch.einsum("bnmj,xmbj->xnbj", Q, Eb)
                 if W is not None:
                     A = torch.as_tensor(r["A"], **kw)
