@@ -392,6 +392,13 @@ class Stepper:
     many steps at a time (one product per block, from the positions of the spikes on the CPU,
     :class:`SpikeTrain`; device memory still does not grow with ``T``).  After a step,
     :meth:`delivered` gives the presynaptic spikes ``s[t - delay]`` a connection used.
+
+    With ``fuse`` and ``block_steps > 0``, a LIF/ALIF population whose only input from spiking
+    populations is one recurrent connection from itself runs a block of steps in one compiled call
+    where it can (:mod:`.block_forward`: CPU, Numba); its steps then give ``V``, ``z``, ``a`` and
+    ``refractory`` (not ``I``), views that stay valid while a consumer is within the longest delay
+    of the network of them twice over (:func:`.block_forward.slots_needed`).  ``buffers(key, shape,
+    dtype)`` gives kept buffers for those blocks (None: new ones).
     """
 
     def __init__(
@@ -401,6 +408,8 @@ class Stepper:
         weights: dict[str, torch.Tensor],
         inputs: dict[str, SpikeTrain],
         block_steps: int = 0,
+        fuse: bool = False,
+        buffers: Callable[[Hashable, tuple[int, ...], torch.dtype], torch.Tensor] | None = None,
     ) -> None:
         self.built = built
         self.pops = pops
@@ -455,6 +464,25 @@ class Stepper:
             src: {} for src in depth if on_cpu and src in pops and pops[src].spiking
         }
         self.state = {name: zero_spiking_state(p, self.B) for name, p in pops.items() if p.spiking}
+        # populations run a block at a time compiled, and the block each is in: (first step, values)
+        self.fused: dict[str, object] = {}
+        self._fused_block: dict[str, tuple[int, dict[str, torch.Tensor]]] = {}
+        if fuse and self.block_steps and on_cpu:
+            from . import block_forward
+
+            longest = max((c.delay for c in built.connections), default=1)
+            slots = block_forward.slots_needed(self.block_steps, longest)
+            for name, p in pops.items():
+                own = self.recurrent[name]
+                if not block_forward.available(p, self.B) or len(own) > 1 or any(c.source != name for c in own):
+                    continue
+                buf = None
+                if buffers is not None:
+                    buf = lambda key, shape, dtype, name=name: buffers(("block", name, key), shape, dtype)  # noqa: E731
+                c = own[0] if own else None
+                self.fused[name] = block_forward.BlockRunner(
+                    p, self.B, weights[c.name] if c else None, c.delay if c else 0, self.block_steps, slots, buf
+                )
         self.li_state = {name: (self._zeros[name], self._zeros[name]) for name, p in pops.items() if not p.spiking}
         self._delivered: dict[str, torch.Tensor] = {}
         self.t = -1
@@ -497,9 +525,14 @@ class Stepper:
     def _blocked_drive(self, name: str, t: int) -> torch.Tensor | None:
         """``sum over the blocked connections c of x_c[t - d_c] @ W_c`` ``[B, N]``, computed for
         ``block_steps`` steps at once when ``t`` leaves the current block."""
-        conns = self.blocked[name]
-        if not conns:
+        if not self.blocked[name]:
             return None
+        start, h = self._blocked_block(name, t)
+        return h[t - start]
+
+    def _blocked_block(self, name: str, t: int) -> tuple[int, torch.Tensor]:
+        """``(first step, drive [L, B, N])`` of the block of blocked connections' drive that holds ``t``."""
+        conns = self.blocked[name]
         start, h = self._block.get(name, (None, None))
         if start is None or t >= start + h.shape[0]:
             L = min(self.block_steps, self.T - t)
@@ -522,7 +555,32 @@ class Stepper:
                     del kept[old]
             start = t
             self._block[name] = (start, h)
-        return h[t - start]
+        return start, h
+
+    def _fused_step(self, name: str, t: int) -> dict[str, torch.Tensor]:
+        """Step ``t`` of a population run a block at a time (:attr:`fused`), running the next
+        block when ``t`` leaves the current one."""
+        for c in self.recurrent[name]:
+            self._delivered[c.name] = self.history[c.source][c.delay - 1]
+        start, rec = self._fused_block.get(name, (None, None))
+        if start is None or t >= start + rec["z"].shape[0]:
+            L = min(self.block_steps, self.T - t)
+            drive = self.drive[name]
+            hext = None if drive is None else drive[t : t + L]
+            if self.blocked[name]:
+                _, blocked = self._blocked_block(name, t)
+                hext = blocked if hext is None else hext + blocked
+            runner = self.fused[name]
+            past = list(self.history[name])[: runner.delay] if name in self.history else []
+            rec = runner.run(L, hext, past)
+            start = t
+            self._fused_block[name] = (start, rec)
+            seen = self._spike_pos.get(name)
+            if seen is not None:
+                for old in [k for k in seen if k < t - self._depth[name]]:
+                    del seen[old]
+                seen.update((t + k, pos) for k, pos in enumerate(runner.positions))
+        return {v: x[t - start] for v, x in rec.items()}
 
     def step(self) -> dict[str, dict[str, torch.Tensor]]:
         """Advance by one step; returns ``{population: {variable: [B, N]}}`` (``V`` before the reset)."""
@@ -530,6 +588,9 @@ class Stepper:
         t = self.t
         out = {}
         for name, p in self.pops.items():
+            if name in self.fused:
+                out[name] = self._fused_step(name, t)
+                continue
             drive = self.drive[name]
             h = drive[t] if drive is not None else None
             blocked = self._blocked_drive(name, t)

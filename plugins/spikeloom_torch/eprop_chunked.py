@@ -74,7 +74,15 @@ def eprop_chunked(
     some = next(iter(weights.values()))
     dtype, device = some.dtype, some.device
     ws = Workspace() if workspace is None else workspace
-    sim = Stepper(built, pops, weights, inputs, block_steps=chunk)
+    sim = Stepper(
+        built,
+        pops,
+        weights,
+        inputs,
+        block_steps=chunk,
+        fuse=True,
+        buffers=lambda key, shape, dt: ws.get(("forward", key), shape, dt, device),
+    )
     T, B = sim.T, sim.B
     ro = ReadoutSide(built, pops, params, rule, readout, labels, T, B, ws)
     out, out_name, hetero_out, grads, feedback = pops[ro.name], ro.name, ro.hetero, ro.grads, ro.feedback

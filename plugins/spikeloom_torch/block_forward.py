@@ -1,0 +1,173 @@
+"""A LIF/ALIF population run a block of steps at a time in one compiled call (Numba, CPU).
+
+The step-by-step forward pass costs about ten torch operations per population and step, plus
+finding the positions of the spikes for the sparse recurrent products; at the sizes of a training
+batch those calls, not the arithmetic, take most of the time.  A population whose only inputs from
+spiking populations are its own spikes (one recurrent connection, any delay) can instead run ``L``
+steps in one call, given its feed-forward drive for them: each thread takes a share of the
+examples and runs their steps one after another (the examples do not interact), adding the rows
+of the recurrent weights that the delivered spikes select, then updating the neurons with the
+operations of :func:`.dynamics.spiking_step` in its order, multiply-adds rounded once as torch's
+``addcmul`` rounds them.  It also lists the spikes it finds, as :func:`.dynamics.spike_positions`
+would.  Used by the e-prop forward pass (:class:`.dynamics.Stepper` with ``fuse``).
+
+Numba is optional (the ``torch`` extra installs it); without it the torch operations run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .dynamics import PopConst
+
+__all__ = ["BlockRunner", "available", "slots_needed"]
+
+
+def available(p: PopConst, batch: int) -> bool:
+    """Whether population ``p`` can run compiled blocks at batch size ``batch``: where e-prop's
+    chunks run compiled (:func:`.chunk_compiled.use`: CPU, Numba, at least
+    :data:`.chunk_compiled.MIN_WORK` batch entries x neurons), for a spiking population of a
+    floating dtype Numba takes."""
+    from . import chunk_compiled
+
+    return (
+        p.spiking
+        and p.alpha_mem.dtype in (torch.float32, torch.float64)
+        and chunk_compiled.use(batch, p.n, p.alpha_mem.device)
+    )
+
+
+class BlockRunner:
+    """Population ``p``'s state and the kept buffers of its blocks, for one run of ``batch`` examples.
+
+    ``W`` ``[N, N]``: the weights of its recurrent connection (None without one), delivered with
+    ``delay`` steps.  ``block`` the longest block; ``slots`` how many blocks' values stay valid
+    (the values of a block live in slot ``index % slots``, so a caller holding the values of the
+    last ``slots - 1`` blocks sees them unchanged).  ``alloc(key, shape, dtype)`` gives kept,
+    uninitialised buffers (None: new ones).
+    """
+
+    def __init__(
+        self,
+        p: PopConst,
+        batch: int,
+        W: torch.Tensor | None,
+        delay: int,
+        block: int,
+        slots: int,
+        alloc=None,
+    ) -> None:
+        if alloc is None:
+            alloc = lambda key, shape, dtype: torch.empty(shape, dtype=dtype)  # noqa: E731
+        self.p, self.B, self.block, self.slots = p, batch, block, slots
+        J, dtype = p.n, p.alpha_mem.dtype
+        self.W = None if W is None else W.detach().contiguous()
+        self.delay = int(delay)
+        if self.W is not None and self.delay < 1:
+            raise ValueError(f"delay: a recurrent connection needs a delay of at least 1 step, got {delay}")
+        row = lambda v, fill=0.0: (  # noqa: E731
+            torch.full((J,), fill, dtype=dtype) if v is None else torch.as_tensor(v, dtype=dtype).expand(J)
+        )
+        self.consts = torch.stack(
+            [row(p.alpha_mem), row(p.alpha_syn), row(p.g), row(p.v_thresh), row(p.rho), row(p.beta)]
+        ).contiguous()
+        self.n_ref = (
+            torch.zeros(J, dtype=torch.int64) if p.n_ref is None else torch.as_tensor(p.n_ref).expand(J).contiguous()
+        )
+        self.flags = (
+            False,
+            self.W is not None,
+            p.kind == "ALIF",
+            p.delta,
+            p.unit_gain,
+            p.reset == "subtract",
+            p.refractory,
+        )
+        # the state between blocks (the reference's zero initial state)
+        self.I, self.V, self.a, self.z = (torch.zeros((batch, J), dtype=dtype) for _ in range(4))
+        self.ref = torch.zeros((batch, J), dtype=torch.int64)
+        shape = (slots, block, batch, J)
+        self.rec = {
+            "V": alloc("V", shape, dtype),
+            "z": alloc("z", shape, dtype),
+            "a": alloc("a", shape, dtype) if p.kind == "ALIF" else None,
+            "refractory": alloc("refractory", shape, torch.bool) if p.refractory else None,
+        }
+        self.counts = np.empty((block, batch), dtype=np.int64)
+        self.cols = alloc("cols", (block, batch, J), torch.int32).numpy()
+        self.index = -1  # the last block run
+        self._dummy = torch.zeros((1, 1, 1), dtype=dtype)
+
+    def run(self, steps: int, hext: torch.Tensor | None, past: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The next ``steps`` steps (at most ``block``): ``{variable: [steps, B, N]}`` (``V``
+        before the reset, ``z``, and ``a``, ``refractory`` where the population has them), views
+        of this block's slot.
+
+        ``hext`` ``[steps, B, N]``: the drive from everything but the recurrent connection (None:
+        zero); ``past``: the population's spikes ``[B, N]`` before the block, latest first, at
+        least ``delay`` of them when there is a recurrent connection.  Also sets :attr:`positions`.
+        """
+        import numba
+
+        from .block_kernels import gather_positions, run_block
+
+        self.index += 1
+        slot = self.index % self.slots
+        rec = {k: v[slot, :steps] for k, v in self.rec.items() if v is not None}
+        flags = (hext is not None,) + self.flags[1:]
+        if hext is not None:
+            hext = hext.contiguous()
+        W, delay = self.W, self.delay
+        past_t = torch.stack(past[:delay]) if W is not None else self._dummy
+        threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, self.B))
+        numba.set_num_threads(threads)
+        counts = self.counts[:steps]
+        dummy = self._dummy.numpy()
+        run_block(
+            dummy if hext is None else hext.numpy(),
+            dummy[0] if W is None else W.numpy(),
+            delay,
+            past_t.numpy(),
+            self.consts.numpy(),
+            self.n_ref.numpy(),
+            flags,
+            self.I.numpy(),
+            self.V.numpy(),
+            self.a.numpy(),
+            self.z.numpy(),
+            self.ref.numpy(),
+            rec["V"].numpy(),
+            rec["a"].numpy() if "a" in rec else dummy,
+            rec["z"].numpy(),
+            rec["refractory"].numpy() if "refractory" in rec else np.zeros((1, 1, 1), dtype=np.bool_),
+            counts,
+            self.cols[:steps],
+        )
+        offsets = np.zeros(steps + 1, dtype=np.int64)
+        np.cumsum(counts.sum(axis=1), out=offsets[1:])
+        flat = np.empty(int(offsets[-1]), dtype=np.int64)
+        columns = np.empty_like(flat)
+        starts = np.empty((steps, self.B), dtype=np.int64)
+        gather_positions(counts, self.cols[:steps], offsets, flat, columns, starts)
+        #: per step of the block: ``(flat indices, columns, where each example starts)``, as
+        #: :func:`.dynamics.spike_positions` gives them
+        self.positions = [
+            (
+                flat[offsets[t] : offsets[t + 1]],
+                torch.from_numpy(columns[offsets[t] : offsets[t + 1]]),
+                torch.from_numpy(starts[t]),
+            )
+            for t in range(steps)
+        ]
+        return rec
+
+
+def slots_needed(block: int, max_delay: int) -> int:
+    """How many blocks' values must stay valid (:class:`BlockRunner` ``slots``) for a step-by-step
+    consumer that keeps a step's values until the learning signals of ``max_delay`` steps later
+    have arrived, together with the spikes delivered to that step ``max_delay`` steps before it
+    (e-prop's chunks): the block being written, and the blocks those two delays reach back into."""
+    return 1 + 2 * math.ceil(max(max_delay, 1) / block)
