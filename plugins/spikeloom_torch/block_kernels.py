@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba.extending import intrinsic
 
-__all__ = ["gather_positions", "run_block"]
+__all__ = ["gather_positions", "run_block", "scan_rows"]
 
 
 @intrinsic
@@ -23,11 +24,15 @@ def fma(typingctx, x, y, z):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def run_block(hext, W, delay, past, consts, n_ref, flags, I, V, a, z, ref, rec_V, rec_a, rec_z, rec_r, counts, cols):
+def run_block(
+    hext, inp, W_in, W, delay, past, consts, n_ref, flags, I, V, a, z, ref, rec_V, rec_a, rec_z, rec_r, counts, cols
+):
     """``L`` steps of one LIF/ALIF population, one example per iteration; see
     :func:`.block_forward.BlockRunner.run` for the arguments."""
     L, B, J = rec_z.shape
-    has_ext, has_rec, alif, delta, unit_gain, subtract, refractory = flags
+    has_ext, has_in, has_rec, alif, delta, unit_gain, subtract, refractory = flags
+    in_flat, in_bounds = inp
+    n_in = W_in.shape[0]
     am, as_, g, vt, rho, beta = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     one = consts.dtype.type(1)
     zero = consts.dtype.type(0)
@@ -40,6 +45,17 @@ def run_block(hext, W, delay, past, consts, n_ref, flags, I, V, a, z, ref, rec_V
                 h[:] = hext[t, b]
             else:
                 h[:] = 0
+            if has_in:  # the input's 0/1 spikes: the rows of W_in they select, in column order
+                r = t * B + b
+                lo, hi = in_bounds[r], in_bounds[r + 1]
+                if hi > lo:
+                    acc[:] = W_in[in_flat[lo] - r * n_in]
+                    for q in range(lo + 1, hi):
+                        w = W_in[in_flat[q] - r * n_in]
+                        for j in range(J):
+                            acc[j] += w[j]
+                    for j in range(J):
+                        h[j] += acc[j]
             if has_rec:
                 ts = t - delay
                 src = rec_z[ts, b] if ts >= 0 else past[-ts - 1, b]
@@ -117,3 +133,75 @@ def gather_positions(counts, cols, offsets, flat, columns, starts):
                 flat[q] = b * J + j
                 columns[q] = j
                 q += 1
+
+
+@intrinsic
+def _popcount(typingctx, x):
+    """The number of set bits of an unsigned integer."""
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return x(x), codegen
+
+
+@intrinsic
+def _trailing_zeros(typingctx, x):
+    """The number of trailing zero bits of a non-zero unsigned integer."""
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return x(x), codegen
+
+
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+
+
+@numba.njit(inline="always")
+def _nonzero_bytes(w):
+    """The high bit of each non-zero byte of ``w``, nothing else."""
+    return (((w & _LOW7) + _LOW7) | w) & _HIGH
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def scan_rows(x, words, n, counts, flat, fill):
+    """The non-zero entries of the rows ``r`` (entries ``r n .. (r + 1) n - 1``) of the bytes ``x``
+    (``words``: the same memory as ``uint64``, read eight entries at a time; most are all zero):
+    ``counts[r]`` how many, or with ``fill`` their flat indices, ascending, written into ``flat``
+    from ``counts[r]`` on (then the rows' starts).  Little-endian: entry ``8 k + m`` is byte ``m``
+    of word ``k``."""
+    R = counts.shape[0]
+    for r in numba.prange(R):
+        lo, hi = r * n, (r + 1) * n
+        a = min(hi, (lo + 7) // 8 * 8)  # the row's whole words: a .. e
+        e = max(a, hi // 8 * 8)
+        q = counts[r] if fill else 0
+        for i in range(lo, a):
+            if x[i] != 0:
+                if fill:
+                    flat[q] = i
+                q += 1
+        for k in range(a >> 3, e >> 3):
+            w = _nonzero_bytes(words[k])
+            if fill:
+                if w != 0:  # mostly one non-zero byte: take it without testing again
+                    flat[q] = 8 * k + np.int64(
+                        _trailing_zeros(w) >> np.uint64(3)
+                    )  # int64 (Numba's int64 + uint64 is a float)
+                    q += 1
+                    w &= w - np.uint64(1)
+                    while w != 0:
+                        flat[q] = 8 * k + np.int64(_trailing_zeros(w) >> np.uint64(3))
+                        q += 1
+                        w &= w - np.uint64(1)
+            else:
+                q += np.int64(_popcount(w))
+        for i in range(e, hi):
+            if x[i] != 0:
+                if fill:
+                    flat[q] = i
+                q += 1
+        if not fill:
+            counts[r] = q

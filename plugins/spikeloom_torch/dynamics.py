@@ -480,8 +480,17 @@ class Stepper:
                 if buffers is not None:
                     buf = lambda key, shape, dtype, name=name: buffers(("block", name, key), shape, dtype)  # noqa: E731
                 c = own[0] if own else None
+                # one blocked input of 0/1 spikes: delivered inside the compiled call, from its positions
+                inp = self.blocked[name][0] if len(self.blocked[name]) == 1 else None
                 self.fused[name] = block_forward.BlockRunner(
-                    p, self.B, weights[c.name] if c else None, c.delay if c else 0, self.block_steps, slots, buf
+                    p,
+                    self.B,
+                    weights[c.name] if c else None,
+                    c.delay if c else 0,
+                    self.block_steps,
+                    slots,
+                    buf,
+                    W_in=weights[inp.name] if inp is not None else None,
                 )
         self.li_state = {name: (self._zeros[name], self._zeros[name]) for name, p in pops.items() if not p.spiking}
         self._delivered: dict[str, torch.Tensor] = {}
@@ -517,9 +526,10 @@ class Stepper:
         return seen[ts]
 
     def block_spikes(self, c: BuiltConnection, start: int) -> tuple | None:
-        """``(flat indices into [L, B, N_pre], values or None)`` of the spikes a streamed connection
-        delivered in the block that began at step ``start`` (one of the last two), where that block
-        was delivered from the spikes' positions; None otherwise."""
+        """``(flat indices into [L, B, N_pre], values or None, where each row (k, b) starts or
+        None)`` of the spikes a streamed connection delivered in the block that began at step
+        ``start`` (one of the last two), where that block was delivered from the spikes' positions;
+        None otherwise."""
         return self._block_spikes.get(c.name, {}).get(start)
 
     def _blocked_drive(self, name: str, t: int) -> torch.Tensor | None:
@@ -550,12 +560,39 @@ class Stepper:
                 part.deliver(0, self.weights[c.name], rows, accumulate=True)
                 kept = self._block_spikes.setdefault(c.name, {})
                 pos = part.positions
-                kept[t] = None if pos is None else (pos.flat + lead * self.B * pos.n, pos.vals)
+                kept[t] = None if pos is None else (pos.flat + lead * self.B * pos.n, pos.vals, None)
                 for old in [k for k in kept if k < t - self.block_steps]:
                     del kept[old]
             start = t
             self._block[name] = (start, h)
         return start, h
+
+    def _scanned_block(self, c: BuiltConnection, t: int, L: int) -> tuple | None:
+        """``(flat, bounds)`` of the spikes the streamed connection ``c`` delivers at steps
+        ``t .. t+L-1``, ``[L, B, N_pre]`` (:func:`.block_forward.scan`; ``(None, None)``: none
+        reach them), kept for :meth:`block_spikes` while sparse enough for e-prop's compiled
+        chunks; None where the input is not a bool array (then it is delivered as a product)."""
+        from . import block_forward, chunk_compiled
+
+        src = self.streamed[c.source]
+        lo, hi = max(t - c.delay, 0), t + L - c.delay
+        if hi <= lo:
+            return None, None
+        found = block_forward.scan(src.host[lo:hi])
+        if found is None:
+            return None
+        flat, bounds = found
+        lead = L - (hi - lo)  # steps before the input's first step reaches the connection
+        n = src.shape[2]
+        if lead:
+            flat = flat + lead * self.B * n
+            bounds = np.concatenate([np.zeros(lead * self.B, dtype=np.int64), bounds])
+        kept = self._block_spikes.setdefault(c.name, {})
+        sparse = flat.size < chunk_compiled.SPARSE_BELOW * L * self.B * n
+        kept[t] = (flat, None, bounds) if sparse else None
+        for old in [k for k in kept if k < t - self.block_steps]:
+            del kept[old]
+        return flat, bounds
 
     def _fused_step(self, name: str, t: int) -> dict[str, torch.Tensor]:
         """Step ``t`` of a population run a block at a time (:attr:`fused`), running the next
@@ -567,12 +604,15 @@ class Stepper:
             L = min(self.block_steps, self.T - t)
             drive = self.drive[name]
             hext = None if drive is None else drive[t : t + L]
-            if self.blocked[name]:
+            runner = self.fused[name]
+            inp = self._scanned_block(self.blocked[name][0], t, L) if runner.W_in is not None else None
+            if self.blocked[name] and inp is None:
                 _, blocked = self._blocked_block(name, t)
                 hext = blocked if hext is None else hext + blocked
-            runner = self.fused[name]
+            elif inp is not None and inp[0] is None:  # no input spike reaches the block
+                inp = None
             past = list(self.history[name])[: runner.delay] if name in self.history else []
-            rec = runner.run(L, hext, past)
+            rec = runner.run(L, hext, past, inp)
             start = t
             self._fused_block[name] = (start, rec)
             seen = self._spike_pos.get(name)

@@ -626,10 +626,12 @@ class _ChunkedPop:
         if c.name in self.host:
             found = self.block_spikes(c, tau0)  # the Stepper's blocks start where the chunks do
             if found is not None:
-                flat, vals = found
+                flat, vals, starts = found
                 vals = None if vals is None else vals.astype(np.float64)
                 shape = (tau1 - tau0, self.B, self.host[c.name].shape[2])
-                return ChunkSpikes(shape, self.dtype, self.device, flat=flat, vals=vals)
+                spikes = ChunkSpikes(shape, self.dtype, self.device, flat=flat, vals=vals)
+                spikes.starts = starts  # where each row starts, where the scan found it (else later)
+                return spikes
             return ChunkSpikes.from_host(self.host[c.name], tau0, tau1, c.delay, self.dtype, self.device, below)
         steps = [self.inp[t][c.name] for t in range(tau0, tau1)]
         return ChunkSpikes.from_steps([s for s, _ in steps], [f for _, f in steps], below)

@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 
 import torch  # noqa: E402
 
-from spikeloom_torch import block_forward, chunk_compiled, dynamics  # noqa: E402
+from spikeloom_torch import block_forward, chunk_compiled, dynamics, spikes  # noqa: E402
 
 if not chunk_compiled.AVAILABLE:
     pytest.skip("numba is not installed", allow_module_level=True)
@@ -111,6 +111,61 @@ def test_blocks_equal_torch_steps(kind, reset, delta, unit_gain, refractory, dty
             np.testing.assert_array_equal(cols.numpy(), want_cols.numpy())
             np.testing.assert_array_equal(starts.numpy(), want_starts.numpy())
         past = [rec["z"][k] for k in range(L - 1, -1, -1)] + past  # latest first
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("ext", [True, False])
+def test_input_spikes_delivered_inside(dtype, ext):
+    """Bool input spikes given by their positions (:func:`.block_forward.scan`) add the rows of
+    ``W_in`` they select, in column order, to the drive: the same values as that sum made first
+    (bit for bit), and as the CSR product of the Stepper's blocked drive to round-off."""
+    rng = np.random.default_rng(11)
+    p = _pop("ALIF", "subtract", False, False, False, dtype, rng)
+    n_in, L = 23, 6
+    x = rng.random((L, B, n_in)) < 0.2
+    x[2, 1] = False  # an example without input spikes at one step
+    W_in = torch.as_tensor(rng.normal(0.4, 1.0, (n_in, J)), dtype=dtype)
+    hext = torch.as_tensor(rng.normal(0.1, 0.3, (L, B, J)), dtype=dtype) if ext else None
+    flat, bounds = block_forward.scan(x)
+    np.testing.assert_array_equal(flat, np.flatnonzero(x))
+    drive = torch.zeros((L, B, J), dtype=dtype) if hext is None else hext.clone()
+    for t in range(L):
+        for b in range(B):
+            rows = np.flatnonzero(x[t, b])
+            if rows.size:
+                acc = W_in[rows[0]].clone()
+                for i in rows[1:]:
+                    acc += W_in[i]
+                drive[t, b] += acc
+    inside = block_forward.BlockRunner(p, B, None, 0, L, slots=1, W_in=W_in).run(L, hext, [], (flat, bounds))
+    given = block_forward.BlockRunner(p, B, None, 0, L, slots=1).run(L, drive, [])
+    for v in ("V", "z", "a"):
+        assert torch.equal(inside[v], given[v]), v
+    product = spikes.SpikeTrain(x, torch.device("cpu"), dtype)
+    h = torch.zeros((L * B, J), dtype=dtype)
+    product.deliver(0, W_in, h, accumulate=False)
+    expected = h.view(L, B, J) if hext is None else hext + h.view(L, B, J)
+    np.testing.assert_allclose(drive.numpy(), expected.numpy(), rtol=1e-5 if dtype == torch.float32 else 1e-13)
+
+
+def test_scan_finds_every_non_zero_byte():
+    """Word-wise scan: rows not aligned to words, all-zero and all-one blocks, bool bytes other
+    than 0 and 1, and a block that starts off a word boundary."""
+    rng = np.random.default_rng(5)
+    for shape in [(3, 5, 7), (4, 3, 13), (2, 3, 16), (1, 1, 1), (6, 4, 700)]:
+        for density in (0.0, 0.03, 0.5, 1.0):
+            x = rng.random(shape) < density
+            flat, bounds = block_forward.scan(x)
+            np.testing.assert_array_equal(flat, np.flatnonzero(x))
+            rows = shape[0] * shape[1]
+            np.testing.assert_array_equal(bounds, np.searchsorted(flat, np.arange(rows + 1) * shape[2]))
+    odd = rng.integers(0, 4, (6, 5, 11)).astype(np.uint8).view(np.bool_)
+    np.testing.assert_array_equal(block_forward.scan(odd)[0], np.flatnonzero(odd.view(np.uint8)))
+    sliced = (rng.random((40, 3, 7)) < 0.1)[3:20]
+    assert sliced.ctypes.data % 8
+    np.testing.assert_array_equal(block_forward.scan(sliced)[0], np.flatnonzero(sliced))
+    assert block_forward.scan(sliced.astype(np.float32)) is None
+    assert block_forward.scan(sliced[:, :, ::2]) is None  # not contiguous
 
 
 def test_earlier_slots_stay_valid():
