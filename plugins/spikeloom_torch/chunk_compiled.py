@@ -150,12 +150,14 @@ def chunk_pass(
 SURROGATES = ("superspike", "triangle")
 
 
-def surrogate_(sg, x: torch.Tensor, a: torch.Tensor | None, beta, v_thresh) -> torch.Tensor:
+def surrogate_(
+    sg, x: torch.Tensor, a: torch.Tensor | None, beta, v_thresh, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """The surrogate ``sg`` (SuperSpike or Triangle, :data:`SURROGATES`) of ``x - theta`` written
-    into ``x`` ``[K, B, J]`` (the membrane potentials; ``theta = v_thresh + beta a`` with the
-    adaptation ``a`` ``[K, B, J]``, or ``v_thresh`` without it; ``beta`` and ``v_thresh`` broadcast
-    to ``[J]``): one pass instead of the torch path's six to eight, the same operations in the
-    same order, so the same values bit for bit."""
+    into ``out`` (default ``x``) ``[K, B, J]`` (``x`` the membrane potentials; ``theta = v_thresh +
+    beta a`` with the adaptation ``a`` ``[K, B, J]``, or ``v_thresh`` without it; ``beta`` and
+    ``v_thresh`` broadcast to ``[J]``): one pass instead of the torch path's six to eight, the same
+    operations in the same order, so the same values bit for bit."""
     import numba
 
     from .chunk_kernels import surrogate
@@ -168,8 +170,10 @@ def surrogate_(sg, x: torch.Tensor, a: torch.Tensor | None, beta, v_thresh) -> t
     scale = row(sg.gamma / vt) if kind == 1 else row(0.0)  # as the torch path computes gamma / v_thresh
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     alif = a is not None
+    out = x if out is None else out
     surrogate(
         x.numpy(),
+        out.numpy(),
         a.numpy() if alif else x.numpy(),
         row(beta) if alif else row(0.0),
         row(vt),
@@ -179,7 +183,7 @@ def surrogate_(sg, x: torch.Tensor, a: torch.Tensor | None, beta, v_thresh) -> t
         dt.type(1.0),
         alif,
     )
-    return x
+    return out
 
 
 def row_starts(p) -> np.ndarray:

@@ -140,9 +140,9 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, va
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def surrogate(x, a, beta, v_thresh, kind, slope, scale, one, alif):
+def surrogate(x, out, a, beta, v_thresh, kind, slope, scale, one, alif):
     """:func:`.chunk_compiled.surrogate_` on numpy arrays: ``x`` ``[K, B, J]`` the membrane
-    potentials, replaced by the surrogate of ``d = x - theta`` with the operations in the order
+    potentials, the surrogate of ``d = x - theta`` written into ``out`` (which may be ``x``) with the operations in the order
     (and the rounding) of the torch path (``x - (a beta + v_thresh)``, then :mod:`.surrogate_ops`):
     ``kind`` 0, SuperSpike ``1 / (slope |d| + 1)^2``; 1, Triangle
     ``max(0, 1 - |d| / v_thresh) scale`` (``scale`` ``[J]``: gamma / v_thresh as torch computes
@@ -151,6 +151,7 @@ def surrogate(x, a, beta, v_thresh, kind, slope, scale, one, alif):
     zero = one - one
     for kb in numba.prange(K * B):
         xr = x[kb // B, kb % B]
+        yr = out[kb // B, kb % B]
         ar = a[kb // B, kb % B]
         for j in range(J):
             if alif:
@@ -162,11 +163,11 @@ def surrogate(x, a, beta, v_thresh, kind, slope, scale, one, alif):
             if kind == 0:
                 y = abs(d) * slope
                 y = y + one
-                xr[j] = one / (y * y)
+                yr[j] = one / (y * y)
             else:
                 y = abs(d) / v_thresh[j]
                 y = one - y
-                xr[j] = (zero if y < zero else y) * scale[j]  # a NaN stays NaN, as with clamp_min
+                yr[j] = (zero if y < zero else y) * scale[j]  # a NaN stays NaN, as with clamp_min
 
 
 @numba.njit(cache=True, nogil=True)

@@ -467,6 +467,7 @@ class Stepper:
         # populations run a block at a time compiled, and the block each is in: (first step, values)
         self.fused: dict[str, object] = {}
         self._fused_block: dict[str, tuple[int, dict[str, torch.Tensor]]] = {}
+        self._fused_kept: dict[str, dict[int, dict[str, torch.Tensor]]] = {}  # recent blocks by first step
         if fuse and self.block_steps and on_cpu:
             from . import block_forward
 
@@ -594,6 +595,11 @@ class Stepper:
             del kept[old]
         return flat, bounds
 
+    def block_values(self, name: str, start: int) -> dict[str, torch.Tensor] | None:
+        """``{variable: [L, B, N]}`` of the block that began at step ``start`` of a population run a
+        block at a time (:attr:`fused`), while its values are still valid; None otherwise."""
+        return self._fused_kept.get(name, {}).get(start)
+
     def _fused_step(self, name: str, t: int) -> dict[str, torch.Tensor]:
         """Step ``t`` of a population run a block at a time (:attr:`fused`), running the next
         block when ``t`` leaves the current one."""
@@ -615,6 +621,10 @@ class Stepper:
             rec = runner.run(L, hext, past, inp)
             start = t
             self._fused_block[name] = (start, rec)
+            kept = self._fused_kept.setdefault(name, {})
+            kept[start] = rec
+            for old in sorted(kept)[: -(self.fused[name].slots - 1)]:  # slots - 1 blocks stay valid
+                del kept[old]
             seen = self._spike_pos.get(name)
             if seen is not None:
                 for old in [k for k in seen if k < t - self._depth[name]]:

@@ -144,6 +144,7 @@ class _ChunkedPop:
         self.p, self.conns, self.B, self.T, self.K = p, conns, B, T, max(1, min(int(chunk), T))
         self.alloc = alloc  # (key, shape) -> an uninitialised buffer kept between calls
         self.block_spikes = sim.block_spikes  # the input positions the Stepper's drive already found
+        self.block_values = sim.block_values  # a chunk's values where the Stepper ran them as one block
         dtype, device = p.alpha_mem.dtype, p.alpha_mem.device
         self.dtype, self.device = dtype, device
         self.kw = dict(dtype=dtype, device=device)
@@ -256,7 +257,17 @@ class _ChunkedPop:
     def _surrogates(self, tau0: int, tau1: int) -> torch.Tensor:
         """``psi`` ``[K, B, J]`` of steps ``tau0 .. tau1-1``, 0 where refractory."""
         p, K, steps = self.p, tau1 - tau0, range(tau0, tau1)
-        x = torch.stack([self.rec[t]["V"] for t in steps], out=self.alloc("psi", (self.K, self.B, p.n))[:K])
+        out = self.alloc("psi", (self.K, self.B, p.n))[:K]
+        block = self.block_values(p.name, tau0)
+        if self.compiled and block is not None and block["V"].shape[0] == K:  # the block's own arrays: no copies
+            if type(self.rule.surrogate) in (SuperSpike, Triangle):
+                psi = chunk_compiled.surrogate_(
+                    self.rule.surrogate, block["V"], block.get("a"), p.beta, p.v_thresh, out
+                )
+                if "refractory" in block:
+                    psi.masked_fill_(block["refractory"], 0)
+                return psi
+        x = torch.stack([self.rec[t]["V"] for t in steps], out=out)
         a = None
         if self.alif:
             a = torch.stack([self.rec[t]["a"] for t in steps], out=self.alloc("psi_a", (self.K, self.B, p.n))[:K])

@@ -282,6 +282,11 @@ def test_compiled_surrogate_is_the_torch_operations(sg, dtype, alif):
     actual = chunk_compiled.surrogate_(sg, V.clone(), a, beta, v_thresh)
     assert np.count_nonzero(expected.numpy()) > 0
     np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+    # into another buffer (a block's own arrays stay as they are)
+    kept, out = V.clone(), torch.empty_like(V)
+    assert chunk_compiled.surrogate_(sg, kept, a, beta, v_thresh, out) is out
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+    np.testing.assert_array_equal(kept.numpy(), V.numpy())
 
 
 def test_compiled_filter_ends_is_filter_end():
