@@ -183,11 +183,11 @@ class BlockRunner:
 
 
 def slots_needed(block: int, max_delay: int) -> int:
-    """How many blocks' values must stay valid (:class:`BlockRunner` ``slots``) for a step-by-step
-    consumer that keeps a step's values until the learning signals of ``max_delay`` steps later
-    have arrived, together with the spikes delivered to that step ``max_delay`` steps before it
-    (e-prop's chunks): the block being written, and the blocks those two delays reach back into."""
-    return 1 + 2 * math.ceil(max(max_delay, 1) / block)
+    """How many blocks' values must stay valid (:class:`BlockRunner` ``slots``) for a consumer that
+    keeps a step's values until the spikes of ``max_delay`` steps later have arrived (e-prop's
+    chunks wait for the readout's learning signals): the block being written, and the blocks that
+    delay reaches back into."""
+    return 1 + math.ceil(max(max_delay, 1) / block)
 
 
 def scan(block: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

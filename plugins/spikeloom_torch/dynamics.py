@@ -397,8 +397,10 @@ class Stepper:
     populations is one recurrent connection from itself runs a block of steps in one compiled call
     where it can (:mod:`.block_forward`: CPU, Numba); its steps then give ``V``, ``z``, ``a`` and
     ``refractory`` (not ``I``), views that stay valid while a consumer is within the longest delay
-    of the network of them twice over (:func:`.block_forward.slots_needed`).  ``buffers(key, shape,
-    dtype)`` gives kept buffers for those blocks (None: new ones).
+    of the network of them (:func:`.block_forward.slots_needed`); :meth:`delivered` views of
+    their spikes from further back may have been overwritten, so their positions
+    (:meth:`delivered_positions`, always known for them) are what a later reader takes.
+    ``buffers(key, shape, dtype)`` gives kept buffers for those blocks (None: new ones).
     """
 
     def __init__(
@@ -623,7 +625,7 @@ class Stepper:
             self._fused_block[name] = (start, rec)
             kept = self._fused_kept.setdefault(name, {})
             kept[start] = rec
-            for old in sorted(kept)[: -(self.fused[name].slots - 1)]:  # slots - 1 blocks stay valid
+            for old in sorted(kept)[: -self.fused[name].slots]:  # the last `slots` blocks are valid
                 del kept[old]
             seen = self._spike_pos.get(name)
             if seen is not None:

@@ -145,6 +145,7 @@ class _ChunkedPop:
         self.alloc = alloc  # (key, shape) -> an uninitialised buffer kept between calls
         self.block_spikes = sim.block_spikes  # the input positions the Stepper's drive already found
         self.block_values = sim.block_values  # a chunk's values where the Stepper ran them as one block
+        self.fused = set(sim.fused)  # populations run a block at a time: their spikes' views do not last
         dtype, device = p.alpha_mem.dtype, p.alpha_mem.device
         self.dtype, self.device = dtype, device
         self.kw = dict(dtype=dtype, device=device)
@@ -645,6 +646,8 @@ class _ChunkedPop:
                 return spikes
             return ChunkSpikes.from_host(self.host[c.name], tau0, tau1, c.delay, self.dtype, self.device, below)
         steps = [self.inp[t][c.name] for t in range(tau0, tau1)]
+        if c.source in self.fused:  # the views of its earliest steps may be overwritten by now
+            below = math.inf
         return ChunkSpikes.from_steps([s for s, _ in steps], [f for _, f in steps], below)
 
     def _end_weights(self, K: int) -> tuple[np.ndarray, np.ndarray]:

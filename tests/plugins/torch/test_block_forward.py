@@ -190,6 +190,6 @@ def test_recurrent_delay_below_one_is_refused():
         block_forward.BlockRunner(p, B, torch.zeros((J, J)), 0, 4, slots=2)
 
 
-@pytest.mark.parametrize(("block", "delay", "slots"), [(64, 1, 3), (64, 64, 3), (64, 65, 5), (8, 20, 7)])
+@pytest.mark.parametrize(("block", "delay", "slots"), [(64, 1, 2), (64, 64, 2), (64, 65, 3), (8, 20, 4)])
 def test_slots_needed(block, delay, slots):
     assert block_forward.slots_needed(block, delay) == slots
