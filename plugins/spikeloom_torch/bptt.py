@@ -25,7 +25,7 @@ from spikeloom.rules import BPTT
 
 from .dynamics import PopConst, run
 from .losses import rate_regularizer, readout_loss
-from .spikes import SpikeEvents, SpikeTrain
+from .spikes import SpikeEvents, SpikeTrain, xt_g
 from .surrogate_ops import surrogate_
 from .workspace import Workspace
 
@@ -220,7 +220,7 @@ def bptt_loss_and_grads(
         if c.delay < T and isinstance(src, (SpikeTrain, SpikeEvents)):
             g = src.weight_grad(c.delay, tgt[c.delay :])
         elif c.delay < T:
-            g = src[: T - c.delay].reshape(-1, src.shape[2]).T @ tgt[c.delay :].reshape(-1, tgt.shape[2])
+            g = xt_g(src[: T - c.delay].reshape(-1, src.shape[2]), tgt[c.delay :].reshape(-1, tgt.shape[2]))
         else:
             g = torch.zeros(tuple(c.mask.shape), dtype=dtype, device=device)
         grads[key] = g * masks[c.name] if c.name in masks else g

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .column_bags import ColumnBags
-from .spikes import SPARSE_BELOW, flatnonzero, split_index
+from .spikes import SPARSE_BELOW, flatnonzero, split_index, xt_g
 
 __all__ = ["ChunkSpikes"]
 
@@ -104,7 +104,7 @@ class ChunkSpikes:
     def weight_grad(self, G: torch.Tensor) -> torch.Tensor:
         """``p^T G`` ``[I, M]`` for ``G`` ``[K B, M]`` (rows ``k B + b``)."""
         if self.dense is not None:
-            return self.dense.reshape(-1, self.I).T @ G
+            return xt_g(self.dense.reshape(-1, self.I), G)
         rows, cols, _ = self._entries()
         return ColumnBags(rows, cols, self.I, self.vals, self.dtype).sum_rows(G.contiguous())
 

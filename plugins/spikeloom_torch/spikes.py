@@ -26,6 +26,7 @@ __all__ = [
     "SPARSE_BELOW",
     "SPARSE_STEP_MIN_WORK",
     "split_index",
+    "xt_g",
 ]
 
 #: CPU inputs with a smaller fraction of non-zero entries use sparse products
@@ -60,6 +61,13 @@ def split_index(flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     divmod handles signs it need not here): ``(flat // n, flat % n)``."""
     q = flat // n
     return q, flat - q * n
+
+
+def xt_g(x: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """``x^T @ G`` ``[n, M]`` for dense ``x`` ``[R, n]`` and ``G`` ``[R, M]``, computed as
+    ``(G^T @ x)^T``: MKL's product with the long dimension inside and a narrow result (a readout's
+    20 columns) takes about half the time that way (on the CPU; the same for square results)."""
+    return (G.T @ x).T
 
 
 def _product(x: torch.Tensor, W: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
@@ -168,7 +176,7 @@ class SpikeTrain:
         G2 = G.reshape(-1, G.shape[2])
         if self._positions is not None:
             return self._positions.weight_grad((T - delay) * B, G2)
-        return self.dense[: T - delay].reshape(-1, n).T @ G2
+        return xt_g(self.dense[: T - delay].reshape(-1, n), G2)
 
 
 class StreamedInput:
@@ -216,5 +224,5 @@ class SpikeEvents:
         T, B, n = self.shape
         G2 = G.reshape(-1, G.shape[2])
         if T - delay > self.covered:
-            return self.dense[: T - delay].reshape(-1, n).T @ G2
+            return xt_g(self.dense[: T - delay].reshape(-1, n), G2)
         return self._positions.weight_grad((T - delay) * B, G2)
