@@ -470,6 +470,7 @@ class Stepper:
         self.fused: dict[str, object] = {}
         self._fused_block: dict[str, tuple[int, dict[str, torch.Tensor]]] = {}
         self._fused_kept: dict[str, dict[int, dict[str, torch.Tensor]]] = {}  # recent blocks by first step
+        self._fed: dict[str, tuple[int, torch.Tensor]] = {}  # connections from them: (first step, products)
         if fuse and self.block_steps and on_cpu:
             from . import block_forward
 
@@ -602,6 +603,29 @@ class Stepper:
         block at a time (:attr:`fused`), while its values are still valid; None otherwise."""
         return self._fused_kept.get(name, {}).get(start)
 
+    def _from_fused(self, c: BuiltConnection, t: int) -> torch.Tensor:
+        """``z_src[t - delay] @ W`` ``[B, N]`` for a connection from a population run a block at a
+        time into one stepped with torch operations: the products for the steps whose spikes are
+        already known are made at once (one matrix product per block of the source's values)."""
+        start, prod = self._fed.get(c.name, (None, None))
+        if start is None or t >= start + prod.shape[0]:
+            src, W = c.source, self.weights[c.name]
+            kept = self._fused_kept[src]
+            first, rec = self._fused_block[src]
+            lo = t - c.delay  # source steps lo .. lo + m - 1
+            m = min(self.block_steps, first + rec["z"].shape[0] - lo, self.T - t)
+            prod = torch.zeros((m, self.B, W.shape[1]), dtype=W.dtype, device=W.device)
+            k = max(lo, 0)  # steps before the first deliver nothing
+            while k < lo + m:
+                b0 = max(b for b in kept if b <= k)
+                z = kept[b0]["z"][k - b0 : min(lo + m, b0 + kept[b0]["z"].shape[0]) - b0]
+                rows = prod[k - lo : k - lo + z.shape[0]]
+                torch.mm(z.reshape(-1, z.shape[2]), W, out=rows.view(-1, W.shape[1]))
+                k += z.shape[0]
+            start = t
+            self._fed[c.name] = (start, prod)
+        return prod[t - start]
+
     def _fused_step(self, name: str, t: int) -> dict[str, torch.Tensor]:
         """Step ``t`` of a population run a block at a time (:attr:`fused`), running the next
         block when ``t`` leaves the current one."""
@@ -652,9 +676,13 @@ class Stepper:
                 s = self._delivered[c.name] = self.history[c.source][c.delay - 1]
                 if t < c.delay and c.source not in self.streamed:
                     continue  # nothing delivered yet
+                if c.source in self.fused:  # its block is known ahead: one product per block
+                    h_s = self._from_fused(c, t)
+                    h = h_s if h is None else h + h_s
+                    continue
                 W = self.weights[c.name]
                 pos = self._positions(c.source, t - c.delay, s) if c.source in self._spike_pos else None
-                if pos is not None:
+                if pos is not None and self.B * W.numel() >= SPARSE_STEP_MIN_WORK:
                     # row b of the product: the sum of the rows of W that b's spikes select
                     h_s = torch.nn.functional.embedding_bag(pos[1], W, pos[2], mode="sum")
                     h = h_s if h is None else h + h_s
