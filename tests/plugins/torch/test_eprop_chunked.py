@@ -238,6 +238,34 @@ def _compiled_only(monkeypatch):
     monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
 
 
+@pytest.mark.parametrize("kind", [np.bool_, np.uint8, np.float64])
+def test_fused_forward_with_each_input_kind(kind, monkeypatch):
+    """The hidden layer runs its chunks in one compiled call (``block_forward``) whatever the
+    input's dtype: bool spikes are scanned and delivered inside the call, the others reach it as
+    a drive; the gradients equal the reference's either way."""
+    _compiled_only(monkeypatch)
+    from spikeloom_torch import block_forward
+
+    case = next(c for c in CHUNKED_CASES if c.id == "alif-exp-delay2")
+    x, labels = case.inputs()
+    x = x.astype(kind)
+    expected = NUMPY.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+    expected = expected.loss_and_grads(x, labels)
+    runs = []
+    original = block_forward.BlockRunner.run
+    monkeypatch.setattr(
+        block_forward.BlockRunner,
+        "run",
+        lambda self, *a: runs.append(len(a) > 3 and a[3] is not None) or original(self, *a),
+    )
+    monkeypatch.setattr(eprop_chunked, "CHUNK", 7)
+    actual = TORCH.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+    actual = actual.loss_and_grads(x, labels)
+    assert runs and all(runs) == (kind is np.bool_) and any(runs) == (kind is np.bool_)
+    for name, g in expected.grads.items():
+        assert_close(actual.grads[name], g, RTOL64, name)
+
+
 @pytest.mark.parametrize("group", [1, 3, 5])
 @pytest.mark.parametrize("case_id", ["alif-exp-delta-readout", "alif-zero-het-random", "lif-delta-scale-input"])
 def test_grouped_passes_equal_reference(case_id, group, monkeypatch):
