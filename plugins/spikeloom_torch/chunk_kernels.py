@@ -142,8 +142,8 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, va
 @numba.njit(parallel=True, cache=True, nogil=True)
 def surrogate(x, out, a, beta, v_thresh, kind, slope, scale, one, alif):
     """:func:`.chunk_compiled.surrogate_` on numpy arrays: ``x`` ``[K, B, J]`` the membrane
-    potentials, the surrogate of ``d = x - theta`` written into ``out`` (which may be ``x``) with the operations in the order
-    (and the rounding) of the torch path (``x - (a beta + v_thresh)``, then :mod:`.surrogate_ops`):
+    potentials; the surrogate of ``d = x - theta`` written into ``out`` (which may be ``x``), with
+    the operations in the order (and the rounding) of the torch path (``x - (a beta + v_thresh)``, then :mod:`.surrogate_ops`):
     ``kind`` 0, SuperSpike ``1 / (slope |d| + 1)^2``; 1, Triangle
     ``max(0, 1 - |d| / v_thresh) scale`` (``scale`` ``[J]``: gamma / v_thresh as torch computes
     it).  ``one`` is 1 in the arrays' dtype (a Python 1.0 would compute in float64)."""
