@@ -31,12 +31,13 @@ class ChunkSpikes:
     flat indices ``flat`` (ascending, numpy int64) of its non-zero entries and their values ``vals``
     (numpy float64, None where all are 1)."""
 
-    def __init__(self, shape, dtype, device, dense=None, flat=None, vals=None) -> None:
+    def __init__(self, shape, dtype, device, dense=None, flat=None, vals=None, starts=None) -> None:
         self.K, self.B, self.I = shape
         self.dtype, self.device = dtype, device
         self.dense, self.flat, self.vals = dense, flat, vals
-        #: compiled path: where each row ``k B + b`` starts in ``flat`` (:func:`.chunk_compiled.row_starts`)
-        self.starts: np.ndarray | None = None
+        #: compiled path: where each row ``k B + b`` starts in ``flat`` ``[K B + 1]``, where the
+        #: caller knows it, else found when needed (:func:`.chunk_compiled.row_starts`)
+        self.starts: np.ndarray | None = starts
 
     # -- construction ---------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ fused into one multiply-add (fewer kernels per step).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -383,6 +383,23 @@ def run(
     return out
 
 
+class _StepOfBlock(Mapping):
+    """Step ``i`` of a block's values ``{variable: [L, B, N]}``, each ``[B, N]`` view made only
+    when asked for (most steps only their spikes are)."""
+
+    def __init__(self, values: dict[str, torch.Tensor], i: int) -> None:
+        self.values, self.i = values, i
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self.values[key][self.i]
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
 class Stepper:
     """All populations advanced together, one step per :meth:`step` (the reference's loop).
 
@@ -466,10 +483,9 @@ class Stepper:
             src: {} for src in depth if on_cpu and src in pops and pops[src].spiking
         }
         self.state = {name: zero_spiking_state(p, self.B) for name, p in pops.items() if p.spiking}
-        # populations run a block at a time compiled, and the block each is in: (first step, values)
+        # populations run a block at a time compiled (the latest of their kept blocks is the current one)
         self.fused: dict[str, object] = {}
-        self._fused_block: dict[str, tuple[int, dict[str, torch.Tensor]]] = {}
-        self._fused_kept: dict[str, dict[int, dict[str, torch.Tensor]]] = {}  # recent blocks by first step
+        self._fused_kept: dict[str, dict[int, dict[str, torch.Tensor]]] = {}  # valid blocks by first step
         self._fed: dict[str, tuple[int, torch.Tensor]] = {}  # connections from them: (first step, products)
         if fuse and self.block_steps and on_cpu:
             from . import block_forward
@@ -562,11 +578,10 @@ class Stepper:
                 lead = L - (hi - lo)  # steps before the input's first step reaches the connection
                 rows = h[lead:].view(-1, n)
                 part.deliver(0, self.weights[c.name], rows, accumulate=True)
-                kept = self._block_spikes.setdefault(c.name, {})
                 pos = part.positions
-                kept[t] = None if pos is None else (pos.flat + lead * self.B * pos.n, pos.vals, None)
-                for old in [k for k in kept if k < t - self.block_steps]:
-                    del kept[old]
+                self._keep_block_spikes(
+                    c, t, None if pos is None else (pos.flat + lead * self.B * pos.n, pos.vals, None)
+                )
             start = t
             self._block[name] = (start, h)
         return start, h
@@ -591,12 +606,17 @@ class Stepper:
         if lead:
             flat = flat + lead * self.B * n
             bounds = np.concatenate([np.zeros(lead * self.B, dtype=np.int64), bounds])
-        kept = self._block_spikes.setdefault(c.name, {})
         sparse = flat.size < chunk_compiled.SPARSE_BELOW * L * self.B * n
-        kept[t] = (flat, None, bounds) if sparse else None
+        self._keep_block_spikes(c, t, (flat, None, bounds) if sparse else None)
+        return flat, bounds
+
+    def _keep_block_spikes(self, c: BuiltConnection, t: int, found: tuple | None) -> None:
+        """Keep what :meth:`block_spikes` gives for the block of ``c`` that begins at ``t`` (this
+        block and the one before it)."""
+        kept = self._block_spikes.setdefault(c.name, {})
+        kept[t] = found
         for old in [k for k in kept if k < t - self.block_steps]:
             del kept[old]
-        return flat, bounds
 
     def block_values(self, name: str, start: int) -> dict[str, torch.Tensor] | None:
         """``{variable: [L, B, N]}`` of the block that began at step ``start`` of a population run a
@@ -611,9 +631,9 @@ class Stepper:
         if start is None or t >= start + prod.shape[0]:
             src, W = c.source, self.weights[c.name]
             kept = self._fused_kept[src]
-            first, rec = self._fused_block[src]
+            first = max(kept)  # the source's current block
             lo = t - c.delay  # source steps lo .. lo + m - 1
-            m = min(self.block_steps, first + rec["z"].shape[0] - lo, self.T - t)
+            m = min(self.block_steps, first + kept[first]["z"].shape[0] - lo, self.T - t)
             prod = torch.zeros((m, self.B, W.shape[1]), dtype=W.dtype, device=W.device)
             k = max(lo, 0)  # steps before the first deliver nothing
             while k < lo + m:
@@ -626,13 +646,14 @@ class Stepper:
             self._fed[c.name] = (start, prod)
         return prod[t - start]
 
-    def _fused_step(self, name: str, t: int) -> dict[str, torch.Tensor]:
+    def _fused_step(self, name: str, t: int) -> Mapping[str, torch.Tensor]:
         """Step ``t`` of a population run a block at a time (:attr:`fused`), running the next
         block when ``t`` leaves the current one."""
         for c in self.recurrent[name]:
             self._delivered[c.name] = self.history[c.source][c.delay - 1]
-        start, rec = self._fused_block.get(name, (None, None))
-        if start is None or t >= start + rec["z"].shape[0]:
+        kept = self._fused_kept.setdefault(name, {})
+        start = max(kept) if kept else None
+        if start is None or t >= start + kept[start]["z"].shape[0]:
             L = min(self.block_steps, self.T - t)
             drive = self.drive[name]
             hext = None if drive is None else drive[t : t + L]
@@ -644,19 +665,16 @@ class Stepper:
             elif inp is not None and inp[0] is None:  # no input spike reaches the block
                 inp = None
             past = list(self.history[name])[: runner.delay] if name in self.history else []
-            rec = runner.run(L, hext, past, inp)
             start = t
-            self._fused_block[name] = (start, rec)
-            kept = self._fused_kept.setdefault(name, {})
-            kept[start] = rec
-            for old in sorted(kept)[: -self.fused[name].slots]:  # the last `slots` blocks are valid
+            kept[start] = runner.run(L, hext, past, inp)
+            for old in sorted(kept)[: -runner.slots]:  # the last `slots` blocks are valid
                 del kept[old]
             seen = self._spike_pos.get(name)
             if seen is not None:
                 for old in [k for k in seen if k < t - self._depth[name]]:
                     del seen[old]
                 seen.update((t + k, pos) for k, pos in enumerate(runner.positions))
-        return {v: x[t - start] for v, x in rec.items()}
+        return _StepOfBlock(kept[start], t - start)
 
     def step(self) -> dict[str, dict[str, torch.Tensor]]:
         """Advance by one step; returns ``{population: {variable: [B, N]}}`` (``V`` before the reset)."""

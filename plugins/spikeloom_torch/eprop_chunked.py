@@ -219,6 +219,9 @@ class _ChunkedPop:
         self.rec, self.rates, self.delta, self.inp, self.keep = {}, {}, {}, {}, {}
         self.tau0 = 0  # first eligibility step not yet processed
         self.constants = self._compiled_constants() if self.compiled else None
+        # the compiled surrogate reads this population's block values in place (its chunks are the
+        # Stepper's blocks), so V, a and refractory are not kept step by step
+        self.reads_blocks = self.compiled and p.name in self.fused and type(rule.surrogate) in (SuperSpike, Triangle)
         # compiled: chunks whose pass over the states waits for the rest of their group (:meth:`_flush`)
         self.pending: list[dict] = []
 
@@ -228,7 +231,8 @@ class _ChunkedPop:
         connections from spiking populations, and for the zero reset ``1 - z`` (the learning
         signals arrive in :attr:`delta` by step, None outside the window, before :meth:`process`
         needs them)."""
-        self.rec[t] = {v: r[v] for v in ("V", "a", "refractory") if v in r}  # not I and z: less kept
+        if not self.reads_blocks:
+            self.rec[t] = {v: r[v] for v in ("V", "a", "refractory") if v in r}  # not I and z: less kept
         self.rates[t] = rate
         if self.zero_reset:
             self.keep[t] = 1 - r["z"]  # eps_v[t + 1] = alpha_mem keep[t] eps_v[t] + g eps_I[t + 1]
@@ -247,7 +251,8 @@ class _ChunkedPop:
                 return
             self._chunk(self.tau0, tau1, last=tau1 == self.T)
             for t in range(self.tau0, tau1):
-                del self.rec[t], self.rates[t], self.inp[t]
+                self.rec.pop(t, None)
+                del self.rates[t], self.inp[t]
             for t in [t for t in self.keep if t < tau1 - 1]:  # the next chunk reads keep[tau1 - 1]
                 del self.keep[t]
             for t in list(self.delta):
@@ -259,26 +264,26 @@ class _ChunkedPop:
         """``psi`` ``[K, B, J]`` of steps ``tau0 .. tau1-1``, 0 where refractory."""
         p, K, steps = self.p, tau1 - tau0, range(tau0, tau1)
         out = self.alloc("psi", (self.K, self.B, p.n))[:K]
-        block = self.block_values(p.name, tau0)
-        if self.compiled and block is not None and block["V"].shape[0] == K:  # the block's own arrays: no copies
-            if type(self.rule.surrogate) in (SuperSpike, Triangle):
-                psi = chunk_compiled.surrogate_(
-                    self.rule.surrogate, block["V"], block.get("a"), p.beta, p.v_thresh, out
-                )
-                if "refractory" in block:
-                    psi.masked_fill_(block["refractory"], 0)
-                return psi
-        x = torch.stack([self.rec[t]["V"] for t in steps], out=out)
-        a = None
-        if self.alif:
-            a = torch.stack([self.rec[t]["a"] for t in steps], out=self.alloc("psi_a", (self.K, self.B, p.n))[:K])
+        if self.reads_blocks:  # the block's own arrays, read in place
+            block = self.block_values(p.name, tau0)
+            if block is None or block["V"].shape[0] != K:
+                raise RuntimeError(f"{p.name}: the forward values of steps {tau0}..{tau1 - 1} are no longer kept")
+            x, a, refractory = block["V"], block.get("a"), block.get("refractory")
+        else:
+            x = torch.stack([self.rec[t]["V"] for t in steps], out=out)
+            a = None
+            if self.alif:
+                a = torch.stack([self.rec[t]["a"] for t in steps], out=self.alloc("psi_a", (self.K, self.B, p.n))[:K])
+            refractory = None
+            if "refractory" in self.rec[tau0]:
+                refractory = torch.stack([self.rec[t]["refractory"] for t in steps])
         if self.compiled and type(self.rule.surrogate) in (SuperSpike, Triangle):
-            psi = chunk_compiled.surrogate_(self.rule.surrogate, x, a, p.beta, p.v_thresh)
+            psi = chunk_compiled.surrogate_(self.rule.surrogate, x, a, p.beta, p.v_thresh, out)
         else:
             x.sub_(p.v_thresh if a is None else a.mul_(p.beta).add_(p.v_thresh))  # V - (v_thresh + beta a)
             psi = surrogate_(self.rule.surrogate, x, p.v_thresh)  # in place
-        if "refractory" in self.rec[tau0]:
-            psi.masked_fill_(torch.stack([self.rec[t]["refractory"] for t in steps]), 0)
+        if refractory is not None:
+            psi.masked_fill_(refractory, 0)
         return psi
 
     def _signals(self, tau0: int, tau1: int) -> torch.Tensor | None:
@@ -641,9 +646,7 @@ class _ChunkedPop:
                 flat, vals, starts = found
                 vals = None if vals is None else vals.astype(np.float64)
                 shape = (tau1 - tau0, self.B, self.host[c.name].shape[2])
-                spikes = ChunkSpikes(shape, self.dtype, self.device, flat=flat, vals=vals)
-                spikes.starts = starts  # where each row starts, where the scan found it (else later)
-                return spikes
+                return ChunkSpikes(shape, self.dtype, self.device, flat=flat, vals=vals, starts=starts)
             return ChunkSpikes.from_host(self.host[c.name], tau0, tau1, c.delay, self.dtype, self.device, below)
         steps = [self.inp[t][c.name] for t in range(tau0, tau1)]
         if c.source in self.fused:  # the views of its earliest steps may be overwritten by now
