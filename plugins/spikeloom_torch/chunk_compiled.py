@@ -46,6 +46,7 @@ __all__ = [
     "chunk_pass",
     "filter_ends",
     "fold_coefs",
+    "has_surrogate",
     "row_starts",
     "surrogate_",
     "use",
@@ -148,6 +149,14 @@ def chunk_pass(
 
 #: the surrogates :func:`surrogate_` computes compiled, by kind (others run the torch operations)
 SURROGATES = ("superspike", "triangle")
+
+
+def has_surrogate(sg) -> bool:
+    """Whether :func:`surrogate_` computes ``sg``: exactly SuperSpike or Triangle (a subclass
+    may change the formula)."""
+    from spikeloom.surrogates import SuperSpike, Triangle
+
+    return type(sg) in (SuperSpike, Triangle)
 
 
 def surrogate_(

@@ -40,7 +40,6 @@ import torch
 from spikeloom.built import BuiltNetwork
 from spikeloom.readout import Readout
 from spikeloom.rules import EProp, trained_populations
-from spikeloom.surrogates import SuperSpike, Triangle
 
 from . import chunk_compiled, chunk_spikes
 from .chunk_spikes import ChunkSpikes
@@ -221,7 +220,7 @@ class _ChunkedPop:
         self.constants = self._compiled_constants() if self.compiled else None
         # the compiled surrogate reads this population's block values in place (its chunks are the
         # Stepper's blocks), so V, a and refractory are not kept step by step
-        self.reads_blocks = self.compiled and p.name in self.fused and type(rule.surrogate) in (SuperSpike, Triangle)
+        self.reads_blocks = self.compiled and p.name in self.fused and chunk_compiled.has_surrogate(rule.surrogate)
         # compiled: chunks whose pass over the states waits for the rest of their group (:meth:`_flush`)
         self.pending: list[dict] = []
 
@@ -277,7 +276,7 @@ class _ChunkedPop:
             refractory = None
             if "refractory" in self.rec[tau0]:
                 refractory = torch.stack([self.rec[t]["refractory"] for t in steps])
-        if self.compiled and type(self.rule.surrogate) in (SuperSpike, Triangle):
+        if self.compiled and chunk_compiled.has_surrogate(self.rule.surrogate):
             psi = chunk_compiled.surrogate_(self.rule.surrogate, x, a, p.beta, p.v_thresh, out)
         else:
             x.sub_(p.v_thresh if a is None else a.mul_(p.beta).add_(p.v_thresh))  # V - (v_thresh + beta a)
