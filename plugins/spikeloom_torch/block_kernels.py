@@ -9,7 +9,7 @@ import numpy as np
 from llvmlite import ir
 from numba.extending import intrinsic
 
-__all__ = ["gather_positions", "run_block", "scan_rows"]
+__all__ = ["gather_positions", "run_block", "scan_rows", "step_positions"]
 
 
 @intrinsic
@@ -205,3 +205,49 @@ def scan_rows(x, words, n, counts, flat, fill):
                 q += 1
         if not fill:
             counts[r] = q
+
+
+@numba.njit(inline="always")
+def _take(i, q, b, row_end, n, flat, cols, starts):
+    """Entry ``i`` (ascending) becomes spike ``q``: the rows before its own are closed first."""
+    while i >= row_end:
+        b += 1
+        starts[b] = q
+        row_end += n
+    flat[q] = i
+    cols[q] = i - (row_end - n)
+    return b, row_end
+
+
+@numba.njit(cache=True, nogil=True)
+def step_positions(bits, words, per_word, n, flat, cols, starts):
+    """The non-zero entries of one step's spikes ``[B, n]`` of a floating dtype, as
+    :func:`.dynamics.spike_positions` gives them: their flat indices (ascending) written into
+    ``flat``, their columns into ``cols``, where each example's start into ``starts`` ``[B]``;
+    returns how many, or -1 once there are more than ``flat.size`` of them (the caller's limit).
+
+    ``bits``: the entries' bit patterns (``uint32`` for float32, ``uint64`` for float64);
+    ``words``: their leading whole ``uint64`` words, ``per_word`` entries each, skipped while all
+    zero (most are).  An entry is non-zero where its bits other than the sign are (``-0.0 == 0``).
+    """
+    limit = flat.shape[0]
+    sign_free = bits.dtype.type(~(bits.dtype.type(1) << bits.dtype.type(8 * bits.itemsize - 1)))
+    q, b, row_end = 0, 0, n
+    starts[0] = 0
+    for k in range(words.shape[0]):
+        if words[k] != 0:
+            for i in range(k * per_word, (k + 1) * per_word):
+                if bits[i] & sign_free != 0:
+                    if q == limit:
+                        return -1
+                    b, row_end = _take(i, q, b, row_end, n, flat, cols, starts)
+                    q += 1
+    for i in range(words.shape[0] * per_word, bits.shape[0]):
+        if bits[i] & sign_free != 0:
+            if q == limit:
+                return -1
+            b, row_end = _take(i, q, b, row_end, n, flat, cols, starts)
+            q += 1
+    for r in range(b + 1, starts.shape[0]):
+        starts[r] = q
+    return q

@@ -10,14 +10,19 @@ pytest.importorskip("torch")
 
 import spikeloom as sl  # noqa: E402
 import spikeloom_torch.dynamics as dynamics  # noqa: E402
-from spikeloom_torch import column_bags  # noqa: E402
+from spikeloom_torch import chunk_compiled, column_bags  # noqa: E402
 
 from .corpus import CASES  # noqa: E402
 from .helpers import RTOL64, assert_close  # noqa: E402
 
 
-@pytest.fixture
-def always_sparse(monkeypatch):
+@pytest.fixture(params=["numpy", "compiled"])
+def always_sparse(request, monkeypatch):
+    """Every step's spikes found by numpy or by the compiled scan (Numba) at any size."""
+    if request.param == "compiled":
+        if not chunk_compiled.AVAILABLE:
+            pytest.skip("needs Numba")
+        monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
     monkeypatch.setattr(dynamics, "SPARSE_STEP_MIN_WORK", 0)
     monkeypatch.setattr(column_bags, "BLOCK_ROWS", 5)  # weight gradients from the positions in several blocks
     made = []
@@ -87,3 +92,40 @@ def test_split_index_is_divmod_for_non_negative_indices():
         q, r = split_index(x, n)
         q0, r0 = np.divmod(x, n)
         assert np.array_equal(q, q0) and np.array_equal(r, r0)
+
+
+def _numpy_positions(s):
+    flat = np.flatnonzero(s.numpy().reshape(-1) != 0)
+    if flat.size >= dynamics.SPARSE_BELOW * s.numel():
+        return None
+    B, n = s.shape
+    return flat, flat % n, np.searchsorted(flat, np.arange(B) * n)
+
+
+@pytest.mark.skipif(not chunk_compiled.AVAILABLE, reason="needs Numba")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 8192), (64, 129), (93, 101), (256, 256)])
+@pytest.mark.parametrize("fill", [0.0, 0.003, 0.03, 0.2, "limit", "below limit"])
+def test_compiled_scan_finds_what_numpy_finds(dtype, shape, fill):
+    """Also -0.0 (not a spike), NaN (one) and exactly the limit's count (not sparse)."""
+    import math
+
+    import torch
+
+    rng = np.random.default_rng(abs(hash((shape, str(fill), np.dtype(dtype).name))) % 2**32)
+    x = np.zeros(shape, dtype=dtype)
+    if isinstance(fill, str):
+        k = math.ceil(dynamics.SPARSE_BELOW * x.size) - (fill == "below limit")
+        x.reshape(-1)[rng.choice(x.size, k, replace=False)] = 1
+    else:
+        x[rng.random(shape) < fill] = 1
+        x[rng.random(shape) < 0.01] = -0.0
+        x[rng.random(shape) < 0.001] = np.nan
+    s = torch.from_numpy(x)
+    assert dynamics._compiled_scan(x)
+    got, want = dynamics.spike_positions(s), _numpy_positions(s)
+    assert (got is None) == (want is None)
+    if want is not None:
+        assert got[0].size > 0 or fill == 0.0
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), b)
