@@ -18,11 +18,13 @@ from .helpers import RTOL64, assert_close  # noqa: E402
 
 @pytest.fixture(params=["numpy", "compiled"])
 def always_sparse(request, monkeypatch):
-    """Every step's spikes found by numpy or by the compiled scan (Numba) at any size."""
+    """Every step's spikes found, and the weight gradients summed from their positions, by numpy
+    and torch or by the compiled kernels (Numba) at any size."""
     if request.param == "compiled":
         if not chunk_compiled.AVAILABLE:
             pytest.skip("needs Numba")
         monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
+        monkeypatch.setattr(column_bags, "COMPILED_MIN_WORK", 0)
     monkeypatch.setattr(dynamics, "SPARSE_STEP_MIN_WORK", 0)
     monkeypatch.setattr(column_bags, "BLOCK_ROWS", 5)  # weight gradients from the positions in several blocks
     made = []
