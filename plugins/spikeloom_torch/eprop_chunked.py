@@ -314,13 +314,15 @@ class _ChunkedPop:
         S = 1 if last else 1 + len(self.names)  # rows: the gradient, then one per carried state
         kw = self.kw
         spikes = {c.name: self._spikes(c, tau0, tau1) for c in self.conns}
-        # compiled, once the states exist and with every connection's spikes sparse, the pass over
-        # the states waits until chunk_compiled.GROUP chunks (or the last) have been through here
+        # compiled, with every connection's spikes sparse, the pass over the states waits until
+        # chunk_compiled.GROUP chunks (or the last) have been through here; the first group too,
+        # whose pass writes the states without reading them, unless it is also the last
+        # (:meth:`_fresh_group`)
         defer = (
             self.compiled
             and chunk_compiled.GROUP > 1
             and all(p.flat is not None for p in spikes.values())
-            and all(self.states[c.name] is not None for c in self.conns)
+            and (all(self.states[c.name] is not None for c in self.conns) or self._fresh_group(tau0))
         )
         if not defer:
             self._flush()
@@ -429,12 +431,28 @@ class _ChunkedPop:
             if last or len(self.pending) == chunk_compiled.GROUP:
                 self._flush()
 
+    def _chunks(self) -> int:
+        return -(-self.T // self.K)
+
+    def _fresh_group(self, tau0: int) -> bool:
+        """Whether the chunk at ``tau0`` belongs to the run's first group, whose pass writes the
+        states without reading them: where the run has more than ``GROUP`` chunks, so that the
+        group is not also the last.  A run of at most ``GROUP`` chunks could skip the per-synapse states altogether
+        (they would be written by no pass); it keeps them instead (its first chunk runs alone), so
+        that e-prop's memory is the same whatever the length of the sequence."""
+        return tau0 < chunk_compiled.GROUP * self.K and self._chunks() > chunk_compiled.GROUP
+
     def _coef_slots(self) -> torch.Tensor:
         """The chunks' spike coefficients ``[slots, K, 1 + states, B, J]``, one slot per chunk of a
         group (compiled) whose pass waits for the group's end: ``GROUP`` slots, fewer when the run
-        has fewer chunks after the first (which runs alone)."""
-        chunks = -(-self.T // self.K)
-        slots = max(1, min(chunk_compiled.GROUP, chunks - 1)) if self.compiled else 1
+        has at most ``GROUP`` chunks (the first runs alone, the others are the last group)."""
+        chunks = self._chunks()
+        if not self.compiled:
+            slots = 1
+        elif chunks > chunk_compiled.GROUP:
+            slots = chunk_compiled.GROUP
+        else:
+            slots = max(1, chunks - 1)
         return self.alloc("coef", (slots, self.K, 1 + len(self.names), self.B, self.p.n))
 
     def _flush(self) -> None:
@@ -465,7 +483,8 @@ class _ChunkedPop:
                 for x in range(X):  # the traces before chunk h, through its states, on the later chunks
                     Rb = torch.einsum("bnj,nbj->bj", R, r["Eb"][x])
                     for c in self.conns:
-                        self.grad[c.name].addmm_(r["E"][c.name][x].T, Rb)
+                        if r["E"][c.name] is not None:  # None before the run's first chunk
+                            self.grad[c.name].addmm_(r["E"][c.name][x].T, Rb)
             if not final:
                 Eb = r["Eb"]  # [X, nS, B, J], X = 0 without shared traces
                 Wh = Eb if Q is None else torch.einsum("bnmj,xmbj->xnbj", Q, Eb)
@@ -480,10 +499,13 @@ class _ChunkedPop:
         for c in self.conns:
             E = first["E"][c.name]
             p0 = first["spikes"][c.name]
+            fresh = self.states[c.name] is None  # the run's first group: the pass writes the states
+            if fresh:
+                self.states[c.name] = self.alloc(("states", c.name), (B, p0.I, nS, J))
             chunk_compiled.chunk_pass(
                 self.states[c.name],
                 (B, p0.I, nS, J),
-                False,
+                fresh,
                 not final,
                 self.grad[c.name],
                 R,
