@@ -69,7 +69,13 @@ class ReadoutSide:
             for k, v in feedback_matrices(built, rule, readout, params).items()
         }
         self.conns = [c for c in built.incoming(self.name) if f"{c.name}.weight" in self.grads]
-        self.zbar = {c.name: [0.0, 0.0] for c in self.conns}  # [filtered current, filtered membrane]
+        # per connection: [filtered current, filtered membrane] (the latter a row of the kept rows
+        # below, or of a scratch pair outside the loss window), made at the first step
+        self.zbar: dict[str, list[torch.Tensor]] = {}
+        self._scratch: dict[str, list[torch.Tensor]] = {}
+        # per connection: the filtered spikes of the pending steps in the window, row by row
+        # ([rows, B, N_pre] or [rows, B, N_pre, N_out]); grows when a flush comes later than its rows
+        self._rows: dict[str, torch.Tensor] = {}
         self.bbar = torch.zeros(n_out, dtype=dtype, device=device)
         self.step_loss = torch.zeros(T, dtype=dtype, device=device)
         self.prob_sum = torch.zeros((B, n_out), dtype=dtype, device=device)
@@ -78,22 +84,57 @@ class ReadoutSide:
         self.pending: list[tuple] = []
         self.pending_outside: list[int] = []
 
-    def filter(self, f, x) -> None:
-        """One step of the readout's filter on ``f = [current, membrane]`` with input ``x``."""
-        f[0] = x if self.delta_synapse else self.as_ * f[0] + x
-        f[1] = self.am * f[1] + (f[0] if self.unit_gain else self.g * f[0])
+    def _filter(self, name: str, x: torch.Tensor, row: int | None) -> torch.Tensor:
+        """One step of the readout's filter on connection ``name``'s ``[current, membrane]`` with
+        input ``x``; the new membrane value is written into kept row ``row`` (None: outside the
+        window, a scratch buffer), which it returns."""
+        f = self.zbar.get(name)
+        if f is None:  # zero before the first step
+            shape = (x.shape[0], x.shape[1], self.n_out) if self.hetero else tuple(x.shape)
+            f = self.zbar[name] = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in "IV"]
+            self._scratch[name] = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in "01"]
+        if self.delta_synapse:
+            current = x.expand(f[1].shape)
+        else:
+            current = f[0] = torch.addcmul(x, self.as_, f[0], out=f[0])
+        if row is None:
+            pair = self._scratch[name]
+            out = pair[0] if f[1] is not pair[0] else pair[1]
+        else:
+            out = self._row(name, row, tuple(f[1].shape))
+        f[1] = torch.addcmul(current if self.unit_gain else self.g * current, self.am, f[1], out=out)
+        return f[1]
+
+    def _row(self, name: str, row: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """Row ``row`` of connection ``name``'s kept rows, which are made larger when full (kept
+        between calls in the workspace)."""
+        rows = self._rows.get(name)
+        if rows is None and self.ws is not None:
+            rows = self.ws.peek(("readout", ("Z", name)))
+            if rows is not None and (tuple(rows.shape[1:]) != shape or rows.dtype != self.dtype):
+                rows = None
+        if rows is None or row >= rows.shape[0]:
+            n = max(row + 1, 2 * (0 if rows is None else rows.shape[0]), 8)
+            grown = (
+                torch.empty((n,) + shape, dtype=self.dtype, device=self.device)
+                if self.ws is None
+                else self.ws.get(("readout", ("Z", name)), (n,) + shape, self.dtype, self.device)
+            )
+            if rows is not None and row:
+                grown[:row].copy_(rows[:row])
+            rows = grown
+        self._rows[name] = rows
+        return rows[row]
 
     def record(self, t: int, rec: dict, sim) -> None:
         """Step ``t``'s readout ``Y`` and filtered presynaptic spikes, kept until :meth:`flush`."""
         self.bbar = self.am * self.bbar + self.g
-        kept = {}
+        row = len(self.pending) if self.window[t] else None
         for c in self.conns:
-            zb = self.zbar[c.name]
             s = sim.delivered(c)
-            self.filter(zb, s[:, :, None] if self.hetero else s)
-            kept[c.name] = zb[1]
-        if self.window[t]:
-            self.pending.append((t, rec[self.name]["V"], self.bbar, kept))
+            self._filter(c.name, s[:, :, None] if self.hetero else s, row)
+        if row is not None:
+            self.pending.append((t, rec[self.name]["V"], self.bbar))
         else:
             self.pending_outside.append(t)
 
@@ -105,17 +146,16 @@ class ReadoutSide:
         if not self.pending:
             return deltas
         steps = [t for t, *_ in self.pending]
-        Y = torch.stack([y for _, y, _, _ in self.pending])  # [n, B, N_out]
+        Y = torch.stack([y for _, y, _ in self.pending])  # [n, B, N_out]
         logp = torch.log_softmax(Y, dim=2)
         self.step_loss[steps] = torch.sum(logp * self.hot, dim=(1, 2))
         prob = torch.exp(logp)
         self.prob_sum += prob.sum(dim=0)
         delta = (prob - self.hot) / (self.B * self.n_window)
-        bbar = torch.stack([b for _, _, b, _ in self.pending])  # [n, N_out]
+        bbar = torch.stack([b for _, _, b in self.pending])  # [n, N_out]
         self.grads[f"{self.name}.bias"] += (delta * bbar.reshape(len(steps), 1, -1)).sum(dim=(0, 1))
         for c in self.conns:
-            # [n, B, N_pre] (or [n, B, N_pre, N_out])
-            Z = self._stack([kept[c.name] for *_, kept in self.pending], ("Z", c.name))
+            Z = self._rows[c.name][: len(steps)]  # [n, B, N_pre] (or [n, B, N_pre, N_out])
             if self.hetero:
                 self.grads[f"{c.name}.weight"] += (Z * delta[:, :, None, :]).sum(dim=(0, 1))
             else:
@@ -123,18 +163,6 @@ class ReadoutSide:
         self.pending = []
         deltas.update(zip(steps, delta.unbind(0), strict=True))
         return deltas
-
-    def _stack(self, rows: list[torch.Tensor], key) -> torch.Tensor:
-        """``torch.stack(rows)``, into a kept buffer when there is a workspace (a fresh tensor as
-        large as a chunk's filtered spikes costs its page faults on every call)."""
-        if self.ws is None:
-            return torch.stack(rows)
-        some, shape = rows[0], (len(rows),) + tuple(rows[0].shape)
-        buf = self.ws.peek(("readout", key))  # kept while it holds at least as many rows
-        fits = buf is not None and buf.shape[0] >= shape[0] and tuple(buf.shape[1:]) == shape[1:]
-        if not (fits and buf.dtype == some.dtype and buf.device == some.device):
-            buf = self.ws.get(("readout", key), shape, some.dtype, some.device)
-        return torch.stack(rows, out=buf[: shape[0]])
 
     def step(self, t: int, rec: dict, sim) -> torch.Tensor | None:
         """:meth:`record` and :meth:`flush` for one step: its ``delta``, or None outside the window."""
