@@ -48,7 +48,11 @@ class BlockRunner:
     ``delay`` steps.  ``block`` the longest block; ``slots`` how many blocks' values stay valid
     (the values of a block live in slot ``index % slots``, so a caller holding the values of the
     last ``slots - 1`` blocks sees them unchanged).  ``alloc(key, shape, dtype)`` gives kept,
-    uninitialised buffers (None: new ones).
+    uninitialised buffers (None: new ones).  ``W_in``: the weights of one input given to
+    :meth:`run` by the positions of its spikes.  ``surrogate`` (SuperSpike or Triangle,
+    :func:`.chunk_compiled.has_surrogate`): each step's surrogate derivative ``psi`` (0 while
+    refractory) is computed in the call, with the operations of
+    :func:`.chunk_compiled.surrogate_`, and kept instead of ``V`` and ``a``.
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class BlockRunner:
         slots: int,
         alloc=None,
         W_in: torch.Tensor | None = None,
+        surrogate=None,
     ) -> None:
         if alloc is None:
             alloc = lambda key, shape, dtype: torch.empty(shape, dtype=dtype)  # noqa: E731
@@ -94,16 +99,36 @@ class BlockRunner:
         self.I, self.V, self.a, self.z = (torch.zeros((batch, J), dtype=dtype) for _ in range(4))
         self.ref = torch.zeros((batch, J), dtype=torch.int64)
         shape = (slots, block, batch, J)
+        # with a surrogate, its values psi take the place of V and a (kept by nothing else)
+        self.sg = self._surrogate_args(surrogate, dtype)
+        with_psi = surrogate is not None
         self.rec = {
-            "V": alloc("V", shape, dtype),
+            "V": None if with_psi else alloc("V", shape, dtype),
             "z": alloc("z", shape, dtype),
-            "a": alloc("a", shape, dtype) if p.kind == "ALIF" else None,
+            "a": alloc("a", shape, dtype) if p.kind == "ALIF" and not with_psi else None,
             "refractory": alloc("refractory", shape, torch.bool) if p.refractory else None,
+            "psi": alloc("psi", shape, dtype) if with_psi else None,
         }
         self.counts = np.empty((block, batch), dtype=np.int64)
         self.cols = alloc("cols", (block, batch, J), torch.int32).numpy()
         self.index = -1  # the last block run
         self._dummy = torch.zeros((1, 1, 1), dtype=dtype)
+
+    def _surrogate_args(self, sg, dtype: torch.dtype) -> tuple:
+        """``(kind, slope, scale [J])`` of :func:`.block_kernels.run_block` for surrogate ``sg``
+        (None: kind -1), as :func:`.chunk_compiled.surrogate_` passes them."""
+        from . import chunk_compiled
+
+        J = self.p.n
+        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        if sg is None:
+            return -1, np_dtype.type(0.0), np.zeros(J, dtype=np_dtype)
+        if not chunk_compiled.has_surrogate(sg):
+            raise ValueError(f"surrogate: {type(sg).__name__} is not computed compiled; pass None")
+        kind = chunk_compiled.SURROGATES.index(sg.kind)
+        vt = torch.as_tensor(self.p.v_thresh, dtype=dtype)
+        scale = torch.as_tensor(sg.gamma / vt if kind == 1 else 0.0, dtype=dtype).expand(J).contiguous().numpy()
+        return kind, np_dtype.type(sg.beta if kind == 0 else 0.0), scale
 
     def run(
         self,
@@ -113,8 +138,8 @@ class BlockRunner:
         inp: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> dict[str, torch.Tensor]:
         """The next ``steps`` steps (at most ``block``): ``{variable: [steps, B, N]}`` (``V``
-        before the reset, ``z``, and ``a``, ``refractory`` where the population has them), views
-        of this block's slot.
+        before the reset, ``z``, and ``a``, ``refractory`` where the population has them; with a
+        surrogate, ``psi`` in place of ``V`` and ``a``), views of this block's slot.
 
         ``hext`` ``[steps, B, N]``: the drive from everything but the recurrent connection (None:
         zero); ``inp``: ``(flat, bounds)`` (:func:`scan`) of 0/1 input spikes ``[steps, B, N_in]``
@@ -156,12 +181,14 @@ class BlockRunner:
             self.a.numpy(),
             self.z.numpy(),
             self.ref.numpy(),
-            rec["V"].numpy(),
+            rec["V"].numpy() if "V" in rec else dummy,
             rec["a"].numpy() if "a" in rec else dummy,
             rec["z"].numpy(),
             rec["refractory"].numpy() if "refractory" in rec else np.zeros((1, 1, 1), dtype=np.bool_),
             counts,
             self.cols[:steps],
+            self.sg,
+            rec["psi"].numpy() if "psi" in rec else dummy,
         )
         offsets = np.zeros(steps + 1, dtype=np.int64)
         np.cumsum(counts.sum(axis=1), out=offsets[1:])

@@ -25,12 +25,37 @@ def fma(typingctx, x, y, z):
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def run_block(
-    hext, inp, W_in, W, delay, past, consts, n_ref, flags, I, V, a, z, ref, rec_V, rec_a, rec_z, rec_r, counts, cols
+    hext,
+    inp,
+    W_in,
+    W,
+    delay,
+    past,
+    consts,
+    n_ref,
+    flags,
+    I,
+    V,
+    a,
+    z,
+    ref,
+    rec_V,
+    rec_a,
+    rec_z,
+    rec_r,
+    counts,
+    cols,
+    sg,
+    rec_psi,
 ):
     """``L`` steps of one LIF/ALIF population, one example per iteration; see
-    :func:`.block_forward.BlockRunner.run` for the arguments."""
+    :func:`.block_forward.BlockRunner.run` for the arguments.  ``sg``: ``(kind, slope, scale)``
+    of the surrogate written into ``rec_psi`` as :func:`.chunk_kernels.surrogate` computes it
+    (kind -1: none); ``V`` and ``a`` are then not recorded (``rec_V`` and ``rec_a`` unused)."""
     L, B, J = rec_z.shape
     has_ext, has_in, has_rec, alif, delta, unit_gain, subtract, refractory = flags
+    sg_kind, slope, scale = sg
+    with_psi = sg_kind >= 0
     in_flat, in_bounds = inp
     n_in = W_in.shape[0]
     am, as_, g, vt, rho, beta = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
@@ -39,6 +64,8 @@ def run_block(
     for b in numba.prange(B):
         h = np.empty(J, dtype=V.dtype)
         acc = np.empty(J, dtype=V.dtype)
+        V_row = np.empty(J, dtype=V.dtype)  # this step's V and a where they are not recorded
+        a_row = np.empty(J, dtype=V.dtype)
         Ib, Vb, ab, zb, rb = I[b], V[b], a[b], z[b], ref[b]
         for t in range(L):
             if has_ext:
@@ -73,7 +100,8 @@ def run_block(
                     for j in range(J):
                         h[j] += acc[j]
             # one simple loop per operation, the flags tested outside them: each loop vectorises
-            zr, Vr = rec_z[t, b], rec_V[t, b]
+            zr = rec_z[t, b]
+            Vr = V_row if with_psi else rec_V[t, b]
             if delta:
                 for j in range(J):
                     Ib[j] = h[j]
@@ -87,7 +115,7 @@ def run_block(
                 for j in range(J):
                     Vr[j] = fma(am[j], Vb[j], g[j] * Ib[j])
             if alif:
-                ar = rec_a[t, b]
+                ar = a_row if with_psi else rec_a[t, b]
                 for j in range(J):
                     ab[j] = fma(rho[j], ab[j], zb[j])
                     ar[j] = ab[j]
@@ -103,6 +131,28 @@ def run_block(
                     if held[j]:
                         zr[j] = zero
                     rb[j] = n_ref[j] if zr[j] > zero else max(rb[j] - 1, 0)
+            if with_psi:  # the operations (and rounding) of chunk_kernels.surrogate, then 0 while refractory
+                pr = rec_psi[t, b]
+                for j in range(J):
+                    if alif:
+                        th = ab[j] * beta[j]
+                        th = th + vt[j]
+                        d = Vr[j] - th
+                    else:
+                        d = Vr[j] - vt[j]
+                    if sg_kind == 0:
+                        y = abs(d) * slope
+                        y = y + one
+                        pr[j] = one / (y * y)
+                    else:
+                        y = abs(d) / vt[j]
+                        y = one - y
+                        pr[j] = (zero if y < zero else y) * scale[j]
+                if refractory:
+                    held = rec_r[t, b]
+                    for j in range(J):
+                        if held[j]:
+                            pr[j] = zero
             if subtract:
                 for j in range(J):
                     Vb[j] = Vr[j] - vt[j] * zr[j]

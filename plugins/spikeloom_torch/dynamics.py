@@ -455,7 +455,8 @@ class Stepper:
     With ``fuse`` and ``block_steps > 0``, a LIF/ALIF population whose only input from spiking
     populations is one recurrent connection from itself runs a block of steps in one compiled call
     where it can (:mod:`.block_forward`: CPU, Numba); its steps then give ``V``, ``z``, ``a`` and
-    ``refractory`` (not ``I``), views that stay valid while a consumer is within the longest delay
+    ``refractory`` (not ``I``; ``psi`` in place of ``V`` and ``a`` for a population ``surrogates``
+    gives a surrogate to compute in the call), views that stay valid while a consumer is within the longest delay
     of the network of them (:func:`.block_forward.slots_needed`); :meth:`delivered` views of
     their spikes from further back may have been overwritten, so their positions
     (:meth:`delivered_positions`, always known for them) are what a later reader takes.
@@ -471,6 +472,7 @@ class Stepper:
         block_steps: int = 0,
         fuse: bool = False,
         buffers: Callable[[Hashable, tuple[int, ...], torch.dtype], torch.Tensor] | None = None,
+        surrogates: Mapping[str, object] | None = None,
     ) -> None:
         self.built = built
         self.pops = pops
@@ -553,6 +555,7 @@ class Stepper:
                     slots,
                     buf,
                     W_in=weights[inp.name] if inp is not None else None,
+                    surrogate=(surrogates or {}).get(name),
                 )
         self.li_state = {name: (self._zeros[name], self._zeros[name]) for name, p in pops.items() if not p.spiking}
         self._delivered: dict[str, torch.Tensor] = {}

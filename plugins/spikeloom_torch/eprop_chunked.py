@@ -73,6 +73,8 @@ def eprop_chunked(
     some = next(iter(weights.values()))
     dtype, device = some.dtype, some.device
     ws = Workspace() if workspace is None else workspace
+    # a trained population run a chunk at a time computes its surrogate in the same call
+    sg = rule.surrogate if chunk_compiled.has_surrogate(rule.surrogate) else None
     sim = Stepper(
         built,
         pops,
@@ -81,6 +83,7 @@ def eprop_chunked(
         block_steps=chunk,
         fuse=True,
         buffers=lambda key, shape, dt: ws.get(("forward", key), shape, dt, device),
+        surrogates=dict.fromkeys(trained_populations(built), sg) if sg is not None else None,
     )
     T, B = sim.T, sim.B
     ro = ReadoutSide(built, pops, params, rule, readout, labels, T, B, ws)
@@ -218,9 +221,9 @@ class _ChunkedPop:
         self.rec, self.rates, self.delta, self.inp, self.keep = {}, {}, {}, {}, {}
         self.tau0 = 0  # first eligibility step not yet processed
         self.constants = self._compiled_constants() if self.compiled else None
-        # the compiled surrogate reads this population's block values in place (its chunks are the
+        # the Stepper's compiled call computes this population's surrogate (its chunks are the
         # Stepper's blocks), so V, a and refractory are not kept step by step
-        self.reads_blocks = self.compiled and p.name in self.fused and chunk_compiled.has_surrogate(rule.surrogate)
+        self.reads_blocks = p.name in self.fused and chunk_compiled.has_surrogate(rule.surrogate)
         # compiled: chunks whose pass over the states waits for the rest of their group (:meth:`_flush`)
         self.pending: list[dict] = []
 
@@ -262,20 +265,19 @@ class _ChunkedPop:
     def _surrogates(self, tau0: int, tau1: int) -> torch.Tensor:
         """``psi`` ``[K, B, J]`` of steps ``tau0 .. tau1-1``, 0 where refractory."""
         p, K, steps = self.p, tau1 - tau0, range(tau0, tau1)
-        out = self.alloc("psi", (self.K, self.B, p.n))[:K]
-        if self.reads_blocks:  # the block's own arrays, read in place
+        if self.reads_blocks:  # computed by the forward pass's call, 0 while refractory (read in place)
             block = self.block_values(p.name, tau0)
-            if block is None or block["V"].shape[0] != K:
-                raise RuntimeError(f"{p.name}: the forward values of steps {tau0}..{tau1 - 1} are no longer kept")
-            x, a, refractory = block["V"], block.get("a"), block.get("refractory")
-        else:
-            x = torch.stack([self.rec[t]["V"] for t in steps], out=out)
-            a = None
-            if self.alif:
-                a = torch.stack([self.rec[t]["a"] for t in steps], out=self.alloc("psi_a", (self.K, self.B, p.n))[:K])
-            refractory = None
-            if "refractory" in self.rec[tau0]:
-                refractory = torch.stack([self.rec[t]["refractory"] for t in steps])
+            if block is None or block["psi"].shape[0] != K:
+                raise RuntimeError(f"{p.name}: the surrogate of steps {tau0}..{tau1 - 1} is no longer kept")
+            return block["psi"]
+        out = self.alloc("psi", (self.K, self.B, p.n))[:K]
+        x = torch.stack([self.rec[t]["V"] for t in steps], out=out)
+        a = None
+        if self.alif:
+            a = torch.stack([self.rec[t]["a"] for t in steps], out=self.alloc("psi_a", (self.K, self.B, p.n))[:K])
+        refractory = None
+        if "refractory" in self.rec[tau0]:
+            refractory = torch.stack([self.rec[t]["refractory"] for t in steps])
         if self.compiled and chunk_compiled.has_surrogate(self.rule.surrogate):
             psi = chunk_compiled.surrogate_(self.rule.surrogate, x, a, p.beta, p.v_thresh, out)
         else:

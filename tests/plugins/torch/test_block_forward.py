@@ -15,6 +15,8 @@ pytest.importorskip("torch")
 
 import torch  # noqa: E402
 
+import spikeloom as sl  # noqa: E402
+
 from spikeloom_torch import block_forward, chunk_compiled, dynamics, spikes  # noqa: E402
 
 if not chunk_compiled.AVAILABLE:
@@ -148,6 +150,41 @@ def test_input_spikes_delivered_inside(dtype, ext):
     np.testing.assert_allclose(drive.numpy(), expected.numpy(), rtol=1e-5 if dtype == torch.float32 else 1e-13)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("refractory", [False, True])
+@pytest.mark.parametrize("kind", ["LIF", "ALIF"])
+@pytest.mark.parametrize("sg", [sl.SuperSpike(7.0), sl.Triangle(0.3)], ids=["superspike", "triangle"])
+def test_surrogate_in_the_call(sg, kind, refractory, dtype):
+    """With a surrogate, the call keeps ``psi`` instead of ``V`` and ``a``: bit for bit the
+    compiled surrogate of those values (:func:`.chunk_compiled.surrogate_`), 0 while refractory;
+    the spikes, refractoriness and positions are those of the call without it."""
+    rng = np.random.default_rng(zlib.crc32(repr((sg.kind, kind, refractory, str(dtype))).encode()))
+    p = _pop(kind, "subtract", False, False, refractory, dtype, rng)
+    T, block = 13, 5
+    hext = torch.as_tensor(rng.normal(0.3, 0.7, (T, B, J)), dtype=dtype)
+    W = torch.as_tensor(rng.normal(0.0, 0.4, (J, J)), dtype=dtype)
+    plain = block_forward.BlockRunner(p, B, W, 1, block, slots=1)
+    with_psi = block_forward.BlockRunner(p, B, W, 1, block, slots=1, surrogate=sg)
+    past = [torch.zeros((B, J), dtype=dtype)]
+    held = 0
+    for t0 in range(0, T, block):
+        L = min(block, T - t0)
+        want = plain.run(L, hext[t0 : t0 + L], past)
+        got = with_psi.run(L, hext[t0 : t0 + L], past)
+        assert set(got) == {"z", "psi"} | ({"refractory"} if refractory else set())
+        for v in ("z", "refractory"):
+            if v in want:
+                assert torch.equal(got[v], want[v]), v
+        psi = chunk_compiled.surrogate_(sg, want["V"].clone(), want.get("a"), p.beta, p.v_thresh)
+        if refractory:
+            psi.masked_fill_(want["refractory"], 0)
+            held += int(want["refractory"].sum())
+        assert torch.equal(got["psi"], psi)
+        assert all(np.array_equal(a[0], b[0]) for a, b in zip(with_psi.positions, plain.positions, strict=True))
+        past = [want["z"][L - 1].clone()]  # the slot is overwritten by the next block
+    assert held > 0 or not refractory
+
+
 def test_scan_finds_every_non_zero_byte():
     """Word-wise scan: rows not aligned to words, all-zero and all-one blocks, bool bytes other
     than 0 and 1, and a block that starts off a word boundary."""
@@ -182,6 +219,12 @@ def test_earlier_slots_stay_valid():
         assert torch.equal(first[k], v), k
     runner.run(4, hext, [])  # the fourth block reuses the first one's slot
     assert not all(torch.equal(first[k], v) for k, v in kept.items())
+
+
+def test_surrogate_without_a_compiled_formula_is_refused():
+    p = _pop("LIF", "subtract", False, True, False, torch.float32, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="surrogate"):
+        block_forward.BlockRunner(p, B, None, 0, 4, slots=1, surrogate=sl.surrogates.Sigmoid())
 
 
 def test_recurrent_delay_below_one_is_refused():

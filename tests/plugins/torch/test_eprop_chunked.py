@@ -155,7 +155,8 @@ def test_compiled_float32_agrees_with_torch_operations(case_id, monkeypatch):
 @pytest.mark.parametrize("rule", ["BPTT", "EProp"])
 def test_small_networks_do_not_load_numba(rule):
     """Numba (about 160 MiB) is loaded by the first compiled chunk of a population with at least
-    ``MIN_WORK`` batch entries x neurons, not by ``import spikeloom``, BPTT or a small e-prop run."""
+    ``MIN_WORK`` batch entries x neurons (or BPTT's compiled scans and sums at their sizes), not
+    by ``import spikeloom`` or a small BPTT or e-prop run."""
     code = (
         "import sys, numpy as np, spikeloom as sl\n"
         "net = sl.Network([sl.SpikeInput('i', 4), sl.ALIF('h', 3), sl.LI('o', 2)],"
