@@ -16,7 +16,6 @@ pytest.importorskip("torch")
 import torch  # noqa: E402
 
 import spikeloom as sl  # noqa: E402
-
 from spikeloom_torch import block_forward, chunk_compiled, dynamics, spikes  # noqa: E402
 
 if not chunk_compiled.AVAILABLE:
