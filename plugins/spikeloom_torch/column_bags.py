@@ -8,8 +8,8 @@ rows of ``x`` are cut into blocks of :data:`BLOCK_ROWS`: each block is one ``emb
 its own rows of ``G`` (a few MiB, which stay in the cache), and the blocks' results are added up.
 With Numba, for enough work (:data:`COMPILED_MIN_WORK`), one compiled call adds the rows instead
 (:func:`.bag_kernels.add_selected_rows`): the entries in row order, one share per thread, each
-adding into its own ``[n, M]``; about half the time of the blocks' ``embedding_bag`` calls and
-their sorting.  The order of the sums differs from a dense product's, not the terms.
+adding into its own ``[n, M]``, with no sorting (a BPTT step at T = 1000, B = 256 took 0.89 of
+its time with it).  The order of the sums differs from a dense product's, not the terms.
 """
 
 from __future__ import annotations

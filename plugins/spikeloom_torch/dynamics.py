@@ -455,9 +455,9 @@ class Stepper:
     With ``fuse`` and ``block_steps > 0``, a LIF/ALIF population whose only input from spiking
     populations is one recurrent connection from itself runs a block of steps in one compiled call
     where it can (:mod:`.block_forward`: CPU, Numba); its steps then give ``V``, ``z``, ``a`` and
-    ``refractory`` (not ``I``; ``psi`` in place of ``V`` and ``a`` for a population ``surrogates``
-    gives a surrogate to compute in the call), views that stay valid while a consumer is within the longest delay
-    of the network of them (:func:`.block_forward.slots_needed`); :meth:`delivered` views of
+    ``refractory`` (not ``I``; ``psi`` in place of ``V`` and ``a`` for a population that
+    ``surrogates`` gives a surrogate to compute in the call), views that stay valid while a
+    consumer is within the longest delay of the network of them (:func:`.block_forward.slots_needed`); :meth:`delivered` views of
     their spikes from further back may have been overwritten, so their positions
     (:meth:`delivered_positions`, always known for them) are what a later reader takes.
     ``buffers(key, shape, dtype)`` gives kept buffers for those blocks (None: new ones).

@@ -439,9 +439,9 @@ class _ChunkedPop:
     def _fresh_group(self, tau0: int) -> bool:
         """Whether the chunk at ``tau0`` belongs to the run's first group, whose pass writes the
         states without reading them: where the run has more than ``GROUP`` chunks, so that the
-        group is not also the last.  A run of at most ``GROUP`` chunks could skip the per-synapse states altogether
-        (they would be written by no pass); it keeps them instead (its first chunk runs alone), so
-        that e-prop's memory is the same whatever the length of the sequence."""
+        group is not also the last.  A run of at most ``GROUP`` chunks could skip the per-synapse
+        states altogether (no pass would write them); it keeps them instead (its first chunk runs
+        alone), so that e-prop's memory is the same whatever the length of the sequence."""
         return tau0 < chunk_compiled.GROUP * self.K and self._chunks() > chunk_compiled.GROUP
 
     def _coef_slots(self) -> torch.Tensor:
