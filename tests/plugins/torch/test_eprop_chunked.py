@@ -340,9 +340,11 @@ def test_compiled_filter_ends_is_filter_end():
         np.testing.assert_array_equal(out[x].numpy(), p.filter_end(w[x]).numpy())
 
 
-def test_grouped_passes_with_dense_chunks_between(monkeypatch):
+@pytest.mark.parametrize("first", ["dense", "sparse"])
+def test_grouped_passes_with_dense_chunks_between(first, monkeypatch):
     """Compiled, with the default thresholds: chunks whose input spikes are dense (40 %) run the
-    torch operations and end the group kept so far; the sparse ones (2 %) are grouped again."""
+    torch operations and end the group kept so far; the sparse ones (2 %) are grouped again.
+    With sparse first chunks, the first group's pass (which creates the states) runs early."""
     if not chunk_compiled.AVAILABLE:
         pytest.skip("numba is not installed")
     monkeypatch.setattr(chunk_compiled, "MIN_WORK", 0)
@@ -352,16 +354,19 @@ def test_grouped_passes_with_dense_chunks_between(monkeypatch):
     net = case.network()
     rng = np.random.default_rng(11)
     T, B = 40, 4
-    p = np.where((np.arange(T) // 6) % 2 == 0, 0.4, 0.02)[:, None, None]
+    p = np.where((np.arange(T) // 6) % 2 == (0 if first == "dense" else 1), 0.4, 0.02)[:, None, None]
     x, labels = rng.random((T, B, 9)) < p, rng.integers(0, 4, size=B)
     expected = NUMPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
     expected = expected.loss_and_grads(x, labels)
     passes = []
     original = chunk_compiled.chunk_pass
-    monkeypatch.setattr(chunk_compiled, "chunk_pass", lambda *a, **kw: passes.append(len(a[8])) or original(*a, **kw))
+    monkeypatch.setattr(chunk_compiled, "chunk_pass", lambda *a, **kw: passes.append((len(a[8]), a[2])) or original(*a, **kw))
     monkeypatch.setattr(eprop_chunked, "CHUNK", 3)
     actual = TORCH.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
     actual = actual.loss_and_grads(x, labels)
     for name, g in expected.grads.items():
         assert_close(actual.grads[name], g, RTOL64, name)
-    assert max(passes) > 1 and sum(passes) < -(-T // 3)  # some chunks grouped, some on the torch path
+    chunks = [n for n, _ in passes]
+    assert max(chunks) > 1 and sum(chunks) < -(-T // 3)  # some chunks grouped, some on the torch path
+    # sparse first chunks: the first group (cut short by a dense chunk) creates the states
+    assert passes[0] == ((2, True) if first == "sparse" else (2, False))
