@@ -360,7 +360,9 @@ def test_grouped_passes_with_dense_chunks_between(first, monkeypatch):
     expected = expected.loss_and_grads(x, labels)
     passes = []
     original = chunk_compiled.chunk_pass
-    monkeypatch.setattr(chunk_compiled, "chunk_pass", lambda *a, **kw: passes.append((len(a[8]), a[2])) or original(*a, **kw))
+    monkeypatch.setattr(
+        chunk_compiled, "chunk_pass", lambda *a, **kw: passes.append((len(a[8]), a[2])) or original(*a, **kw)
+    )
     monkeypatch.setattr(eprop_chunked, "CHUNK", 3)
     actual = TORCH.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
     actual = actual.loss_and_grads(x, labels)
