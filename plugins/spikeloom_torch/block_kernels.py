@@ -9,6 +9,8 @@ import numpy as np
 from llvmlite import ir
 from numba.extending import intrinsic
 
+from .chunk_kernels import surrogate_at
+
 __all__ = ["gather_positions", "run_block", "scan_rows", "step_positions"]
 
 
@@ -131,23 +133,10 @@ def run_block(
                     if held[j]:
                         zr[j] = zero
                     rb[j] = n_ref[j] if zr[j] > zero else max(rb[j] - 1, 0)
-            if with_psi:  # the operations (and rounding) of chunk_kernels.surrogate, then 0 while refractory
+            if with_psi:  # as chunk_kernels.surrogate computes it, then 0 while refractory
                 pr = rec_psi[t, b]
                 for j in range(J):
-                    if alif:
-                        th = ab[j] * beta[j]
-                        th = th + vt[j]
-                        d = Vr[j] - th
-                    else:
-                        d = Vr[j] - vt[j]
-                    if sg_kind == 0:
-                        y = abs(d) * slope
-                        y = y + one
-                        pr[j] = one / (y * y)
-                    else:
-                        y = abs(d) / vt[j]
-                        y = one - y
-                        pr[j] = (zero if y < zero else y) * scale[j]
+                    pr[j] = surrogate_at(Vr[j], ab[j], beta[j], vt[j], alif, sg_kind, slope, scale[j], one)
                 if refractory:
                     held = rec_r[t, b]
                     for j in range(J):

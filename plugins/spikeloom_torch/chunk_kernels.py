@@ -139,35 +139,42 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, va
                                     sn[j] += e * c[j]
 
 
+@numba.njit(inline="always")
+def surrogate_at(v, a, beta, v_thresh, alif, kind, slope, scale, one):
+    """The surrogate of ``d = v - theta`` for one neuron, with the operations in the order (and the
+    rounding) of the torch path (``v - (a beta + v_thresh)``, then :mod:`.surrogate_ops`):
+    ``kind`` 0, SuperSpike ``1 / (slope |d| + 1)^2``; 1, Triangle ``max(0, 1 - |d| / v_thresh)
+    scale`` (``scale``: gamma / v_thresh as torch computes it).  ``one`` is 1 in the arrays'
+    dtype (a Python 1.0 would compute in float64).  Shared by :func:`surrogate` and the forward
+    pass's :func:`.block_kernels.run_block`."""
+    zero = one - one
+    if alif:
+        t = a * beta
+        t = t + v_thresh
+        d = v - t
+    else:
+        d = v - v_thresh
+    if kind == 0:
+        y = abs(d) * slope
+        y = y + one
+        return one / (y * y)
+    y = abs(d) / v_thresh
+    y = one - y
+    return (zero if y < zero else y) * scale  # a NaN stays NaN, as with clamp_min
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def surrogate(x, out, a, beta, v_thresh, kind, slope, scale, one, alif):
     """:func:`.chunk_compiled.surrogate_` on numpy arrays: ``x`` ``[K, B, J]`` the membrane
-    potentials; the surrogate of ``d = x - theta`` written into ``out`` (which may be ``x``), with
-    the operations in the order (and the rounding) of the torch path (``x - (a beta + v_thresh)``, then :mod:`.surrogate_ops`):
-    ``kind`` 0, SuperSpike ``1 / (slope |d| + 1)^2``; 1, Triangle
-    ``max(0, 1 - |d| / v_thresh) scale`` (``scale`` ``[J]``: gamma / v_thresh as torch computes
-    it).  ``one`` is 1 in the arrays' dtype (a Python 1.0 would compute in float64)."""
+    potentials, ``a`` the adaptation (read with ``alif``); :func:`surrogate_at` of each written
+    into ``out`` (which may be ``x``)."""
     K, B, J = x.shape
-    zero = one - one
     for kb in numba.prange(K * B):
         xr = x[kb // B, kb % B]
         yr = out[kb // B, kb % B]
         ar = a[kb // B, kb % B]
         for j in range(J):
-            if alif:
-                t = ar[j] * beta[j]
-                t = t + v_thresh[j]
-                d = xr[j] - t
-            else:
-                d = xr[j] - v_thresh[j]
-            if kind == 0:
-                y = abs(d) * slope
-                y = y + one
-                yr[j] = one / (y * y)
-            else:
-                y = abs(d) / v_thresh[j]
-                y = one - y
-                yr[j] = (zero if y < zero else y) * scale[j]  # a NaN stays NaN, as with clamp_min
+            yr[j] = surrogate_at(xr[j], ar[j], beta[j], v_thresh[j], alif, kind, slope, scale[j], one)
 
 
 @numba.njit(cache=True, nogil=True)
