@@ -22,6 +22,7 @@ import sys
 import numpy as np
 import torch
 
+from . import chunk_compiled
 from .dynamics import PopConst
 
 __all__ = ["BlockRunner", "available", "scan", "slots_needed"]
@@ -32,8 +33,6 @@ def available(p: PopConst, batch: int) -> bool:
     chunks run compiled (:func:`.chunk_compiled.use`: CPU, Numba, at least
     :data:`.chunk_compiled.MIN_WORK` batch entries x neurons), for a spiking population of a
     floating dtype Numba takes."""
-    from . import chunk_compiled
-
     return (
         p.spiking
         and p.alpha_mem.dtype in (torch.float32, torch.float64)
@@ -117,8 +116,6 @@ class BlockRunner:
     def _surrogate_args(self, sg, dtype: torch.dtype) -> tuple:
         """``(kind, slope, scale [J])`` of :func:`.block_kernels.run_block` for surrogate ``sg``
         (None: kind -1), as :func:`.chunk_compiled.surrogate_` passes them."""
-        from . import chunk_compiled
-
         J = self.p.n
         np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         if sg is None:
@@ -147,8 +144,6 @@ class BlockRunner:
         before the block, latest first, at least ``delay`` of them when there is a recurrent
         connection.  Also sets :attr:`positions`.
         """
-        import numba
-
         from .block_kernels import gather_positions, run_block
 
         self.index += 1
@@ -161,8 +156,7 @@ class BlockRunner:
             hext = hext.contiguous()
         W, delay = self.W, self.delay
         past_t = torch.stack(past[:delay]) if W is not None else self._dummy
-        threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, self.B))
-        numba.set_num_threads(threads)
+        chunk_compiled.numba_threads(self.B)
         counts = self.counts[:steps]
         dummy = self._dummy.numpy()
         no_index = np.zeros(1, dtype=np.int64)
@@ -225,11 +219,9 @@ def scan(block: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     big-endian machine): the caller scans it another way."""
     if block.dtype != np.bool_ or not block.flags.c_contiguous or sys.byteorder != "little" or block.ndim != 3:
         return None
-    import numba
-
     from .block_kernels import scan_rows
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    chunk_compiled.numba_threads()
     x = block.reshape(-1).view(np.uint8)
     words = x[: x.size // 8 * 8].view(np.uint64)
     rows, n = block.shape[0] * block.shape[1], block.shape[2]

@@ -47,6 +47,7 @@ __all__ = [
     "filter_ends",
     "fold_coefs",
     "has_surrogate",
+    "numba_threads",
     "row_starts",
     "surrogate_",
     "use",
@@ -73,6 +74,16 @@ GROUP = 2
 def use(batch: int, n: int, device: torch.device) -> bool:
     """Whether a trained population of ``n`` neurons at batch size ``batch`` runs its chunks compiled."""
     return AVAILABLE and device.type == "cpu" and batch * n >= MIN_WORK
+
+
+def numba_threads(limit: int | None = None) -> int:
+    """Set Numba's threads for the next kernel to torch's count (at most Numba's pool and
+    ``limit``, at least 1) and return it."""
+    import numba
+
+    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, limit or torch.get_num_threads()))
+    numba.set_num_threads(n)
+    return n
 
 
 def chunk_pass(
@@ -103,8 +114,6 @@ def chunk_pass(
     """
     B = dims[0]
     dtype = grad.numpy().dtype
-    import numba
-
     from .chunk_kernels import pass_rows
 
     K = coef.shape[1]
@@ -122,8 +131,7 @@ def chunk_pass(
         if unit
         else np.concatenate([np.ones(p.flat.size, dtype) if p.vals is None else p.vals.astype(dtype) for p in spikes])
     )
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, B))
-    numba.set_num_threads(threads)
+    threads = numba_threads(B)
     if S is None:
         S = torch.empty((1, 1, 1, 1), dtype=grad.dtype)
     grads = np.zeros((threads,) + tuple(grad.shape), dtype=dtype)
@@ -167,8 +175,6 @@ def surrogate_(
     beta a`` with the adaptation ``a`` ``[K, B, J]``, or ``v_thresh`` without it; ``beta`` and
     ``v_thresh`` broadcast to ``[J]``): one pass instead of the torch path's six to eight, the same
     operations in the same order, so the same values bit for bit."""
-    import numba
-
     from .chunk_kernels import surrogate
 
     J = x.shape[2]
@@ -177,7 +183,7 @@ def surrogate_(
     kind = SURROGATES.index(sg.kind)
     vt = torch.as_tensor(v_thresh, dtype=x.dtype)
     scale = row(sg.gamma / vt) if kind == 1 else row(0.0)  # as the torch path computes gamma / v_thresh
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    numba_threads()
     alif = a is not None
     out = x if out is None else out
     surrogate(
@@ -210,13 +216,11 @@ def filter_ends(p, filters: np.ndarray, dtype) -> torch.Tensor:
     """``sum_k filters[w, k] p[k, b, i]`` ``[W, B, I]`` (``dtype``) for a chunk's spikes ``p``
     ``[K, B, I]`` (a :class:`.chunk_spikes.ChunkSpikes` kept as positions), with ``filters``
     ``[W, K]`` (float64; summed in float64, as :meth:`.chunk_spikes.ChunkSpikes.filter_end` does)."""
-    import numba
-
     from .chunk_kernels import filter_ends as kernel
 
     v = np.zeros(1) if p.vals is None else p.vals.astype(np.float64)
     ends = np.empty((filters.shape[0], p.B, p.I))
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, p.B)))
+    numba_threads(p.B)
     kernel(p.flat, row_starts(p), v, p.vals is None, np.ascontiguousarray(filters, dtype=np.float64), ends)
     return torch.from_numpy(ends).to(dtype)
 
@@ -230,11 +234,9 @@ def fold_coefs(
     ``coef[k, 1 + n] = sum_m Q[:, n, m] coef[k, 1 + m] + sum_x w[x, k] W[x, n]`` (the states at the
     group's end, also through the presynaptic traces the spike leaves at the chunk's end).
     ``R`` ``[B, n, J]``, ``Q`` ``[B, n, n, J]``, ``W`` ``[X, n, B, J]``, ``w`` ``[X, K]``."""
-    import numba
-
     from .chunk_kernels import fold
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    numba_threads()
     fold(coef.numpy(), R.numpy(), Q.numpy(), W.numpy(), np.ascontiguousarray(w, dtype=coef.numpy().dtype), update)
 
 
@@ -256,8 +258,6 @@ def chunk_backward(
     """The chunk's backward recursion, compiled: writes ``coef[:, :S]`` ``[K, S, B, J]`` (a
     contiguous buffer with at least ``S`` rows) and returns the adjoints ``(lw, lu, la, lx)`` before
     the chunk (see :func:`.chunk_kernels.backward` for the arguments)."""
-    import numba
-
     from .chunk_kernels import backward
 
     K, B, J = Psi.shape
@@ -267,7 +267,7 @@ def chunk_backward(
     none3, none4 = np.empty((0, 0, 0), Psi.numpy().dtype), np.empty((0, 0, 0, 0), Psi.numpy().dtype)
     no_j = np.zeros(J, Psi.numpy().dtype)
     names = ("has_sig", "has_reg", "zero_reset", "alif", "out_delta", "out_unit_gain", "pop_delta", "unit_gain")
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    numba_threads()
     backward(
         Psi.numpy(),
         none4 if Sig is None else Sig.numpy(),

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import chunk_compiled
+
 __all__ = ["ColumnBags", "BLOCK_ROWS", "COMPILED_MIN_WORK"]
 
 #: rows of ``x`` (and ``G``) per block: 2 MiB of ``G`` at 256 float32 columns
@@ -28,8 +30,6 @@ COMPILED_MIN_WORK = 1 << 25
 
 
 def _compiled(entries: int, G: torch.Tensor) -> bool:
-    from . import chunk_compiled
-
     return (
         chunk_compiled.AVAILABLE
         and entries * G.shape[1] >= COMPILED_MIN_WORK
@@ -83,14 +83,11 @@ class ColumnBags:
         return g
 
     def _sum_rows_compiled(self, G: torch.Tensor) -> torch.Tensor:
-        import numba
-
         from .bag_kernels import add_selected_rows
 
         rows, cols, vals = self._entries
         G = G.contiguous()
-        P = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-        numba.set_num_threads(P)
+        P = chunk_compiled.numba_threads()
         out = torch.zeros((P, self.n, G.shape[1]), dtype=G.dtype)
         dt = G.numpy().dtype
         weights = np.zeros(1, dtype=dt) if vals is None else np.ascontiguousarray(vals, dtype=dt)
