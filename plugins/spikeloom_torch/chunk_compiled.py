@@ -98,6 +98,7 @@ def chunk_pass(
     spikes: list,
     E: torch.Tensor,
     Eb: torch.Tensor,
+    redo: dict | None = None,
 ) -> None:
     """One pass over the states for a group of ``G`` chunks, in place on ``S`` and ``grad``.
 
@@ -110,6 +111,11 @@ def chunk_pass(
     coefficients (row 0 for the gradient, rows ``1 + n`` for the states after the group, read
     only when ``update``); each thread sorts its examples' spikes by row itself; ``E`` ``[X, B, I]`` the
     presynaptic traces before the group and ``Eb`` ``[X, n, B, J]`` their coefficients.
+    With ``redo`` (the arguments of :func:`chunk_backward` from ``Psi`` to ``seeds``, by name, for
+    the last chunk), ``coef`` holds the first ``G - 1`` chunks only: the last chunk's coefficients
+    are computed again, one example at a time, into a scratch of each thread (``[K, 1 + n, J]``,
+    which stays in the caches) instead of being written to and read back from a
+    ``[K, 1 + n, B, J]`` buffer.
     All tensors are contiguous CPU tensors of one floating dtype.
     """
     B = dims[0]
@@ -134,6 +140,12 @@ def chunk_pass(
     threads = numba_threads(B)
     if S is None:
         S = torch.empty((1, 1, 1, 1), dtype=grad.dtype)
+    if redo is None:
+        none = lambda *shape: np.empty(shape, dtype)  # noqa: E731
+        recursion = (none(0, 0, 0), none(0, 0, 0, 0), none(0, 0, 0), none(0, 0, 0), none(3, 0), none(3, 0))
+        recursion += (none(0), none(0), (False,) * 10, np.empty(0, np.int64))
+    else:
+        recursion = _recursion_args(**redo)
     grads = np.zeros((threads,) + tuple(grad.shape), dtype=dtype)
     pass_rows(
         S.numpy(),
@@ -151,6 +163,8 @@ def chunk_pass(
         unit,
         E.numpy(),
         Eb.numpy(),
+        redo is not None,
+        *recursion,
     )
     grad += torch.from_numpy(grads.sum(axis=0))
 
@@ -251,24 +265,46 @@ def chunk_backward(
     rho: torch.Tensor | None,
     flags: dict[str, bool],
     seeds: list[int],
-    coef: torch.Tensor,
+    coef: torch.Tensor | None,
     S: int,
     C: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The chunk's backward recursion, compiled: writes ``coef[:, :S]`` ``[K, S, B, J]`` (a
-    contiguous buffer with at least ``S`` rows) and returns the adjoints ``(lw, lu, la, lx)`` before
-    the chunk (see :func:`.chunk_kernels.backward` for the arguments)."""
+    contiguous buffer with at least ``S`` rows; None: the coefficients are not kept, as for a
+    group's last chunk, which :func:`chunk_pass` recomputes) and returns the adjoints
+    ``(lw, lu, la, lx, lI)`` before the chunk (see :func:`.chunk_kernels.backward` for the arguments)."""
     from .chunk_kernels import backward
 
     K, B, J = Psi.shape
     kw = dict(dtype=Psi.dtype)
     lw, lu = torch.empty((S, C, B, J), **kw), torch.empty((S, C, B, J), **kw)
     la, lx = torch.empty((S, B, J), **kw), torch.empty((S, B, J), **kw)
-    none3, none4 = np.empty((0, 0, 0), Psi.numpy().dtype), np.empty((0, 0, 0, 0), Psi.numpy().dtype)
-    no_j = np.zeros(J, Psi.numpy().dtype)
-    names = ("has_sig", "has_reg", "zero_reset", "alif", "out_delta", "out_unit_gain", "pop_delta", "unit_gain")
-    numba_threads()
+    store = coef is not None
+    lI = coef[0, :S] if store else torch.empty((S, B, J), **kw)
+    args = _recursion_args(Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds)
+    parts = numba_threads(B)
     backward(
+        *args,
+        coef.numpy() if store else np.empty((0, 0, 0, 0), Psi.numpy().dtype),
+        store,
+        lw.numpy(),
+        lu.numpy(),
+        la.numpy(),
+        lx.numpy(),
+        lI.numpy(),
+        parts,
+    )
+    return lw, lu, la, lx, lI
+
+
+def _recursion_args(Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds) -> tuple:
+    """The arguments of :func:`.chunk_kernels.backward_one` that describe a chunk's recursion, as
+    numpy arrays (empty where a quantity is absent)."""
+    J = Psi.shape[2]
+    dt = Psi.numpy().dtype
+    none3, none4, no_j = np.empty((0, 0, 0), dt), np.empty((0, 0, 0, 0), dt), np.zeros(J, dt)
+    names = ("has_sig", "has_reg", "zero_reset", "alif", "out_delta", "out_unit_gain", "pop_delta", "unit_gain")
+    return (
         Psi.numpy(),
         none4 if Sig is None else Sig.numpy(),
         none3 if Reg is None else Reg.numpy(),
@@ -279,10 +315,4 @@ def chunk_backward(
         no_j if rho is None else rho.numpy(),
         tuple(bool(flags[n]) for n in names) + (bool(flags["per_syn"]), bool(flags["seed"])),
         np.asarray(seeds, dtype=np.int64),
-        coef.numpy(),
-        lw.numpy(),
-        lu.numpy(),
-        la.numpy(),
-        lx.numpy(),
     )
-    return lw, lu, la, lx

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["backward", "carry2", "filter_ends", "fold", "pass_rows", "row_bounds", "surrogate"]
+__all__ = ["backward", "backward_one", "carry2", "filter_ends", "fold", "pass_rows", "row_bounds", "surrogate"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -24,23 +24,35 @@ def carry2(s0, s1, g, m00, m01, x00, x01, x10, x11, e0, e1, b00, b01, b10, b11):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, vals, unit, E, Eb):
+def pass_rows(
+    S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, vals, unit, E, Eb,
+    redo, Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds,
+):  # fmt: skip
     """:func:`.chunk_compiled.chunk_pass` on numpy arrays: ``grads`` ``[parts, I, J]`` (one gradient
-    per part of the examples); ``coef`` ``[G, K, rows, B, J]`` the ``G`` chunks' coefficients, of
-    which chunk ``h`` has ``Ks[h]`` steps; the spikes' flat indices ``flat`` (chunk after chunk,
-    each ascending into its ``[K_h, B, I]``), ``bounds`` ``[G, K B + 1]`` where each chunk's
-    ``(k, b)`` starts in ``flat``, their values ``vals`` (all 1 when ``unit``)."""
+    per part of the examples); ``coef`` ``[G', K, rows, B, J]`` the coefficients of the ``G``
+    chunks, of which chunk ``h`` has ``Ks[h]`` steps: all of them (``G' = G``), or with ``redo``
+    all but the last (``G' = G - 1``), whose coefficients :func:`backward_one` recomputes per
+    example from its arguments ``Psi`` to ``seeds``; the spikes' flat indices
+    ``flat`` (chunk after chunk, each ascending into its ``[K_h, B, I]``), ``bounds``
+    ``[G, K B + 1]`` where each chunk's ``(k, b)`` starts in ``flat``, their values ``vals`` (all 1
+    when ``unit``)."""
     B, n_pre, n_states, J = dims
     X = E.shape[0]
     parts = grads.shape[0]
-    G, K, rows = coef.shape[0], coef.shape[1], coef.shape[2]
+    G, K, rows = Ks.shape[0], coef.shape[1], coef.shape[2]
+    C = out_c.shape[1]
+    S_redo = rows if update else 1  # the run's last chunk keeps only the gradient's row
     fused = not fresh and update and n_states == 2 and X == 2  # e.g. the benchmark's ALIF: carry2
     for part in numba.prange(parts):  # part: a contiguous range of examples, its own gradient
         grad = grads[part]
         old = np.empty((n_states, J), dtype=grads.dtype)
         # example b's spike coefficients, copied together: coef[k, n, b] for all k and n lie
         # B J apart, a power of two in the benchmarks, and would evict each other from the caches
-        cb = np.empty((G, K, rows, J), dtype=coef.dtype)
+        cb = np.empty((G, K, rows, 1, J), dtype=coef.dtype)
+        # the recursion's adjoints and scratch where the last chunk's coefficients are recomputed
+        lw, lu = np.empty((S_redo, C, 1, J), dtype=coef.dtype), np.empty((S_redo, C, 1, J), dtype=coef.dtype)
+        la, lx = np.empty((S_redo, 1, J), dtype=coef.dtype), np.empty((S_redo, 1, J), dtype=coef.dtype)
+        le = np.empty(J, dtype=coef.dtype)
         # example b's spikes of chunk h by row i: ks, vs[start[h, i]:start[h, i + 1]]
         start = np.empty((G, n_pre + 1), dtype=np.int64)
         at = np.empty(n_pre, dtype=np.int64)
@@ -72,9 +84,15 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, va
                         vs[at[i]] = 1 if unit else vals[q]
                         at[i] += 1
                 if st[n_pre] > done:
-                    for k in range(Ks[h]):
-                        for n in range(rows if update else 1):
-                            cb[h, k, n] = coef[h, k, n, b]
+                    if redo and h == G - 1:
+                        # fmt: off
+                        backward_one(Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds,
+                                     b, cb[h], 0, lw, lu, la, lx, 0, le)
+                        # fmt: on
+                    else:
+                        for k in range(Ks[h]):
+                            for n in range(rows if update else 1):
+                                cb[h, k, n, 0] = coef[h, k, n, b]
                 done = st[n_pre]
             for i in range(n_pre):
                 g = grad[i]
@@ -119,13 +137,13 @@ def pass_rows(S, dims, fresh, update, grads, M0, Mix, coef, Ks, flat, bounds, va
                 for h in range(G):
                     for q in range(start[h, i], start[h, i + 1]):
                         k, v = ks[q], vs[q]
-                        c = cb[h, k, 0]
+                        c = cb[h, k, 0, 0]
                         for j in range(J):
                             g[j] += v * c[j]
                         if update:
                             s = S[b, i]
                             for n in range(n_states):
-                                sn, c = s[n], cb[h, k, 1 + n]
+                                sn, c = s[n], cb[h, k, 1 + n, 0]
                                 for j in range(J):
                                     sn[j] += v * c[j]
                 if update and not fused:
@@ -244,90 +262,115 @@ def fold(coef, R, Q, W, w, update):
                 c[1 + n, b] = new[n]
 
 
+@numba.njit(cache=True, nogil=True)
+def backward_one(Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds, b, coef, bc, lw, lu, la, lx, bl, le):
+    """Example ``b``'s backward recursion over the chunk's steps (arguments as :func:`backward`'s):
+    writes ``coef[:, :S, bc]`` and the adjoints ``lw[:, :, bl]``, ``lu[:, :, bl]``, ``la[:, bl]``,
+    ``lx[:, bl]`` before the chunk; ``le`` ``[J]`` scratch.  Shared by :func:`backward` and
+    :func:`pass_rows` (which recomputes a group's last chunk per example into its own scratch)."""
+    K, J = Psi.shape[0], Psi.shape[2]
+    S, C = lw.shape[0], lw.shape[1]
+    has_sig, has_reg, zero_reset, alif, out_delta, out_unit_gain, pop_delta, unit_gain, per_syn, seed = flags
+    row_a, row_x, row_I = seeds[0], seeds[1], seeds[2]
+    p_am, p_as, p_g = pop_c[0], pop_c[1], pop_c[2]
+    for s in range(S):
+        for c in range(C):
+            lw[s, c, bl] = 0
+            lu[s, c, bl] = 0
+        la[s, bl] = 0
+        lx[s, bl] = 0
+    if seed and alif:
+        la[row_a, bl] = 1
+    for k in range(K - 1, -1, -1):
+        psi = Psi[k, b]
+        first = seed and k == K - 1
+        for s in range(S):
+            le[:] = 0
+            for c in range(C):
+                w, u = lw[s, c, bl], lu[s, c, bl]
+                am, as_, g = out_c[0, c], out_c[1, c], out_c[2, c]
+                for j in range(J):
+                    w[j] *= am
+                if has_sig and s == 0:
+                    sig = Sig[k, c, b]
+                    for j in range(J):
+                        w[j] += sig[j]
+                if first and s == seeds[3 + c]:
+                    for j in range(J):
+                        w[j] += 1
+                if out_delta:
+                    for j in range(J):
+                        u[j] = w[j] if out_unit_gain else g * w[j]
+                else:
+                    for j in range(J):
+                        u[j] = (w[j] if out_unit_gain else g * w[j]) + as_ * u[j]
+                    if first and s == seeds[3 + C + c]:
+                        for j in range(J):
+                            u[j] += 1
+                for j in range(J):
+                    le[j] += u[j]
+            for j in range(J):
+                le[j] = psi[j] * le[j]
+            if has_reg and s == 0:
+                reg = Reg[k, b]
+                for j in range(J):
+                    le[j] += reg[j]
+            x = lx[s, bl]
+            if alif:
+                a = la[s, bl]
+                for j in range(J):
+                    ax = le[j] + psi[j] * a[j]
+                    a[j] = a[j] * (rho[j] - psi[j] * beta[j]) - beta[j] * le[j]
+                    le[j] = ax
+            if zero_reset:
+                keep = Keep[k, b]
+                for j in range(J):
+                    x[j] = le[j] + p_am[j] * keep[j] * x[j]
+            else:
+                for j in range(J):
+                    x[j] = le[j] + p_am[j] * x[j]
+            if first and per_syn and s == row_x:
+                for j in range(J):
+                    x[j] += 1
+            out = coef[k, s, bc]
+            for j in range(J):
+                out[j] = x[j] if unit_gain else p_g[j] * x[j]
+            if not pop_delta:
+                if k + 1 < K:
+                    later = coef[k + 1, s, bc]
+                    for j in range(J):
+                        out[j] += p_as[j] * later[j]
+                if first and per_syn and s == row_I:
+                    for j in range(J):
+                        out[j] += 1
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def backward(Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds, coef, lw, lu, la, lx):
+def backward(Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds, coef, store, lw, lu, la, lx, lI, parts):
     """The chunk's backward recursion over its steps (see ``_ChunkedPop._chunk``), per example.
 
     ``Psi``, ``Reg``, ``Keep`` ``[K, B, J]`` (the last two read only where ``flags`` says so),
     ``Sig`` ``[K, C, B, J]``; ``out_c`` ``[3, C]`` the readout channels' (alpha_mem, alpha_syn, g);
     ``pop_c`` ``[3, J]`` the population's (alpha_mem, alpha_syn, g); ``flags``: has_sig, has_reg,
     zero_reset, alif, out_delta, out_unit_gain, pop_delta, unit_gain, per_syn, seed; ``seeds``:
-    the rows of a, x, I, then of w and u per channel (-1: none).  Writes ``coef[:, :S]`` and the
-    adjoints ``lw``, ``lu`` ``[S, C, B, J]``, ``la``, ``lx`` ``[S, B, J]`` before the chunk."""
+    the rows of a, x, I, then of w and u per channel (-1: none).  Writes the adjoints ``lw``,
+    ``lu`` ``[S, C, B, J]``, ``la``, ``lx`` ``[S, B, J]`` before the chunk, and ``coef[:, :S]``
+    (``[K, S, B, J]``) when ``store``; otherwise each of the ``parts`` shares of the examples keeps
+    them in a scratch ``[K, S, J]`` and only their first step, the adjoint of eps_I before the
+    chunk, is written, into ``lI`` ``[S, B, J]``."""
     K, B, J = Psi.shape
-    S, C = lw.shape[0], lw.shape[1]
-    has_sig, has_reg, zero_reset, alif, out_delta, out_unit_gain, pop_delta, unit_gain, per_syn, seed = flags
-    row_a, row_x, row_I = seeds[0], seeds[1], seeds[2]
-    p_am, p_as, p_g = pop_c[0], pop_c[1], pop_c[2]
-    for b in numba.prange(B):
+    S = lw.shape[0]
+    for part in numba.prange(parts):
         le = np.empty(J, dtype=Psi.dtype)
-        for s in range(S):
-            for c in range(C):
-                lw[s, c, b] = 0
-                lu[s, c, b] = 0
-            la[s, b] = 0
-            lx[s, b] = 0
-        if seed and alif:
-            la[row_a, b] = 1
-        for k in range(K - 1, -1, -1):
-            psi = Psi[k, b]
-            first = seed and k == K - 1
-            for s in range(S):
-                le[:] = 0
-                for c in range(C):
-                    w, u = lw[s, c, b], lu[s, c, b]
-                    am, as_, g = out_c[0, c], out_c[1, c], out_c[2, c]
-                    for j in range(J):
-                        w[j] *= am
-                    if has_sig and s == 0:
-                        sig = Sig[k, c, b]
-                        for j in range(J):
-                            w[j] += sig[j]
-                    if first and s == seeds[3 + c]:
-                        for j in range(J):
-                            w[j] += 1
-                    if out_delta:
-                        for j in range(J):
-                            u[j] = w[j] if out_unit_gain else g * w[j]
-                    else:
-                        for j in range(J):
-                            u[j] = (w[j] if out_unit_gain else g * w[j]) + as_ * u[j]
-                        if first and s == seeds[3 + C + c]:
-                            for j in range(J):
-                                u[j] += 1
-                    for j in range(J):
-                        le[j] += u[j]
-                for j in range(J):
-                    le[j] = psi[j] * le[j]
-                if has_reg and s == 0:
-                    reg = Reg[k, b]
-                    for j in range(J):
-                        le[j] += reg[j]
-                x = lx[s, b]
-                if alif:
-                    a = la[s, b]
-                    for j in range(J):
-                        ax = le[j] + psi[j] * a[j]
-                        a[j] = a[j] * (rho[j] - psi[j] * beta[j]) - beta[j] * le[j]
-                        le[j] = ax
-                if zero_reset:
-                    keep = Keep[k, b]
-                    for j in range(J):
-                        x[j] = le[j] + p_am[j] * keep[j] * x[j]
-                else:
-                    for j in range(J):
-                        x[j] = le[j] + p_am[j] * x[j]
-                if first and per_syn and s == row_x:
-                    for j in range(J):
-                        x[j] += 1
-                out = coef[k, s, b]
-                for j in range(J):
-                    out[j] = x[j] if unit_gain else p_g[j] * x[j]
-                if not pop_delta:
-                    if k + 1 < K:
-                        later = coef[k + 1, s, b]
-                        for j in range(J):
-                            out[j] += p_as[j] * later[j]
-                    if first and per_syn and s == row_I:
-                        for j in range(J):
-                            out[j] += 1
+        scratch = np.empty((K, S, 1, J), dtype=Psi.dtype)
+        for b in range(part * B // parts, (part + 1) * B // parts):
+            if store:
+                backward_one(
+                    Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds, b, coef, b, lw, lu, la, lx, b, le
+                )
+            else:
+                backward_one(
+                    Psi, Sig, Reg, Keep, out_c, pop_c, beta, rho, flags, seeds, b, scratch, 0, lw, lu, la, lx, b, le
+                )
+                for s in range(S):
+                    lI[s, b] = scratch[0, s, 0]

@@ -334,11 +334,14 @@ class _ChunkedPop:
             Rate = torch.stack([self.rates[t] for t in range(tau0, tau1)]).sub_(self.rate_target)
             Reg = Rate.mul_(Psi).mul_(self.rule.c_reg / B)
         Sig = self._signals(tau0, tau1)
-        coef_all = self._coef_slots()[len(self.pending), :K]
-        coef = coef_all[:, :S]  # d(row) / d(p[tau])
+        # a group's last chunk: the group's pass runs at the end of this call and computes this
+        # chunk's coefficients again, per example (chunk_compiled.chunk_pass), so they are not kept
+        closes = defer and (last or len(self.pending) + 1 == chunk_compiled.GROUP)
+        coef_all = None if closes else self._coef_slots()[len(self.pending), :K]
+        coef = None if closes else coef_all[:, :S]  # d(row) / d(p[tau])
+        redo = None
         if self.compiled:
-            lw, lu, la, lx = self._backward_compiled(tau0, tau1, Psi, Sig, Reg, coef_all, S, last)
-            lI = coef[0]
+            lw, lu, la, lx, lI, redo = self._backward_compiled(tau0, tau1, Psi, Sig, Reg, coef_all, S, last)
         else:
             lw, lu, la, lx, lI = self._backward(tau0, tau1, Psi, Sig, Reg, coef, S, last)
         # derivatives with respect to eps_v and eps_I at step tau0 - 1 (per synapse, or per
@@ -420,6 +423,7 @@ class _ChunkedPop:
             self.pending.append(
                 dict(
                     coef=coef_all,
+                    redo=redo if closes else None,
                     M0=M0,
                     Mix=Mix,
                     Eb=Eb,
@@ -445,16 +449,14 @@ class _ChunkedPop:
         return tau0 < chunk_compiled.GROUP * self.K and self._chunks() > chunk_compiled.GROUP
 
     def _coef_slots(self) -> torch.Tensor:
-        """The chunks' spike coefficients ``[slots, K, 1 + states, B, J]``, one slot per chunk of a
-        group (compiled) whose pass waits for the group's end: ``GROUP`` slots, fewer when the run
-        has at most ``GROUP`` chunks (the first runs alone, the others are the last group)."""
+        """The chunks' spike coefficients ``[slots, K, 1 + states, B, J]``: one slot, or (compiled)
+        one per chunk of a group whose pass waits for the group's end, except its last (whose
+        coefficients the pass computes again): ``GROUP - 1`` slots, fewer when the run has at
+        most ``GROUP`` chunks (the first runs alone, the others are the last group)."""
         chunks = self._chunks()
-        if not self.compiled:
-            slots = 1
-        elif chunks > chunk_compiled.GROUP:
-            slots = chunk_compiled.GROUP
-        else:
-            slots = max(1, chunks - 1)
+        slots = 1
+        if self.compiled:
+            slots = max(1, (chunk_compiled.GROUP if chunks > chunk_compiled.GROUP else chunks - 1) - 1)
         return self.alloc("coef", (slots, self.K, 1 + len(self.names), self.B, self.p.n))
 
     def _flush(self) -> None:
@@ -475,6 +477,7 @@ class _ChunkedPop:
             return
         B, J, nS, kw = self.B, self.p.n, len(self.names), self.kw
         final = pend[-1]["last"]
+        redo = pend[-1]["redo"]  # the last chunk's coefficients are computed again by the pass
         X = pend[0]["A"].shape[0]
         R = Q = W = None  # zero, identity, zero after the group's last chunk
         for h in range(len(pend) - 1, -1, -1):
@@ -512,10 +515,11 @@ class _ChunkedPop:
                 self.grad[c.name],
                 R,
                 Q if not final else torch.empty((0, 0, 0, 0), **kw),
-                self._coef_slots()[: len(pend)],
+                self._coef_slots()[: len(pend) - (redo is not None)],
                 [r["spikes"][c.name] for r in pend],
                 E if E is not None and not final else torch.empty((0, B, p0.I), **kw),
                 W if E is not None and not final else torch.empty((0, nS, B, J), **kw),
+                redo,
             )
 
     def _backward(self, tau0, tau1, Psi, Sig, Reg, coef, S: int, last: bool):
@@ -593,26 +597,26 @@ class _ChunkedPop:
         )
 
     def _backward_compiled(self, tau0, tau1, Psi, Sig, Reg, coef_all, S: int, last: bool):
-        """The same recursion compiled (:func:`.chunk_compiled.chunk_backward`, CPU)."""
+        """The same recursion compiled (:func:`.chunk_compiled.chunk_backward`, CPU); ``coef_all``
+        None: the coefficients are not kept.  Returns the adjoints ``(lw, lu, la, lx, lI)`` and the
+        recursion's arguments (by name, for :func:`.chunk_compiled.chunk_pass` to compute the
+        coefficients again)."""
         k = self.constants
         Keep = torch.stack([self.keep[t] for t in range(tau0, tau1)]) if self.zero_reset else None
-        flags = dict(k["flags"], has_sig=Sig is not None, has_reg=Reg is not None, seed=not last)
-        seeds = [-1] * len(k["seeds"]) if last else k["seeds"]  # the last chunk carries no states
-        return chunk_compiled.chunk_backward(
-            Psi,
-            Sig,
-            Reg,
-            Keep,
-            k["out_c"],
-            k["pop_c"],
-            k["beta"],
-            k["rho"],
-            flags,
-            seeds,
-            coef_all,
-            S,
-            len(self.channels),
+        recursion = dict(
+            Psi=Psi,
+            Sig=Sig,
+            Reg=Reg,
+            Keep=Keep,
+            out_c=k["out_c"],
+            pop_c=k["pop_c"],
+            beta=k["beta"],
+            rho=k["rho"],
+            flags=dict(k["flags"], has_sig=Sig is not None, has_reg=Reg is not None, seed=not last),
+            seeds=[-1] * len(k["seeds"]) if last else k["seeds"],  # the last chunk carries no states
         )
+        adjoints = chunk_compiled.chunk_backward(**recursion, coef=coef_all, S=S, C=len(self.channels))
+        return (*adjoints, recursion)
 
     def _products(self, coef, boundary, K: int, last: bool):
         """``(G, Cs)``: the spikes' coefficients as the torch path's products take them, ``G``

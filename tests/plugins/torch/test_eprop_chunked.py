@@ -372,3 +372,59 @@ def test_grouped_passes_with_dense_chunks_between(first, monkeypatch):
     assert max(chunks) > 1 and sum(chunks) < -(-T // 3)  # some chunks grouped, some on the torch path
     # sparse first chunks: the first group (cut short by a dense chunk) creates the states
     assert passes[0] == ((2, True) if first == "sparse" else (2, False))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case_id", ["alif-exp-delta-readout", "alif-zero-het-random", "lif-het-exp-random"])
+def test_group_last_chunk_computed_again_in_the_pass(case_id, dtype, monkeypatch):
+    """A group's last chunk keeps no coefficients (``chunk_backward`` gets no buffer) and the pass
+    computes them again per example: its states and gradient equal, bit for bit, those of the
+    same pass given the coefficients written by ``chunk_backward``; and the coefficient buffer
+    holds ``GROUP - 1`` slots."""
+    _compiled_only(monkeypatch)
+    monkeypatch.setattr(chunk_compiled, "GROUP", 3)
+    stored = []  # per chunk_backward call: whether it kept the coefficients
+    backward, original = chunk_compiled.chunk_backward, chunk_compiled.chunk_pass
+    checked = []
+
+    def spy_backward(*a, **kw):
+        stored.append(kw["coef"] is not None)
+        return backward(*a, **kw)
+
+    def spy_pass(S, dims, fresh, update, grad, M0, Mix, coef, spikes, E, Eb, redo=None):
+        if redo is not None:
+            assert coef.shape[0] == len(spikes) - 1
+            K = spikes[-1].K
+            C = redo["out_c"].shape[1]
+            full = torch.empty((1,) + tuple(coef.shape[1:]), dtype=coef.dtype)
+            backward(**redo, coef=full[0, :K], S=coef.shape[2] if update else 1, C=C)
+            S2 = None if S is None else S.clone()
+            grad2 = grad.clone()
+            original(S2, dims, fresh, update, grad2, M0, Mix, torch.cat([coef, full]), spikes, E, Eb)
+            original(S, dims, fresh, update, grad, M0, Mix, coef, spikes, E, Eb, redo)
+            assert torch.equal(grad, grad2)
+            if update:
+                assert torch.equal(S, S2)
+            checked.append((len(spikes), update))
+            return None
+        return original(S, dims, fresh, update, grad, M0, Mix, coef, spikes, E, Eb)
+
+    monkeypatch.setattr(chunk_compiled, "chunk_backward", spy_backward)
+    monkeypatch.setattr(chunk_compiled, "chunk_pass", spy_pass)
+    case = next(c for c in CHUNKED_CASES if c.id == case_id)
+    monkeypatch.setattr(eprop_chunked, "CHUNK", 3)
+    net = case.network()
+    x, labels = case.inputs()
+    compiled = TORCH.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype=dtype)
+    actual = compiled.loss_and_grads(x, labels)
+    expected = NUMPY.compile(net, rule=case.eprop(), readout=case.readout("eprop"), dtype=dtype)
+    expected = expected.loss_and_grads(x, labels)
+    for name, g in expected.grads.items():
+        assert_close(actual.grads[name], g, RTOL64 if dtype == "float64" else 1e-3, name)
+    chunks = -(-case.T // 3)
+    # per trained population, connection by connection: groups of 3 (the last may be shorter)
+    assert {n for n, _ in checked} == {3, chunks % 3 or 3} and (3, True) in checked and any(not u for _, u in checked)
+    # chunks 1, 2 of a group keep their coefficients, the 3rd does not
+    assert stored[:6] == [True, True, False] * 2
+    slots = [v for k, v in compiled._workspace._buffers.items() if k[-1] == "coef"]
+    assert slots and all(v.shape[0] == 2 for v in slots)
