@@ -68,6 +68,7 @@ def run_block(
         acc = np.empty(J, dtype=V.dtype)
         V_row = np.empty(J, dtype=V.dtype)  # this step's V and a where they are not recorded
         a_row = np.empty(J, dtype=V.dtype)
+        past_cols = np.empty(J, dtype=cols.dtype)  # the spiking columns of a step before the block
         Ib, Vb, ab, zb, rb = I[b], V[b], a[b], z[b], ref[b]
         for t in range(L):
             if has_ext:
@@ -87,29 +88,19 @@ def run_block(
                         h[j] += acc[j]
             if has_rec:
                 ts = t - delay
-                # the rows of W the spikes of step ts select, summed in column order
-                first = True
                 if ts >= 0:  # a step of this block: its spiking columns are listed already
-                    m = counts[ts, b]
-                    if m > 0:
-                        acc[:] = W[cols[ts, b, 0]]
-                        first = False
-                        for q in range(1, m):
-                            w = W[cols[ts, b, q]]
-                            for j in range(J):
-                                acc[j] += w[j]
-                else:
-                    src = past[-ts - 1, b]
+                    spiked, m = cols[ts, b], counts[ts, b]
+                else:  # a step before the block: list them here, as below
+                    src, spiked, m = past[-ts - 1, b], past_cols, 0
                     for i in range(src.shape[0]):
-                        if src[i] != 0:
-                            w = W[i]
-                            if first:
-                                acc[:] = w
-                                first = False
-                            else:
-                                for j in range(J):
-                                    acc[j] += w[j]
-                if not first:
+                        spiked[m] = i
+                        m += src[i] != 0
+                if m > 0:  # the rows of W the spikes select, summed in column order
+                    acc[:] = W[spiked[0]]
+                    for q in range(1, m):
+                        w = W[spiked[q]]
+                        for j in range(J):
+                            acc[j] += w[j]
                     for j in range(J):
                         h[j] += acc[j]
             # one simple loop per operation, the flags tested outside them: each loop vectorises
