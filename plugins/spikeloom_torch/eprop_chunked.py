@@ -86,7 +86,9 @@ def eprop_chunked(
         surrogates=dict.fromkeys(trained_populations(built), sg) if sg is not None else None,
     )
     T, B = sim.T, sim.B
-    ro = ReadoutSide(built, pops, params, rule, readout, labels, T, B, ws)
+    # the readout's steps recorded before a flush: a chunk's, and as many as the longest delay into it
+    reach = max((c.delay for c in built.incoming(readout.population)), default=0)
+    ro = ReadoutSide(built, pops, params, rule, readout, labels, T, B, ws, rows=min(chunk + reach, T))
     out, out_name, hetero_out, grads, feedback = pops[ro.name], ro.name, ro.hetero, ro.grads, ro.feedback
 
     state = {}

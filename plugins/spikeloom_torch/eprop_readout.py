@@ -43,8 +43,10 @@ class ReadoutSide:
         T: int,
         B: int,
         workspace: Workspace | None = None,
+        rows: int = 8,
     ) -> None:
         self.ws = workspace  # buffers kept between calls (None: fresh tensors)
+        self.first_rows = max(1, rows)  # the kept rows' first size (see :meth:`_row`)
         some = next(iter(params.values()))
         self.dtype, self.device = dtype, device = some.dtype, some.device
         self.B = B
@@ -106,15 +108,16 @@ class ReadoutSide:
         return f[1]
 
     def _row(self, name: str, row: int, shape: tuple[int, ...]) -> torch.Tensor:
-        """Row ``row`` of connection ``name``'s kept rows, which are made larger when full (kept
-        between calls in the workspace)."""
+        """Row ``row`` of connection ``name``'s kept rows (kept between calls in the workspace):
+        ``rows`` of the constructor at first, the most steps its caller lets pass between two
+        flushes, and twice as many each time they are full."""
         rows = self._rows.get(name)
         if rows is None and self.ws is not None:
             rows = self.ws.peek(("readout", ("Z", name)))
             if rows is not None and (tuple(rows.shape[1:]) != shape or rows.dtype != self.dtype):
                 rows = None
         if rows is None or row >= rows.shape[0]:
-            n = max(row + 1, 2 * (0 if rows is None else rows.shape[0]), 8)
+            n = max(row + 1, self.first_rows if rows is None else 2 * rows.shape[0])
             grown = (
                 torch.empty((n,) + shape, dtype=self.dtype, device=self.device)
                 if self.ws is None

@@ -267,6 +267,43 @@ def test_fused_forward_with_each_input_kind(kind, monkeypatch):
         assert_close(actual.grads[name], g, RTOL64, name)
 
 
+@pytest.mark.parametrize("first_rows", [1, None])
+def test_readout_rows_sized_for_a_flush(first_rows, monkeypatch):
+    """The readout's kept rows are made as large as the steps between two flushes (a chunk and the
+    longest delay into the readout: they never grow); made smaller, they grow, keeping the rows
+    already written, and the gradients stay the reference's."""
+    from spikeloom_torch import eprop_readout
+
+    case = next(c for c in CHUNKED_CASES if c.id == "alif-exp-delay2")
+    x, labels = case.inputs()
+    expected = NUMPY.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+    expected = expected.loss_and_grads(x, labels)
+    made = []
+    init, row = eprop_readout.ReadoutSide.__init__, eprop_readout.ReadoutSide._row
+
+    def spy_init(self, *a, **kw):
+        init(self, *a, **kw)
+        if first_rows is not None:
+            self.first_rows = first_rows
+
+    def spy_row(self, name, r, shape):
+        before = self._rows.get(name)
+        out = row(self, name, r, shape)
+        if self._rows[name] is not before:
+            made.append(self._rows[name].shape[0])
+        return out
+
+    monkeypatch.setattr(eprop_readout.ReadoutSide, "__init__", spy_init)
+    monkeypatch.setattr(eprop_readout.ReadoutSide, "_row", spy_row)
+    monkeypatch.setattr(eprop_chunked, "CHUNK", 5)
+    actual = TORCH.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype="float64")
+    actual = actual.loss_and_grads(x, labels)
+    for name, g in expected.grads.items():
+        assert_close(actual.grads[name], g, RTOL64, name)
+    # the connection into the readout has delay 2 in this case: 5 + 2 rows
+    assert made == ([1, 2, 4, 8] if first_rows == 1 else [7])
+
+
 @pytest.mark.parametrize("group", [1, 3, 5])
 @pytest.mark.parametrize("case_id", ["alif-exp-delta-readout", "alif-zero-het-random", "lif-delta-scale-input"])
 def test_grouped_passes_equal_reference(case_id, group, monkeypatch):
