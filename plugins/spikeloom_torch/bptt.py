@@ -23,6 +23,7 @@ from spikeloom.plan import Plan
 from spikeloom.readout import Readout
 from spikeloom.rules import BPTT
 
+from . import devices
 from .dynamics import PopConst, run
 from .losses import rate_regularizer, readout_loss
 from .spikes import SpikeEvents, SpikeTrain, xt_g
@@ -81,7 +82,7 @@ def _psi(p: PopConst, r: dict[str, torch.Tensor], rule: BPTT, x: torch.Tensor) -
     ``V`` on entry; the recorded ``a`` becomes the threshold (nothing reads it afterwards).
     Evaluated a block of steps at a time (:data:`PSI_BLOCK`; the same operations on every element)."""
     T = x.shape[0]
-    step = max(1, PSI_BLOCK // max(1, x[0].numel())) if x.device.type == "cpu" else T
+    step = max(1, PSI_BLOCK // max(1, x[0].numel())) if devices.host_paths(x.device) else T
     for t0 in range(0, T, step):
         rows = slice(t0, t0 + step)
         theta = r["a"][rows].mul_(p.beta).add_(p.v_thresh) if p.kind == "ALIF" else p.v_thresh

@@ -36,6 +36,8 @@ import importlib.util
 import numpy as np
 import torch
 
+from . import devices
+
 __all__ = [
     "AVAILABLE",
     "GROUP",
@@ -73,7 +75,7 @@ GROUP = 2
 
 def use(batch: int, n: int, device: torch.device) -> bool:
     """Whether a trained population of ``n`` neurons at batch size ``batch`` runs its chunks compiled."""
-    return AVAILABLE and device.type == "cpu" and batch * n >= MIN_WORK
+    return AVAILABLE and devices.host_paths(device) and batch * n >= MIN_WORK
 
 
 def numba_threads(limit: int | None = None) -> int:

@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import torch
 
+from . import devices
 from .column_bags import ColumnBags
 from .spikes import SPARSE_BELOW, flatnonzero, split_index, xt_g
 
@@ -52,7 +53,7 @@ class ChunkSpikes:
         lo, hi = max(tau0 - delay, 0), max(tau1 - delay, 0)
         lead = K - (hi - lo)  # steps before the input's first step reaches the connection
         block = host[lo:hi]
-        if device.type == "cpu" and block.size:
+        if devices.host_paths(device) and block.size:
             nz = flatnonzero(block.reshape(-1))
             if nz.size < below * block.size:
                 vals = None
@@ -82,7 +83,7 @@ class ChunkSpikes:
             if flat.size < below * K * B * n:
                 return cls(shape, some.dtype, some.device, flat=flat)
         dense = torch.stack(steps)
-        if dense.device.type == "cpu" and dense.numel():
+        if devices.host_paths(dense.device) and dense.numel():
             host = dense.numpy().reshape(-1)
             nz = flatnonzero(host)
             if nz.size < below * host.size:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import chunk_compiled
+from . import chunk_compiled, devices
 
 __all__ = ["ColumnBags", "BLOCK_ROWS", "COMPILED_MIN_WORK"]
 
@@ -33,7 +33,7 @@ def _compiled(entries: int, G: torch.Tensor) -> bool:
     return (
         chunk_compiled.AVAILABLE
         and entries * G.shape[1] >= COMPILED_MIN_WORK
-        and G.device.type == "cpu"
+        and devices.host_paths(G.device)
         and G.dtype in (torch.float32, torch.float64)
     )
 

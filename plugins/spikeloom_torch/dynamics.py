@@ -24,6 +24,7 @@ import torch
 from spikeloom.built import BuiltConnection, BuiltNetwork, BuiltPopulation
 from spikeloom.plan import Plan
 
+from . import devices
 from .spikes import SPARSE_BELOW, SPARSE_STEP_MIN_WORK, SpikeEvents, SpikeTrain, StreamedInput
 
 __all__ = [
@@ -335,7 +336,7 @@ def _run_spiking_group(
     # the state's I (where not recorded) and V after the reset, overwritten from step to step
     into = {p.name: {v: torch.empty((B, p.n), dtype=dtype, device=device) for v in ("I", "V")} for p in members}
     drive_t = {name: (None if d is None else d.unbind(0)) for name, d in drives.items()}
-    on_cpu = device.type == "cpu"
+    on_cpu = devices.host_paths(device)
     # per source: by step, the flat indices of its spikes [B, N] and, for the products, their columns
     # and where each batch row's spikes start (None once a step is not sparse)
     found: dict[str, dict[int, tuple] | None] = {p.name: ({} if on_cpu else None) for p in members}
@@ -522,7 +523,7 @@ class Stepper:
         # on the CPU: the positions of the recent spikes of spiking sources, by source and step
         # (None for a step with too many spikes); the products with those spikes use them, and
         # e-prop's chunks read them (:meth:`delivered_positions`)
-        on_cpu = some.device.type == "cpu"
+        on_cpu = devices.host_paths(some.device)
         self._spike_pos: dict[str, dict[int, tuple | None]] = {
             src: {} for src in depth if on_cpu and src in pops and pops[src].spiking
         }

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from . import devices
 from .column_bags import ColumnBags
 
 __all__ = [
@@ -141,7 +142,7 @@ class SpikeTrain:
         self.dtype = dtype
         self._dense: torch.Tensor | None = None
         self._positions: Positions | None = None
-        if device.type == "cpu" and host.size:
+        if devices.host_paths(device) and host.size:
             flat = host.reshape(-1)
             nz = flatnonzero(flat)
             if nz.size < SPARSE_BELOW * flat.size:

@@ -18,27 +18,11 @@ import torch  # noqa: E402
 import spikeloom as sl  # noqa: E402
 from spikeloom_torch import chunk_compiled, chunk_spikes, dynamics, eprop_chunked, spikes  # noqa: E402
 
-from .corpus import CASES, Case  # noqa: E402
+from .corpus import CHUNKED_CASES  # noqa: E402
 from .helpers import RTOL64, assert_close  # noqa: E402
 
 NUMPY = sl.get_backend("numpy")
 TORCH = sl.get_backend("torch")
-
-CHUNKED_CASES = [c for c in CASES if c.eprop_ok] + [
-    Case("alif-exp-delay2", kind="ALIF", delay=2, recurrent=True, surrogate=sl.Triangle(0.3), T=37),
-    # the benchmark's setup: exponential synapses into ALIF, a delta-synapse readout (backward_alif)
-    Case("alif-exp-delta-readout", kind="ALIF", delta_readout=True, recurrent=True, c_reg=0.05, T=36),
-    Case("alif-delta-delay3-reg", kind="ALIF", tau_syn=0.0, delay=3, c_reg=0.1, T=29, refractory=2.0),
-    Case("lif-het-exp-random", het=True, recurrent=True, delay=2, feedback="random", c_reg=0.05, T=33),
-    Case("alif-het-delta", kind="ALIF", het=True, tau_syn=0.0, recurrent=True, T=31, window=(4, 27)),
-    Case("lif-delta-scale-input", tau_syn=0.0, scale_input=True, recurrent=True, delay=2, T=26),
-    Case("alif-exp-scale-input-chain", kind="ALIF", scale_input=True, chain=True, recurrent=True, T=35),
-    Case("lif-two-inputs-explicit", two_inputs=True, connectivity="explicit", delay=3, T=23, B=5),
-    Case("lif-zero-exp", reset="zero", recurrent=True, delay=2, T=34),
-    Case("alif-zero-delta-refractory", kind="ALIF", reset="zero", tau_syn=0.0, refractory=2.0, c_reg=0.05, T=30),
-    Case("alif-zero-het-random", kind="ALIF", reset="zero", het=True, recurrent=True, feedback="random", T=27),
-    Case("lif-zero-scale-input-chain", reset="zero", scale_input=True, chain=True, delay=3, T=25),
-]
 
 
 def _grads(case, chunk, monkeypatch):
