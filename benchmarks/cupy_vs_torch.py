@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import time
@@ -46,7 +47,9 @@ def backend_for(name: str) -> sl.Backend:
     loops off: one launch per step and direction for the recurrent population; e-prop's synapses
     one launch per step, not EPROP_STEPS at a time), as before those existed; ``cupy-bwd-block``
     and ``cupy-bwd-gemm`` (BPTT) take the block loop backward at every size / a cuBLAS product per
-    step at every size (``spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N`` picks by size)."""
+    step at every size (``spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N`` picks by size);
+    ``cupy-tileN`` (e-prop) gives each thread of the synapse kernel N presynaptic neurons
+    (``spikeloom_cupy.eprop.EPROP_PRE_TILE``; ``cupy-tile1`` is the kernel before tiles)."""
     if name.startswith("cupy"):
         import spikeloom_cupy.bptt
         import spikeloom_cupy.eprop
@@ -55,6 +58,8 @@ def backend_for(name: str) -> sl.Backend:
 
         spikeloom_cupy.forward.BLOCK_LOOP = name != "cupy-steps"
         spikeloom_cupy.eprop.EPROP_STEPS = 0 if name == "cupy-steps" else DEFAULT_EPROP_STEPS
+        tile = re.fullmatch(r"cupy-tile(\d+)", name)
+        spikeloom_cupy.eprop.EPROP_PRE_TILE = int(tile.group(1)) if tile else DEFAULT_EPROP_PRE_TILE
         spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N = {"cupy-bwd-block": 1 << 30, "cupy-bwd-gemm": 0}.get(
             name, DEFAULT_BLOCK_BACKWARD_MAX_N
         )
@@ -68,9 +73,11 @@ def backend_for(name: str) -> sl.Backend:
 
 try:
     from spikeloom_cupy.bptt import BLOCK_BACKWARD_MAX_N as DEFAULT_BLOCK_BACKWARD_MAX_N
+    from spikeloom_cupy.eprop import EPROP_PRE_TILE as DEFAULT_EPROP_PRE_TILE
     from spikeloom_cupy.eprop import EPROP_STEPS as DEFAULT_EPROP_STEPS
 except ImportError:  # without the CuPy backend's package
     DEFAULT_BLOCK_BACKWARD_MAX_N = DEFAULT_EPROP_STEPS = 0
+    DEFAULT_EPROP_PRE_TILE = 1
 
 #: where the steps run ("cuda"; "cpu" only to try the script out with torch on a machine without a GPU)
 DEVICE = "cuda"
@@ -161,7 +168,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--backends",
         default="torch,cupy",
-        help="torch, cupy, and the CuPy variants cupy-steps, cupy-bwd-block, cupy-bwd-gemm",
+        help="torch, cupy, and the CuPy variants cupy-steps, cupy-bwd-block, cupy-bwd-gemm, cupy-tileN",
     )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")
@@ -178,7 +185,8 @@ def main(argv=None) -> int:
         for size in args.sizes.split(",")
         for rule in args.rules.split(",")
         for b in args.backends.split(",")
-        if not (b.startswith("cupy-bwd") and rule == "eprop")  # these variants are BPTT's
+        # the backward loops' variants are BPTT's, the synapse tiles e-prop's
+        if not (b.startswith("cupy-bwd") and rule == "eprop") and not (b.startswith("cupy-tile") and rule == "bptt")
     ]
     jobs += [
         ("memory", "cupy", "eprop", *(int(v) for v in size.split("x")), 256)

@@ -26,9 +26,19 @@ from spikeloom.rules import EProp, feedback_matrices, trained_populations
 from .bptt import surrogate_args
 from .consts import PopConst
 from .forward import Stepper
+from .kernel_specs import SYNAPSE_TILES
 from .runtime import Runtime
 
-__all__ = ["eprop_loss_and_grads", "RATE_TAU", "EP_FLAGS", "INPUT_CHUNK", "EPROP_STEPS", "batch_chunk"]
+__all__ = [
+    "eprop_loss_and_grads",
+    "RATE_TAU",
+    "EP_FLAGS",
+    "INPUT_CHUNK",
+    "EPROP_STEPS",
+    "EPROP_PRE_TILE",
+    "batch_chunk",
+    "pre_tile",
+]
 
 #: time constant of the online rate estimate of the regulariser, ms (GeNN's value)
 RATE_TAU = 500.0
@@ -39,6 +49,11 @@ INPUT_CHUNK = 32
 #: steps per launch of ``eprop_synapse_chunk`` (where it applies: one readout connection of delay
 #: 1, readout time constants shared); its per-step inputs are kept for this many steps
 EPROP_STEPS = 32
+
+#: presynaptic neurons per thread of ``eprop_synapse_chunk`` (one of ``kernel_specs.SYNAPSE_TILES``):
+#: what a step reads per postsynaptic neuron (``psi``, the learning signal, ...) is loaded once for
+#: that many synapses; the results do not depend on it (each synapse's sums run in the same order)
+EPROP_PRE_TILE = 4
 
 #: the per-synapse kernels split the batch into at most this many chunks (one thread per synapse
 #: and chunk, one partial gradient per chunk), of at least BATCH_CHUNK_MIN examples each
@@ -51,6 +66,14 @@ def batch_chunk(B: int) -> tuple[int, int]:
     bc = max(BATCH_CHUNK_MIN, -(-B // BATCH_CHUNKS_MAX))
     bc = min(bc, B)
     return bc, -(-B // bc)
+
+
+def pre_tile() -> int:
+    """``EPROP_PRE_TILE``, checked: one of the tiles the kernel is instantiated for."""
+    tile = EPROP_PRE_TILE
+    if not (isinstance(tile, int) and tile in SYNAPSE_TILES):
+        raise ValueError(f"EPROP_PRE_TILE: must be one of {', '.join(map(str, SYNAPSE_TILES))}, got {tile!r}")
+    return tile
 
 
 #: the flag bits of ``eprop_synapse_step`` (eprop.cu)
@@ -97,11 +120,12 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, delta, has_delta, rule, rate_dec
     flags = st["flags"] | (EP_FLAGS["has_R"] if rule.c_reg else 0)
     B = r["V"].shape[0]
     bc, n_chunks = batch_chunk(B)
+    tile = pre_tile()
     for tr in st["traces"].values():
         eb_I, eb_V = tr["ebar"][rc.name]
         rt.launch(
-            "eprop_synapse_chunk",
-            n_chunks * tr["n_pre"] * p.n,
+            f"eprop_synapse_chunk_t{tile}",
+            n_chunks * -(-tr["n_pre"] // tile) * p.n,
             B,
             bc,
             tr["n_pre"],

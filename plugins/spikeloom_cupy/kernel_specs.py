@@ -20,6 +20,7 @@ __all__ = [
     "KernelSpec",
     "KERNELS",
     "KERNEL_FILES",
+    "SYNAPSE_TILES",
     "COMPILE_OPTIONS",
     "CUPY_ADDED_OPTIONS",
     "DTYPES",
@@ -59,6 +60,10 @@ class KernelSpec:
     file: str
     args: tuple[str, ...] = attrs.field(converter=tuple)
     block_sync: bool = False
+    #: the C++ template's name where several specs instantiate one template ("" : ``name``)
+    function: str = ""
+    #: template arguments after the dtype, as C++ text ("4"; "": none)
+    extra: str = ""
 
     def __attrs_post_init__(self) -> None:
         unknown = set(self.args) - ARG_KINDS
@@ -67,13 +72,27 @@ class KernelSpec:
                 f"KernelSpec.args of {self.name!r}: unknown kinds {sorted(unknown)}; known {sorted(ARG_KINDS)}"
             )
 
+    @property
+    def cxx_name(self) -> str:
+        """The name of the C++ template."""
+        return self.function or self.name
+
     def instance(self, dtype: str) -> str:
-        """The C++ name of the instantiation for ``dtype`` (``"lif<float>"``)."""
-        return f"{self.name}<{DTYPES[dtype]}>"
+        """The C++ name of the instantiation for ``dtype`` (``"lif<float>"``, ``"f<float, 4>"``)."""
+        return self.cxx_instance(DTYPES[dtype])
+
+    def cxx_instance(self, ctype: str) -> str:
+        """The C++ name of the instantiation for the C++ type ``ctype``."""
+        return f"{self.cxx_name}<{ctype}{', ' + self.extra if self.extra else ''}>"
 
 
-def _spec(name: str, file: str, args: str, block_sync: bool = False) -> KernelSpec:
-    return KernelSpec(name, file, args.split(), block_sync)
+def _spec(name: str, file: str, args: str, block_sync: bool = False, function: str = "", extra: str = "") -> KernelSpec:
+    return KernelSpec(name, file, args.split(), block_sync, function, extra)
+
+
+#: presynaptic neurons per thread for which ``eprop_synapse_chunk`` is instantiated; the host
+#: launches ``eprop_synapse_chunk_t<tile>``
+SYNAPSE_TILES = (1, 2, 4, 8)
 
 
 KERNELS: dict[str, KernelSpec] = {
@@ -121,10 +140,15 @@ KERNELS: dict[str, KernelSpec] = {
             "eprop.cu",
             "i i i i i i i i  p p p p p  p p p p p  p p p  p p p p  p p p p p  p p p s p",
         ),
-        _spec(
-            "eprop_synapse_chunk",
-            "eprop.cu",
-            "i i i i i i  p p p p p  p p p p p  p p p p p  p p p p p  p p s p",
+        *(
+            _spec(
+                f"eprop_synapse_chunk_t{tile}",
+                "eprop.cu",
+                "i i i i i i  p p p p p  p p p p p  p p p p p  p p p p p  p p s p",
+                function="eprop_synapse_chunk",
+                extra=str(tile),
+            )
+            for tile in SYNAPSE_TILES
         ),
         _spec("eprop_loss_step", "eprop.cu", "i i i i p p s  p p p p p  p p p"),
         _spec("eprop_out_grad", "eprop.cu", "i i i i i i i i  p p p p  p p p p  p p"),

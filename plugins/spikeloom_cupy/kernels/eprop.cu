@@ -140,10 +140,16 @@ __global__ void eprop_synapse_step(
 // signal [steps, B, n_post] (the learning signal, 0 outside the loss window: adding 0 * e_bar
 // leaves the sum unchanged) and R [steps, B, n_post] (the regulariser, SL_EP_HAS_R).  The traces
 // kept one per presynaptic neuron are read from *_old and written, after the last step, to *_new
-// by the threads of j = 0.  Per thread the gradient adds sum over its examples and the steps of
-// L e_bar (and reg_scale times sum R e) to grad[w]: the same terms as step by step, summed in
-// another order.
-template <typename T>
+// by the threads of j = 0.  Per synapse the gradient adds sum over its examples and the steps of
+// L e_bar (and reg_scale times sum R e) to grad[c, i, j]: the same terms as step by step, summed
+// in another order.
+// Each thread takes TILE consecutive presynaptic neurons i0 .. i0 + TILE - 1 (fewer in the last
+// tile) of one postsynaptic neuron j and one batch chunk c, thread w = (c * tiles + i0 / TILE) *
+// n_post + j: what a step reads per postsynaptic neuron (psi, z_prev, the learning signal, R) is
+// loaded once for the tile's synapses instead of once per synapse, and the tile's traces stay in
+// registers (TILE is a template argument so that their number is known when compiling).  Each
+// synapse's arithmetic, and the order of its sums, does not depend on TILE.
+template <typename T, int TILE>
 __global__ void eprop_synapse_chunk(
     int B, int bc, int n_pre, int n_post, int steps, int flags,
     const T* pre, const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new,
@@ -155,75 +161,109 @@ __global__ void eprop_synapse_chunk(
     const int r_delta = flags & SL_EP_R_DELTA, r_unit = flags & SL_EP_R_UNIT, has_R = flags & SL_EP_HAS_R;
     const int zero_reset = flags & SL_EP_ZERO_RESET;
     const long long NS = (long long)n_pre * n_post;
+    const long long tiles = (n_pre + TILE - 1) / TILE;
+    const long long NT = tiles * n_post;
     const long long BI = (long long)B * n_pre, BJ = (long long)B * n_post;
     const long long chunks = (B + bc - 1) / bc;
-    SL_GRID_STRIDE(w, chunks * NS) {
-        long long s = w % NS;
-        int b0 = (int)(w / NS) * bc;
+    SL_GRID_STRIDE(w, chunks * NT) {
+        long long c = w / NT;
+        long long s = w % NT;
+        int b0 = (int)c * bc;
         int b1 = b0 + bc < B ? b0 + bc : B;
-        long long i = s / n_post;
+        long long i0 = (s / n_post) * TILE;
         int j = (int)(s % n_post);
+        int nt = n_pre - i0 < TILE ? (int)(n_pre - i0) : TILE;
         T c_am = am[j], c_as = as[j], c_g = g[j];
         T c_rho = alif ? rho[j] : T(0), c_beta = alif ? beta[j] : T(0);
         T k_as = r_as[0], k_am = r_am[0], k_g = r_g[0];
-        T acc = T(0), acc_r = T(0);
+        T acc[TILE], acc_r[TILE];
+#pragma unroll
+        for (int u = 0; u < TILE; ++u) {
+            acc[u] = T(0);
+            acc_r[u] = T(0);
+        }
         for (int b = b0; b < b1; ++b) {
-            long long bi = (long long)b * n_pre + i;
             long long bj = (long long)b * n_post + j;
-            long long k = bi * n_post + j;
-            T ev = syn_v ? eps_v[k] : epsv_old[bi];
-            T eI = syn_I ? eps_I[k] : epsI_old[bi];
-            T a = alif ? eps_a[k] : T(0);
-            T eb_I = r_delta ? T(0) : ebar_I[k];
-            T eb_V = ebar_V[k];
+            long long bi0 = (long long)b * n_pre + i0;
+            T ev[TILE], eI[TILE], a[TILE];
+            T eb_I[TILE], eb_V[TILE];
+#pragma unroll
+            for (int u = 0; u < TILE; ++u) {
+                if (u < nt) {
+                    long long bi = bi0 + u;
+                    long long k = bi * n_post + j;
+                    ev[u] = syn_v ? eps_v[k] : epsv_old[bi];
+                    eI[u] = syn_I ? eps_I[k] : epsI_old[bi];
+                    a[u] = alif ? eps_a[k] : T(0);
+                    eb_I[u] = r_delta ? T(0) : ebar_I[k];
+                    eb_V[u] = ebar_V[k];
+                }
+            }
             T pp = psi[bj];  // psi of the step before the first
             for (int q = 0; q < steps; ++q) {
-                T ev_old = ev;
-                T e_d;
-                if (alif) {
-                    e_d = pp * (ev_old - c_beta * a);
-                    a = pp * ev_old + (c_rho - pp * c_beta) * a;
-                } else {
-                    e_d = pp * ev_old;
-                }
-                eI = c_as * eI + pre[q * BI + bi];
-                if (syn_v) {
-                    T decay = zero_reset ? c_am * (T(1) - z_prev[q * BJ + bj]) : c_am;
-                    ev = decay * ev_old + c_g * eI;
-                } else {
-                    ev = c_am * ev_old + c_g * eI;
-                }
-                T elig = alif ? ev - c_beta * a : ev;
                 T ps = psi[(q + 1) * BJ + bj];
-                T e = ps * elig;
-                if (has_R) acc_r += R[q * BJ + bj] * e;
-                T cur;
-                if (r_delta) {
-                    cur = e_d;
-                } else {
-                    cur = k_as * eb_I + e_d;
-                    eb_I = cur;
+                T sig = signal[q * BJ + bj];
+                T r_q = has_R ? R[q * BJ + bj] : T(0);
+                T decay = (syn_v && zero_reset) ? c_am * (T(1) - z_prev[q * BJ + bj]) : c_am;
+                const T* pre_q = pre + q * BI + bi0;
+#pragma unroll
+                for (int u = 0; u < TILE; ++u) {
+                    if (u < nt) {
+                        T ev_old = ev[u];
+                        T e_d;
+                        if (alif) {
+                            e_d = pp * (ev_old - c_beta * a[u]);
+                            a[u] = pp * ev_old + (c_rho - pp * c_beta) * a[u];
+                        } else {
+                            e_d = pp * ev_old;
+                        }
+                        eI[u] = c_as * eI[u] + pre_q[u];
+                        ev[u] = decay * ev_old + c_g * eI[u];
+                        T elig = alif ? ev[u] - c_beta * a[u] : ev[u];
+                        T e = ps * elig;
+                        if (has_R) acc_r[u] += r_q * e;
+                        T cur;
+                        if (r_delta) {
+                            cur = e_d;
+                        } else {
+                            cur = k_as * eb_I[u] + e_d;
+                            eb_I[u] = cur;
+                        }
+                        eb_V[u] = k_am * eb_V[u] + (r_unit ? cur : k_g * cur);
+                        acc[u] += sig * eb_V[u];
+                    }
                 }
-                eb_V = k_am * eb_V + (r_unit ? cur : k_g * cur);
-                acc += signal[q * BJ + bj] * eb_V;
                 pp = ps;
             }
-            if (syn_v) {
-                eps_v[k] = ev;
-            } else if (j == 0) {
-                epsv_new[bi] = ev;
+#pragma unroll
+            for (int u = 0; u < TILE; ++u) {
+                if (u < nt) {
+                    long long bi = bi0 + u;
+                    long long k = bi * n_post + j;
+                    if (syn_v) {
+                        eps_v[k] = ev[u];
+                    } else if (j == 0) {
+                        epsv_new[bi] = ev[u];
+                    }
+                    if (syn_I) {
+                        eps_I[k] = eI[u];
+                    } else if (j == 0) {
+                        epsI_new[bi] = eI[u];
+                    }
+                    if (alif) eps_a[k] = a[u];
+                    if (!r_delta) ebar_I[k] = eb_I[u];
+                    ebar_V[k] = eb_V[u];
+                }
             }
-            if (syn_I) {
-                eps_I[k] = eI;
-            } else if (j == 0) {
-                epsI_new[bi] = eI;
-            }
-            if (alif) eps_a[k] = a;
-            if (!r_delta) ebar_I[k] = eb_I;
-            ebar_V[k] = eb_V;
         }
-        if (has_R) grad[w] += reg_scale * acc_r;
-        grad[w] += acc;
+#pragma unroll
+        for (int u = 0; u < TILE; ++u) {
+            if (u < nt) {
+                long long gw = c * NS + (i0 + u) * n_post + j;
+                if (has_R) grad[gw] += reg_scale * acc_r[u];
+                grad[gw] += acc[u];
+            }
+        }
     }
 }
 

@@ -49,16 +49,19 @@ def test_nvcc_ptx_compiles_every_instantiation(file, tmp_path):
     for spec in KERNELS.values():
         if spec.file != file:
             continue
-        # Itanium mangling: the name, then the template argument f (float) or d (double)
+        # Itanium mangling: the name, then the template arguments: f (float) or d (double), and an
+        # int N as LiNE
+        extra = f"Li{spec.extra}E" if spec.extra else ""
         for code in ("f", "d"):
-            assert any(spec.name in e and f"I{code}E" in e for e in entries), (spec.name, code, entries)
+            mangled = f"{len(spec.cxx_name)}{spec.cxx_name}I{code}{extra}E"
+            assert any(mangled in e for e in entries), (spec.name, mangled, entries)
     assert len(entries) == 2 * sum(1 for k in KERNELS.values() if k.file == file)
 
 
 def test_every_declared_kernel_is_defined_in_its_file_with_matching_arity():
     for spec in KERNELS.values():
         text = kernel_dir().joinpath(spec.file).read_text()
-        m = re.search(r"__global__ void " + spec.name + r"\((.*?)\)\s*\{", text, re.S)
+        m = re.search(r"__global__ void " + spec.cxx_name + r"\((.*?)\)\s*\{", text, re.S)
         assert m, f"{spec.name} not found in {spec.file}"
         params = [p for p in m.group(1).split(",") if p.strip()]
         assert len(params) == len(spec.args), (spec.name, len(params), len(spec.args))

@@ -26,13 +26,13 @@ def _per_step(counting, rule, phase, mode="events"):
 
 @pytest.mark.parametrize("mode", ["events", "dense"])
 def test_eprop_step(counting, mode):
-    from spikeloom_cupy.eprop import EPROP_STEPS
+    from spikeloom_cupy.eprop import EPROP_PRE_TILE, EPROP_STEPS
 
     c = _per_step(counting, sl.EProp(), "eprop", mode)
     # neuron step, readout step, loss, readout gradient; the synapses of both trained connections
     # in one launch each per EPROP_STEPS steps
     assert c["launch"] == 4 + 2 / EPROP_STEPS
-    assert c["kernel:eprop_synapse_chunk"] == 2 / EPROP_STEPS
+    assert c[f"kernel:eprop_synapse_chunk_t{EPROP_PRE_TILE}"] == 2 / EPROP_STEPS
     # the learning signal's product, the two connections' presynaptic spikes stacked for the
     # synapse kernel (and with dense delivery one product per recurrent connection)
     assert c.get("array_op", 0) <= (3.25 if mode == "events" else 5.25)

@@ -48,12 +48,12 @@ def driver_source() -> str:
                 lines.append(
                     f'extern "C" void emu_{spec.name}_{dname}(unsigned int grid, unsigned int block, '
                     f"unsigned long long shared, {params}) "
-                    f"{{ sl_emulate_blocks(grid, block, shared, [&]() {{ {spec.name}<{ctype}>({call}); }}); }}"
+                    f"{{ sl_emulate_blocks(grid, block, shared, [&]() {{ {spec.cxx_instance(ctype)}({call}); }}); }}"
                 )
                 continue
             lines.append(
                 f'extern "C" void emu_{spec.name}_{dname}(unsigned int grid, unsigned int block, {params}) '
-                f"{{ sl_emulate(grid, block, [&]() {{ {spec.name}<{ctype}>({call}); }}); }}"
+                f"{{ sl_emulate(grid, block, [&]() {{ {spec.cxx_instance(ctype)}({call}); }}); }}"
             )
     return "\n".join(lines) + "\n"
 
