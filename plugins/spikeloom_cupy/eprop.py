@@ -97,10 +97,11 @@ def _shared(host: np.ndarray) -> bool:
     return bool(np.all(host == host[0]))
 
 
-def _chunk_step(rt, st, t, T, r, sim, feedback, delta, has_delta, rule, rate_decay, rate_target) -> None:
+def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_target) -> None:
     """Step ``t`` of a population whose synapses run in chunks: stack the step's inputs of
-    ``eprop_synapse_chunk`` (its ``psi`` is already in place) and launch the kernel after the
-    last step of a chunk."""
+    ``eprop_synapse_chunk`` (its ``psi`` is already in place; the readout's ``delta`` of the step
+    is in ``deltas[t % K]``, 0 outside the loss window) and, after the last step of a chunk, form
+    the chunk's learning signals in one product and launch the kernel."""
     xp, K, p = rt.xp, st["K"], st["p"]
     q = t % K
     if st["z_buf"] is not rt.dummy:
@@ -108,17 +109,19 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, delta, has_delta, rule, rate_dec
     if rule.c_reg:
         st["rate"] = rate_decay * st["rate"] + (1 - rate_decay) * r["z"]
         xp.subtract(st["rate"], rate_target, out=st["R_buf"][q])
-    (rc,) = st["to_out"]
-    if has_delta:
-        xp.matmul(delta, feedback[rc.name].T, out=st["sig_buf"][q])
-    else:
-        st["sig_buf"][q].fill(0)
     for tr in st["traces"].values():
         tr["pre_buf"][q][...] = sim.delivered(tr["c"])
     if q < K - 1 and t < T - 1:
         return
+    (rc,) = st["to_out"]
+    steps, B = q + 1, deltas.shape[1]
+    # the learning signals L[k] = delta[k] B^T of the chunk's steps, one product
+    xp.matmul(
+        deltas[:steps].reshape(steps * B, -1),
+        feedback[rc.name].T,
+        out=st["sig_buf"][:steps].reshape(steps * B, p.n),
+    )
     flags = st["flags"] | (EP_FLAGS["has_R"] if rule.c_reg else 0)
-    B = r["V"].shape[0]
     bc, n_chunks = batch_chunk(B)
     tile = pre_tile()
     for tr in st["traces"].values():
@@ -220,7 +223,6 @@ def eprop_loss_and_grads(
     gbias = rt.zeros((B, n_out))
     loss_acc = rt.zeros(B)
     prob_sum = rt.zeros((B, n_out))
-    delta = rt.zeros((B, n_out))
     denom = float(B * n_window)
 
     kind, sp, sq = surrogate_args(rule.surrogate)
@@ -290,6 +292,11 @@ def eprop_loss_and_grads(
             "signal": {rc.name: rt.zeros((B, p.n)) for rc in to_out} if not hetero else {},
         }
 
+    # the readout's delta of the last EPROP_STEPS steps where some population's synapses run in
+    # chunks (they form the chunk's learning signals at its end), else of the step
+    n_deltas = max([st["K"] for st in state.values()] + [1])
+    deltas = rt.zeros((n_deltas, B, n_out))
+    delta_at = [deltas[k] for k in range(n_deltas)]  # the same view objects at every chunk
     rate_decay = math.exp(-built.dt / RATE_TAU)
     rate_target = rule.target_rate * built.dt / 1000.0
     for t in range(T):
@@ -302,6 +309,9 @@ def eprop_loss_and_grads(
         rec = sim.step(None, psi=psi_out)
         Y = rec[out_name]["V"]
         has_delta = bool(window[t])
+        delta = delta_at[t % n_deltas]
+        if not has_delta and n_deltas > 1:
+            delta.fill(0)  # no learning signal this step (the loss kernel leaves delta alone)
         rt.launch(
             "eprop_loss_step",
             B,
@@ -353,7 +363,7 @@ def eprop_loss_and_grads(
 
         for name, st in state.items():
             if st["K"]:
-                _chunk_step(rt, st, t, T, rec[name], sim, feedback, delta, has_delta, rule, rate_decay, rate_target)
+                _chunk_step(rt, st, t, T, rec[name], sim, feedback, deltas, rule, rate_decay, rate_target)
                 continue
             p, r = st["p"], rec[name]
             psi, psi_prev = st["psi"][1], st["psi"][0]
