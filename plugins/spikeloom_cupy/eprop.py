@@ -100,8 +100,9 @@ def _shared(host: np.ndarray) -> bool:
 def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_target) -> None:
     """Step ``t`` of a population whose synapses run in chunks: stack the step's inputs of
     ``eprop_synapse_chunk`` (its ``psi`` is already in place; the readout's ``delta`` of the step
-    is in ``deltas[t % K]``, 0 outside the loss window) and, after the last step of a chunk, form
-    the chunk's learning signals in one product and launch the kernel."""
+    is in ``deltas[t % K]``, 0 outside the loss window; the delivered presynaptic spikes stay in
+    the stepper's rings, which keep ``K - 1`` more steps) and, after the last step of a chunk,
+    form the chunk's learning signals in one product and launch the kernel."""
     xp, K, p = rt.xp, st["K"], st["p"]
     q = t % K
     if st["z_buf"] is not rt.dummy:
@@ -109,8 +110,6 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
     if rule.c_reg:
         st["rate"] = rate_decay * st["rate"] + (1 - rate_decay) * r["z"]
         xp.subtract(st["rate"], rate_target, out=st["R_buf"][q])
-    for tr in st["traces"].values():
-        tr["pre_buf"][q][...] = sim.delivered(tr["c"])
     if q < K - 1 and t < T - 1:
         return
     (rc,) = st["to_out"]
@@ -126,6 +125,8 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
     tile = pre_tile()
     for tr in st["traces"].values():
         eb_I, eb_V = tr["ebar"][rc.name]
+        c = tr["c"]
+        slots = sim.size[c.source]  # the chunk's step t - q delivered the spikes of step t - q - delay
         rt.launch(
             f"eprop_synapse_chunk_t{tile}",
             n_chunks * -(-tr["n_pre"] // tile) * p.n,
@@ -135,7 +136,9 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
             p.n,
             q + 1,
             flags,
-            tr["pre_buf"],
+            (t - q - c.delay) % slots,
+            slots,
+            sim.ring[c.source],
             tr["epsI"][0],
             tr["epsI"][1],
             tr["epsv"][0],
@@ -187,7 +190,8 @@ def eprop_loss_and_grads(
     T, B = next(iter(inputs.values())).shape[:2]
     chunk = max(1, min(int(chunk), T))
     bc, n_chunks = batch_chunk(B)
-    sim = Stepper(rt, built, pops, weights, B, mode, chunk=chunk)
+    # the rings keep EPROP_STEPS - 1 more steps: the synapse chunks read their presynaptic spikes there
+    sim = Stepper(rt, built, pops, weights, B, mode, chunk=chunk, keep=max(EPROP_STEPS - 1, 0))
     out_name = readout.population
     out = pops[out_name]
     n_out = out.n
@@ -267,9 +271,6 @@ def eprop_loss_and_grads(
         flags |= EP_FLAGS["r_unit"] if r_unit else 0
         # the synapses' steps in chunks (eprop_synapse_chunk): per-step inputs stacked over K steps
         K = EPROP_STEPS if recompute and not hetero and EPROP_STEPS > 1 else 0
-        if K:
-            for tr in traces.values():
-                tr["pre_buf"] = rt.zeros((K, B, tr["n_pre"]))
         state[name] = {
             "p": p,
             "K": K,

@@ -316,8 +316,11 @@ class Stepper:
     outgoing delay), and the step's kernel writes the new spikes straight into slot ``t mod R``,
     which no connection reads during step ``t`` (delays are at least 1).  An input's ring has
     ``R = D + chunk`` slots, so that ``chunk`` steps of input can be copied in at once
-    (:meth:`load_inputs`) without overwriting the ``D`` steps that are still delivered.  After a
-    step, :meth:`delivered` gives ``s_source[t - delay]`` of a connection.  The records a step
+    (:meth:`load_inputs`) without overwriting the ``D`` steps that are still delivered.  With
+    ``keep``, every ring has ``keep`` more slots, so that a reader may take the spikes delivered in
+    the last ``keep + 1`` steps straight from the ring (e-prop's synapse chunks read a chunk's
+    delivered spikes at its end).  After a step, :meth:`delivered` gives ``s_source[t - delay]``
+    of a connection.  The records a step
     returns alternate between two sets of buffers (the previous step's stay valid during the next
     one; a spiking source's ``z`` is its ring slot, an LI population's ``V``/``I`` its state).
     """
@@ -331,13 +334,16 @@ class Stepper:
         B: int,
         mode: str = "events",
         chunk: int = 1,
+        keep: int = 0,
     ) -> None:
         self.rt, self.built, self.pops, self.weights, self.B, self.mode = rt, built, pops, weights, B, mode
         self.depth: dict[str, int] = {}
         for c in built.connections:
             self.depth[c.source] = max(self.depth.get(c.source, 0), c.delay)
         self.chunk = max(1, int(chunk))
-        self.size = {src: d + (self.chunk if src not in pops else 1) for src, d in self.depth.items()}  # ring slots
+        keep = max(0, int(keep))
+        # ring slots
+        self.size = {src: d + (self.chunk if src not in pops else 1) + keep for src, d in self.depth.items()}
         self.ring = {src: rt.zeros((self.size[src], B, built.populations[src].n)) for src in self.depth}
         self.state = {name: _zero_state(rt, p, B) for name, p in pops.items()}
         self.scratch = {name: rt.zeros((B, p.n)) for name, p in pops.items()}

@@ -144,7 +144,7 @@ KERNELS: dict[str, KernelSpec] = {
             _spec(
                 f"eprop_synapse_chunk_t{tile}",
                 "eprop.cu",
-                "i i i i i i  p p p p p  p p p p p  p p p p p  p p p p p  p p s p",
+                "i i i i i i i i  p p p p p  p p p p p  p p p p p  p p p p p  p p s p",
                 function="eprop_synapse_chunk",
                 extra=str(tile),
             )

@@ -135,10 +135,12 @@ __global__ void eprop_synapse_step(
 // trace of the synapse, its filtered eligibility and its gradient sum kept in registers across
 // the steps, so the per-synapse arrays are read and written once per call instead of once per
 // step.  The forward pass does not depend on the traces, so the host first runs the steps and
-// stacks what the kernel reads per step: pre [steps, B, n_pre] (the delivered presynaptic
-// spikes), psi and z_prev [steps + 1, B, n_post] (slot 0 holds the step before the first),
+// stacks what the kernel reads per step: psi and z_prev [steps + 1, B, n_post] (slot 0 holds the
+// step before the first),
 // signal [steps, B, n_post] (the learning signal, 0 outside the loss window: adding 0 * e_bar
-// leaves the sum unchanged) and R [steps, B, n_post] (the regulariser, SL_EP_HAS_R).  The traces
+// leaves the sum unchanged) and R [steps, B, n_post] (the regulariser, SL_EP_HAS_R).  The
+// delivered presynaptic spikes of step q are read from the source's ring [pre_slots, B, n_pre]
+// (the forward stepper's), slot (pre_base + q) mod pre_slots.  The traces
 // kept one per presynaptic neuron are read from *_old and written, after the last step, to *_new
 // by the threads of j = 0.  Per synapse the gradient adds sum over its examples and the steps of
 // L e_bar (and reg_scale times sum R e) to grad[c, i, j]: the same terms as step by step, summed
@@ -151,7 +153,7 @@ __global__ void eprop_synapse_step(
 // synapse's arithmetic, and the order of its sums, does not depend on TILE.
 template <typename T, int TILE>
 __global__ void eprop_synapse_chunk(
-    int B, int bc, int n_pre, int n_post, int steps, int flags,
+    int B, int bc, int n_pre, int n_post, int steps, int flags, int pre_base, int pre_slots,
     const T* pre, const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new,
     const T* am, const T* as, const T* g, const T* rho, const T* beta,
     const T* psi, const T* z_prev, T* eps_I, T* eps_v, T* eps_a,
@@ -200,12 +202,14 @@ __global__ void eprop_synapse_chunk(
                 }
             }
             T pp = psi[bj];  // psi of the step before the first
+            int slot = pre_base;  // the ring slot of step q's presynaptic spikes
             for (int q = 0; q < steps; ++q) {
                 T ps = psi[(q + 1) * BJ + bj];
                 T sig = signal[q * BJ + bj];
                 T r_q = has_R ? R[q * BJ + bj] : T(0);
                 T decay = (syn_v && zero_reset) ? c_am * (T(1) - z_prev[q * BJ + bj]) : c_am;
-                const T* pre_q = pre + q * BI + bi0;
+                const T* pre_q = pre + (long long)slot * BI + bi0;
+                slot = slot + 1 == pre_slots ? 0 : slot + 1;
 #pragma unroll
                 for (int u = 0; u < TILE; ++u) {
                     if (u < nt) {
