@@ -294,7 +294,8 @@ def eprop_loss_and_grads(
         }
 
     # the readout's delta of the last EPROP_STEPS steps where some population's synapses run in
-    # chunks (they form the chunk's learning signals at its end), else of the step
+    # chunks (they form the chunk's learning signals, and the readout's gradients, at its end),
+    # else of the step
     n_deltas = max([st["K"] for st in state.values()] + [1])
     deltas = rt.zeros((n_deltas, B, n_out))
     delta_at = [deltas[k] for k in range(n_deltas)]  # the same view objects at every chunk
@@ -334,7 +335,37 @@ def eprop_loss_and_grads(
             site="loss",
         )
         bbar.reverse()
-        for c in readout_conns:
+        q = t % n_deltas
+        if n_deltas > 1 and (q == n_deltas - 1 or t == T - 1):
+            # the readout's gradients of the chunk's steps, one launch per connection
+            for c in readout_conns:
+                f0o, f0n, f1o, f1n = zbar[c.name]
+                n_pre, slots = c.mask.shape[0], sim.size[c.source]
+                rt.launch(
+                    "eprop_out_grad_chunk",
+                    n_chunks * n_pre * n_out,
+                    B,
+                    bc,
+                    n_pre,
+                    n_out,
+                    int(r_delta),
+                    int(r_unit),
+                    q + 1,
+                    (t - q - c.delay) % slots,
+                    slots,
+                    sim.ring[c.source],
+                    k_as,
+                    k_am,
+                    k_g,
+                    f0o,
+                    f0n,
+                    f1o,
+                    f1n,
+                    deltas,
+                    out_part[c.name],
+                )
+                zbar[c.name] = [f0n, f0o, f1n, f1o]
+        for c in readout_conns if n_deltas == 1 else ():
             f0o, f0n, f1o, f1n = zbar[c.name]
             n_pre = c.mask.shape[0]
             rt.launch(

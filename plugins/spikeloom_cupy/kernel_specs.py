@@ -152,6 +152,7 @@ KERNELS: dict[str, KernelSpec] = {
         ),
         _spec("eprop_loss_step", "eprop.cu", "i i i i p p s  p p p p p  p p p"),
         _spec("eprop_out_grad", "eprop.cu", "i i i i i i i i  p p p p  p p p p  p p"),
+        _spec("eprop_out_grad_chunk", "eprop.cu", "i i i i i i i i i  p p p p  p p p p  p p"),
     )
 }
 

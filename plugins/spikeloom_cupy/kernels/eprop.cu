@@ -344,3 +344,48 @@ __global__ void eprop_out_grad(int B, int bc, int n_pre, int K, int hetero, int 
         if (has_delta) grad[w] += acc;
     }
 }
+
+// eprop_out_grad for `steps` consecutive steps at once (at most EPROP_STEPS), at the end of a chunk
+// of e-prop steps, for a readout that shares its time constants (no readout axis): the delivered
+// spikes of step q are read from the source's ring [s_slots, B, n_pre], slot (s_base + q) mod
+// s_slots, and delta of step q from deltas [steps, B, K] (0 outside the loss window: adding
+// 0 * f1 leaves the sum unchanged).  Each thread keeps the filter of its (b, i) in registers
+// across the steps (every k of the row computes the same values; the threads of k = 0 write them
+// to *_new after the last step) and adds sum over its examples and the steps of f1 delta to
+// grad[c, i, k]: the same terms as step by step, summed in another order.
+template <typename T>
+__global__ void eprop_out_grad_chunk(int B, int bc, int n_pre, int K, int r_delta, int r_unit, int steps,
+                                     int s_base, int s_slots, const T* s, const T* r_as, const T* r_am,
+                                     const T* r_g, const T* f0_old, T* f0_new, const T* f1_old, T* f1_new,
+                                     const T* deltas, T* grad) {
+    const long long NW = (long long)n_pre * K;
+    const long long BI = (long long)B * n_pre, BK = (long long)B * K;
+    const long long chunks = (B + bc - 1) / bc;
+    const T k_as = r_as[0], k_am = r_am[0], k_g = r_g[0];
+    SL_GRID_STRIDE(w, chunks * NW) {
+        long long iw = w % NW;
+        int b0 = (int)(w / NW) * bc;
+        int b1 = b0 + bc < B ? b0 + bc : B;
+        long long i = iw / K;
+        int k = (int)(iw % K);
+        T acc = T(0);
+        for (int b = b0; b < b1; ++b) {
+            long long bi = (long long)b * n_pre + i;
+            T c0 = r_delta ? T(0) : f0_old[bi];
+            T c1 = f1_old[bi];
+            int slot = s_base;
+            for (int q = 0; q < steps; ++q) {
+                T x = s[(long long)slot * BI + bi];
+                slot = slot + 1 == s_slots ? 0 : slot + 1;
+                c0 = r_delta ? x : k_as * c0 + x;
+                c1 = k_am * c1 + (r_unit ? c0 : k_g * c0);
+                acc += c1 * deltas[q * BK + (long long)b * K + k];
+            }
+            if (k == 0) {
+                if (!r_delta) f0_new[bi] = c0;
+                f1_new[bi] = c1;
+            }
+        }
+        grad[w] += acc;
+    }
+}
