@@ -136,11 +136,10 @@ __global__ void eprop_synapse_step(
 // the steps, so the per-synapse arrays are read and written once per call instead of once per
 // step.  The forward pass does not depend on the traces, so the host first runs the steps and
 // stacks what the kernel reads per step: psi and z_prev [steps + 1, B, n_post] (slot 0 holds the
-// step before the first),
-// signal [steps, B, n_post] (the learning signal, 0 outside the loss window: adding 0 * e_bar
-// leaves the sum unchanged) and R [steps, B, n_post] (the regulariser, SL_EP_HAS_R).  The
-// delivered presynaptic spikes of step q are read from the source's ring [pre_slots, B, n_pre]
-// (the forward stepper's), slot (pre_base + q) mod pre_slots.  The traces
+// step before the first), signal [steps, B, n_post] (the learning signal, 0 outside the loss
+// window: adding 0 * e_bar leaves the sum unchanged) and R [steps, B, n_post] (the regulariser,
+// SL_EP_HAS_R).  The delivered presynaptic spikes of step q are read from the source's ring
+// [pre_slots, B, n_pre] (the forward stepper's), slot (pre_base + q) mod pre_slots.  The traces
 // kept one per presynaptic neuron are read from *_old and written, after the last step, to *_new
 // by the threads of j = 0.  Per synapse the gradient adds sum over its examples and the steps of
 // L e_bar (and reg_scale times sum R e) to grad[c, i, j]: the same terms as step by step, summed
