@@ -301,6 +301,17 @@ def eprop_loss_and_grads(
     delta_at = [deltas[k] for k in range(n_deltas)]  # the same view objects at every chunk
     rate_decay = math.exp(-built.dt / RATE_TAU)
     rate_target = rule.target_rate * built.dt / 1000.0
+
+    def out_grad(c, kernel: str, head: tuple, spikes, delta_arg, site=None) -> None:
+        """Launch ``kernel`` (``eprop_out_grad`` for one step, ``eprop_out_grad_chunk`` for a
+        chunk's steps; ``head``: its arguments between the sizes and the spikes) for readout
+        connection ``c``, then swap the connection's double-buffered filters."""
+        f0o, f0n, f1o, f1n = zbar[c.name]
+        n_pre = c.mask.shape[0]
+        args = (B, bc, n_pre, n_out, *head, spikes, k_as, k_am, k_g, f0o, f0n, f1o, f1n, delta_arg, out_part[c.name])
+        rt.launch(kernel, n_chunks * n_pre * n_out, *args, site=site)
+        zbar[c.name] = [f0n, f0o, f1n, f1o]
+
     for t in range(T):
         if t % chunk == 0:
             sim.load_inputs({name: np.ascontiguousarray(x[t : t + chunk]) for name, x in inputs.items()}, t)
@@ -336,62 +347,16 @@ def eprop_loss_and_grads(
         )
         bbar.reverse()
         q = t % n_deltas
-        if n_deltas > 1 and (q == n_deltas - 1 or t == T - 1):
-            # the readout's gradients of the chunk's steps, one launch per connection
+        if n_deltas > 1:
+            if q == n_deltas - 1 or t == T - 1:  # the readout's gradients of the chunk's steps
+                for c in readout_conns:
+                    slots = sim.size[c.source]
+                    ring_at = (int(r_delta), int(r_unit), q + 1, (t - q - c.delay) % slots, slots)
+                    out_grad(c, "eprop_out_grad_chunk", ring_at, sim.ring[c.source], deltas)
+        else:
             for c in readout_conns:
-                f0o, f0n, f1o, f1n = zbar[c.name]
-                n_pre, slots = c.mask.shape[0], sim.size[c.source]
-                rt.launch(
-                    "eprop_out_grad_chunk",
-                    n_chunks * n_pre * n_out,
-                    B,
-                    bc,
-                    n_pre,
-                    n_out,
-                    int(r_delta),
-                    int(r_unit),
-                    q + 1,
-                    (t - q - c.delay) % slots,
-                    slots,
-                    sim.ring[c.source],
-                    k_as,
-                    k_am,
-                    k_g,
-                    f0o,
-                    f0n,
-                    f1o,
-                    f1n,
-                    deltas,
-                    out_part[c.name],
-                )
-                zbar[c.name] = [f0n, f0o, f1n, f1o]
-        for c in readout_conns if n_deltas == 1 else ():
-            f0o, f0n, f1o, f1n = zbar[c.name]
-            n_pre = c.mask.shape[0]
-            rt.launch(
-                "eprop_out_grad",
-                n_chunks * n_pre * n_out,
-                B,
-                bc,
-                n_pre,
-                n_out,
-                int(hetero),
-                int(r_delta),
-                int(r_unit),
-                int(has_delta),
-                sim.delivered(c),
-                k_as,
-                k_am,
-                k_g,
-                f0o,
-                f0n,
-                f1o,
-                f1n,
-                delta,
-                out_part[c.name],
-                site=c.name,
-            )
-            zbar[c.name] = [f0n, f0o, f1n, f1o]
+                flags = (int(hetero), int(r_delta), int(r_unit), int(has_delta))
+                out_grad(c, "eprop_out_grad", flags, sim.delivered(c), delta, site=c.name)
 
         for name, st in state.items():
             if st["K"]:
