@@ -49,7 +49,10 @@ def backend_for(name: str) -> sl.Backend:
     and ``cupy-bwd-gemm`` (BPTT) take the block loop backward at every size / a cuBLAS product per
     step at every size (``spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N`` picks by size);
     ``cupy-tileN`` (e-prop) gives each thread of the synapse kernel N presynaptic neurons
-    (``spikeloom_cupy.eprop.EPROP_PRE_TILE``; ``cupy-tile1`` is the kernel before tiles)."""
+    (``spikeloom_cupy.eprop.EPROP_PRE_TILE``; ``cupy-tile1`` is the kernel before tiles);
+    ``cupy-kN`` (e-prop) advances the synapses N steps per launch (``EPROP_STEPS``);
+    ``cupy-inthread`` (e-prop) updates the shared presynaptic traces in every synapse's thread
+    instead of once per presynaptic neuron (``SHARED_PRE_TRACES`` off)."""
     if name.startswith("cupy"):
         import spikeloom_cupy.bptt
         import spikeloom_cupy.eprop
@@ -57,7 +60,11 @@ def backend_for(name: str) -> sl.Backend:
         from spikeloom_cupy.backend import CupyBackend
 
         spikeloom_cupy.forward.BLOCK_LOOP = name != "cupy-steps"
-        spikeloom_cupy.eprop.EPROP_STEPS = 0 if name == "cupy-steps" else DEFAULT_EPROP_STEPS
+        steps = re.fullmatch(r"cupy-k(\d+)", name)
+        spikeloom_cupy.eprop.EPROP_STEPS = (
+            0 if name == "cupy-steps" else int(steps.group(1)) if steps else DEFAULT_EPROP_STEPS
+        )
+        spikeloom_cupy.eprop.SHARED_PRE_TRACES = name != "cupy-inthread"
         tile = re.fullmatch(r"cupy-tile(\d+)", name)
         spikeloom_cupy.eprop.EPROP_PRE_TILE = int(tile.group(1)) if tile else DEFAULT_EPROP_PRE_TILE
         spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N = {"cupy-bwd-block": 1 << 30, "cupy-bwd-gemm": 0}.get(
@@ -69,6 +76,11 @@ def backend_for(name: str) -> sl.Backend:
 
         return TorchBackend()
     return sl.get_backend(name)
+
+
+def eprop_variant(name: str) -> bool:
+    """Whether ``name`` is a variant of CuPy's e-prop synapse kernels (timed with e-prop only)."""
+    return bool(re.fullmatch(r"cupy-(tile\d+|k\d+|inthread)", name))
 
 
 try:
@@ -185,8 +197,8 @@ def main(argv=None) -> int:
         for size in args.sizes.split(",")
         for rule in args.rules.split(",")
         for b in args.backends.split(",")
-        # the backward loops' variants are BPTT's, the synapse tiles e-prop's
-        if not (b.startswith("cupy-bwd") and rule == "eprop") and not (b.startswith("cupy-tile") and rule == "bptt")
+        # the backward loops' variants are BPTT's, the synapse kernel's e-prop's
+        if not (b.startswith("cupy-bwd") and rule == "eprop") and not (eprop_variant(b) and rule == "bptt")
     ]
     jobs += [
         ("memory", "cupy", "eprop", *(int(v) for v in size.split("x")), 256)

@@ -9,7 +9,8 @@ the eligibility traces, filters ``e`` with the readout's impulse response and ac
 gradient: where the population has one readout connection of delay 1 and the readout shares its
 time constants, for ``EPROP_STEPS`` steps at once (the forward pass does not depend on the traces,
 so the steps' surrogates, learning signals and presynaptic spikes are stacked first); otherwise
-every step.  Traces that every target neuron shares stay one per presynaptic neuron.  Inputs are
+every step.  Traces that every target neuron shares stay one per presynaptic neuron (in chunks,
+advanced for the chunk's steps by ``eprop_pre_chunk`` before the synapses).  Inputs are
 moved to the device ``INPUT_CHUNK`` steps at a time: memory does not grow with ``T``.
 """
 
@@ -36,6 +37,7 @@ __all__ = [
     "INPUT_CHUNK",
     "EPROP_STEPS",
     "EPROP_PRE_TILE",
+    "SHARED_PRE_TRACES",
     "batch_chunk",
     "pre_tile",
 ]
@@ -47,13 +49,20 @@ RATE_TAU = 500.0
 INPUT_CHUNK = 32
 
 #: steps per launch of ``eprop_synapse_chunk`` (where it applies: one readout connection of delay
-#: 1, readout time constants shared); its per-step inputs are kept for this many steps
-EPROP_STEPS = 32
+#: 1, readout time constants shared); its per-step inputs are kept for this many steps.  The
+#: per-synapse arrays are read and written once per launch: more steps, less of that traffic, for
+#: ``[EPROP_STEPS, B, N]`` buffers per population and as many more slots in the spike rings
+EPROP_STEPS = 64
 
 #: presynaptic neurons per thread of ``eprop_synapse_chunk`` (one of ``kernel_specs.SYNAPSE_TILES``):
 #: what a step reads per postsynaptic neuron (``psi``, the learning signal, ...) is loaded once for
 #: that many synapses; the results do not depend on it (each synapse's sums run in the same order)
 EPROP_PRE_TILE = 4
+
+#: where every target neuron shares the presynaptic traces eps_I and eps_v, advance them once per
+#: presynaptic neuron for a chunk of steps (``eprop_pre_chunk``) instead of in every synapse's
+#: thread of ``eprop_synapse_chunk``; the results do not depend on it (the same operations)
+SHARED_PRE_TRACES = True
 
 #: the per-synapse kernels split the batch into at most this many chunks (one thread per synapse
 #: and chunk, one partial gradient per chunk), of at least BATCH_CHUNK_MIN examples each
@@ -127,8 +136,29 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
         eb_I, eb_V = tr["ebar"][rc.name]
         c = tr["c"]
         slots = sim.size[c.source]  # the chunk's step t - q delivered the spikes of step t - q - delay
+        pre, base, kernel = sim.ring[c.source], (t - q - c.delay) % slots, f"eprop_synapse_chunk_t{tile}"
+        if st["shared"]:  # the presynaptic traces of the chunk's steps, once per presynaptic neuron
+            rt.launch(
+                "eprop_pre_chunk",
+                B * tr["n_pre"],
+                B,
+                tr["n_pre"],
+                q + 1,
+                base,
+                slots,
+                pre,
+                tr["epsI"][0],
+                tr["epsI"][1],
+                tr["epsv"][0],
+                tr["epsv"][1],
+                p.am,
+                p.as_,
+                p.g,
+                tr["ev_hist"],
+            )
+            pre, base, slots, kernel = tr["ev_hist"], 0, q + 2, kernel + "_shared"
         rt.launch(
-            f"eprop_synapse_chunk_t{tile}",
+            kernel,
             n_chunks * -(-tr["n_pre"] // tile) * p.n,
             B,
             bc,
@@ -136,9 +166,9 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
             p.n,
             q + 1,
             flags,
-            (t - q - c.delay) % slots,
+            base,
             slots,
-            sim.ring[c.source],
+            pre,
             tr["epsI"][0],
             tr["epsI"][1],
             tr["epsv"][0],
@@ -271,9 +301,15 @@ def eprop_loss_and_grads(
         flags |= EP_FLAGS["r_unit"] if r_unit else 0
         # the synapses' steps in chunks (eprop_synapse_chunk): per-step inputs stacked over K steps
         K = EPROP_STEPS if recompute and not hetero and EPROP_STEPS > 1 else 0
+        # traces shared by every target neuron are advanced once per presynaptic neuron in a chunk
+        # (eprop_pre_chunk), into eps_v before and after each of its steps
+        shared = bool(K) and not syn_v and SHARED_PRE_TRACES
+        for tr in traces.values():
+            tr["ev_hist"] = rt.zeros((K + 1, B, tr["n_pre"])) if shared else rt.dummy
         state[name] = {
             "p": p,
             "K": K,
+            "shared": shared,
             "psi_buf": rt.zeros((K + 1, B, p.n)) if K else None,
             "z_buf": rt.zeros((K + 1, B, p.n)) if K and p.zero_reset and syn_v else rt.dummy,
             "sig_buf": rt.zeros((K, B, p.n)) if K else None,

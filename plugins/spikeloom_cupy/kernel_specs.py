@@ -62,7 +62,7 @@ class KernelSpec:
     block_sync: bool = False
     #: the C++ template's name where several specs instantiate one template ("" : ``name``)
     function: str = ""
-    #: template arguments after the dtype, as C++ text ("4"; "": none)
+    #: template arguments after the dtype, as C++ text ("4, 1"; "": none)
     extra: str = ""
 
     def __attrs_post_init__(self) -> None:
@@ -91,7 +91,8 @@ def _spec(name: str, file: str, args: str, block_sync: bool = False, function: s
 
 
 #: presynaptic neurons per thread for which ``eprop_synapse_chunk`` is instantiated; the host
-#: launches ``eprop_synapse_chunk_t<tile>``
+#: launches ``eprop_synapse_chunk_t<tile>``, or ``eprop_synapse_chunk_t<tile>_shared`` where the
+#: presynaptic traces are shared by every postsynaptic neuron (template argument ``SHARED = 1``)
 SYNAPSE_TILES = (1, 2, 4, 8)
 
 
@@ -142,14 +143,16 @@ KERNELS: dict[str, KernelSpec] = {
         ),
         *(
             _spec(
-                f"eprop_synapse_chunk_t{tile}",
+                f"eprop_synapse_chunk_t{tile}{'_shared' if shared else ''}",
                 "eprop.cu",
                 "i i i i i i i i  p p p p p  p p p p p  p p p p p  p p p p p  p p s p",
                 function="eprop_synapse_chunk",
-                extra=str(tile),
+                extra=f"{tile}, {shared}",
             )
             for tile in SYNAPSE_TILES
+            for shared in (0, 1)
         ),
+        _spec("eprop_pre_chunk", "eprop.cu", "i i i i i p  p p p p  p p p  p"),
         _spec("eprop_loss_step", "eprop.cu", "i i i i p p s  p p p p p  p p p"),
         _spec("eprop_out_grad", "eprop.cu", "i i i i i i i i  p p p p  p p p p  p p"),
         _spec("eprop_out_grad_chunk", "eprop.cu", "i i i i i i i i i  p p p p  p p p p  p p"),

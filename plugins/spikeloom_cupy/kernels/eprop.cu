@@ -150,7 +150,13 @@ __global__ void eprop_synapse_step(
 // loaded once for the tile's synapses instead of once per synapse, and the tile's traces stay in
 // registers (TILE is a template argument so that their number is known when compiling).  Each
 // synapse's arithmetic, and the order of its sums, does not depend on TILE.
-template <typename T, int TILE>
+// SHARED = 1 (only without SL_EP_SYN_I and SL_EP_SYN_V): eps_I and eps_v are the same for every
+// postsynaptic neuron, and eprop_pre_chunk has advanced them over the chunk's steps already:
+// `pre` then holds eps_v before the first step and after each step, [steps + 1, B, n_pre], and
+// the thread reads it instead of updating eps_I and eps_v itself (pre_base, pre_slots and the
+// epsI_* / epsv_* buffers are not read).  The values are those the thread would compute, by the
+// same operations in the same order.
+template <typename T, int TILE, int SHARED>
 __global__ void eprop_synapse_chunk(
     int B, int bc, int n_pre, int n_post, int steps, int flags, int pre_base, int pre_slots,
     const T* pre, const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new,
@@ -193,8 +199,12 @@ __global__ void eprop_synapse_chunk(
                 if (u < nt) {
                     long long bi = bi0 + u;
                     long long k = bi * n_post + j;
-                    ev[u] = syn_v ? eps_v[k] : epsv_old[bi];
-                    eI[u] = syn_I ? eps_I[k] : epsI_old[bi];
+                    if (SHARED) {
+                        ev[u] = pre[bi];
+                    } else {
+                        ev[u] = syn_v ? eps_v[k] : epsv_old[bi];
+                        eI[u] = syn_I ? eps_I[k] : epsI_old[bi];
+                    }
                     a[u] = alif ? eps_a[k] : T(0);
                     eb_I[u] = r_delta ? T(0) : ebar_I[k];
                     eb_V[u] = ebar_V[k];
@@ -207,7 +217,8 @@ __global__ void eprop_synapse_chunk(
                 T sig = signal[q * BJ + bj];
                 T r_q = has_R ? R[q * BJ + bj] : T(0);
                 T decay = (syn_v && zero_reset) ? c_am * (T(1) - z_prev[q * BJ + bj]) : c_am;
-                const T* pre_q = pre + (long long)slot * BI + bi0;
+                // SHARED: eps_v after step q; else the spikes delivered at step q
+                const T* pre_q = pre + (SHARED ? (long long)(q + 1) : (long long)slot) * BI + bi0;
                 slot = slot + 1 == pre_slots ? 0 : slot + 1;
 #pragma unroll
                 for (int u = 0; u < TILE; ++u) {
@@ -220,8 +231,12 @@ __global__ void eprop_synapse_chunk(
                         } else {
                             e_d = pp * ev_old;
                         }
-                        eI[u] = c_as * eI[u] + pre_q[u];
-                        ev[u] = decay * ev_old + c_g * eI[u];
+                        if (SHARED) {
+                            ev[u] = pre_q[u];
+                        } else {
+                            eI[u] = c_as * eI[u] + pre_q[u];
+                            ev[u] = decay * ev_old + c_g * eI[u];
+                        }
                         T elig = alif ? ev[u] - c_beta * a[u] : ev[u];
                         T e = ps * elig;
                         if (has_R) acc_r[u] += r_q * e;
@@ -243,15 +258,17 @@ __global__ void eprop_synapse_chunk(
                 if (u < nt) {
                     long long bi = bi0 + u;
                     long long k = bi * n_post + j;
-                    if (syn_v) {
-                        eps_v[k] = ev[u];
-                    } else if (j == 0) {
-                        epsv_new[bi] = ev[u];
-                    }
-                    if (syn_I) {
-                        eps_I[k] = eI[u];
-                    } else if (j == 0) {
-                        epsI_new[bi] = eI[u];
+                    if (!SHARED) {
+                        if (syn_v) {
+                            eps_v[k] = ev[u];
+                        } else if (j == 0) {
+                            epsv_new[bi] = ev[u];
+                        }
+                        if (syn_I) {
+                            eps_I[k] = eI[u];
+                        } else if (j == 0) {
+                            epsI_new[bi] = eI[u];
+                        }
                     }
                     if (alif) eps_a[k] = a[u];
                     if (!r_delta) ebar_I[k] = eb_I[u];
@@ -267,6 +284,34 @@ __global__ void eprop_synapse_chunk(
                 grad[gw] += acc[u];
             }
         }
+    }
+}
+
+// The traces that every postsynaptic neuron shares (eprop_synapse_chunk with SHARED = 1), advanced
+// over `steps` consecutive steps once per presynaptic neuron instead of once per synapse: one
+// thread per (b, i), eps_I = alpha_syn eps_I + p_i[q], eps_v = alpha_mem eps_v + g eps_I (the
+// operations of eprop_synapse_chunk, in its order; the constants of target neuron 0, which every
+// target shares).  The spikes of step q come from the source's ring, slot (pre_base + q) mod
+// pre_slots; ev_hist[0, b, i] is eps_v before the first step, ev_hist[q + 1, b, i] after step q,
+// and the values after the last step go to epsI_new and epsv_new.
+template <typename T>
+__global__ void eprop_pre_chunk(int B, int n_pre, int steps, int pre_base, int pre_slots, const T* pre,
+                                const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new, const T* am,
+                                const T* as, const T* g, T* ev_hist) {
+    const long long BI = (long long)B * n_pre;
+    const T c_am = am[0], c_as = as[0], c_g = g[0];
+    SL_GRID_STRIDE(bi, BI) {
+        T eI = epsI_old[bi], ev = epsv_old[bi];
+        ev_hist[bi] = ev;
+        int slot = pre_base;
+        for (int q = 0; q < steps; ++q) {
+            eI = c_as * eI + pre[(long long)slot * BI + bi];
+            slot = slot + 1 == pre_slots ? 0 : slot + 1;
+            ev = c_am * ev + c_g * eI;
+            ev_hist[(q + 1) * BI + bi] = ev;
+        }
+        epsI_new[bi] = eI;
+        epsv_new[bi] = ev;
     }
 }
 

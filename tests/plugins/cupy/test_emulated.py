@@ -266,15 +266,25 @@ def test_eprop_batch_and_input_chunks_do_not_change_the_result(emulated, case, m
     x, labels = case.inputs()
     r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
     if not case.het:  # a readout sharing its time constants: the synapses run 4 steps at a time
-        assert emu.rt.kernels.launches.get(f"eprop_synapse_chunk_t{ep.EPROP_PRE_TILE}")
+        assert _chunk_kernels(emu) in ({f"t{ep.EPROP_PRE_TILE}"}, {f"t{ep.EPROP_PRE_TILE}_shared"})
     assert g.loss == pytest.approx(r.loss, rel=RTOL64)
     np.testing.assert_array_equal(g.predictions, r.predictions)
     for name, value in r.grads.items():
         assert_close(g.grads[name], value, RTOL64, name)
 
 
+def _chunk_kernels(emu) -> set[str]:
+    """The variants of ``eprop_synapse_chunk`` the last runs launched (``"t4"``, ``"t4_shared"``)."""
+    prefix = "eprop_synapse_chunk_"
+    return {k.removeprefix(prefix) for k, n in emu.rt.kernels.launches.items() if k.startswith(prefix) and n}
+
+
+#: the zero reset keeps eps_v per synapse; the other two share the presynaptic traces
+TILE_CASES = {"alif-exp-delta-readout": "_shared", "alif-zero-delta-refractory": "", "lif-delta-dense": "_shared"}
+
+
 @pytest.mark.parametrize("tile", [1, 2, 8])
-@pytest.mark.parametrize("case_id", ["alif-exp-delta-readout", "alif-zero-delta-refractory", "lif-delta-dense"])
+@pytest.mark.parametrize("case_id", list(TILE_CASES))
 def test_eprop_synapse_tiles_do_not_change_the_result(emulated, tile, case_id, monkeypatch):
     """``eprop_synapse_chunk`` with 1, 2 or 8 presynaptic neurons per thread (9 inputs and 7
     recurrent neurons: 2 divides neither, 8 leaves one input alone and exceeds the recurrent
@@ -289,10 +299,38 @@ def test_eprop_synapse_tiles_do_not_change_the_result(emulated, tile, case_id, m
     default = emu.loss_and_grads(x, labels)
     monkeypatch.setattr(ep, "EPROP_PRE_TILE", tile)
     assert ep.pre_tile() == tile
+    emu.rt.kernels.launches.clear()
     r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
-    assert emu.rt.kernels.launches.get(f"eprop_synapse_chunk_t{tile}")
+    assert _chunk_kernels(emu) == {f"t{tile}{TILE_CASES[case_id]}"}
     for name, value in r.grads.items():
         np.testing.assert_array_equal(g.grads[name], default.grads[name], err_msg=name)
+        assert_close(g.grads[name], value, RTOL64, name)
+
+
+@pytest.mark.parametrize(
+    "case_id", ["alif-exp-delta-readout", "lif-delta-dense", "alif-exp-scale-input-chain", "lif-sparse-inputs-chain"]
+)
+def test_eprop_shared_presynaptic_traces_do_not_change_the_result(emulated, case_id, monkeypatch):
+    """Presynaptic traces that every target neuron shares, advanced once per presynaptic neuron
+    (``eprop_pre_chunk``) instead of in each synapse's thread: the same gradients, bit for bit,
+    and the reference's within 1e-12 in float64 (4 steps per chunk; the cases include two trained
+    populations in a chain and sparse inputs)."""
+    import spikeloom_cupy.eprop as ep
+
+    case = next(c for c in CHUNKED_CASES if c.id == case_id)
+    monkeypatch.setattr(ep, "EPROP_STEPS", 4)
+    ref, emu = _pair(emulated, case, "eprop")
+    x, labels = case.inputs()
+    monkeypatch.setattr(ep, "SHARED_PRE_TRACES", False)
+    in_synapses = emu.loss_and_grads(x, labels)
+    assert _chunk_kernels(emu) == {f"t{ep.EPROP_PRE_TILE}"} and not emu.rt.kernels.launches.get("eprop_pre_chunk")
+    monkeypatch.setattr(ep, "SHARED_PRE_TRACES", True)
+    emu.rt.kernels.launches.clear()
+    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    assert _chunk_kernels(emu) == {f"t{ep.EPROP_PRE_TILE}_shared"} and emu.rt.kernels.launches["eprop_pre_chunk"]
+    assert g.loss == in_synapses.loss
+    for name, value in r.grads.items():
+        np.testing.assert_array_equal(g.grads[name], in_synapses.grads[name], err_msg=name)
         assert_close(g.grads[name], value, RTOL64, name)
 
 

@@ -13,7 +13,7 @@ import pytest
 import spikeloom as sl
 from spikeloom_cupy.backend import CupyBackend
 
-from ..torch.corpus import CASES
+from ..torch.corpus import CASES, CHUNKED_CASES
 from ..torch.helpers import (
     assert_agrees_on_device,
     assert_close,
@@ -95,6 +95,25 @@ def test_cuda_eprop_chunks_and_compact_inputs_match_the_emulation(cupy, emulated
         assert g.loss == pytest.approx(e.loss, rel=1e-12)
         for name, value in e.grads.items():
             assert_close(g.grads[name], value, 1e-12, name)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cuda_shared_presynaptic_traces_do_not_change_the_result(cupy, dtype, monkeypatch):
+    """The shared presynaptic traces advanced once per presynaptic neuron (eprop_pre_chunk) give
+    the gradients of the synapse threads that advance them themselves, bit for bit (4 steps per
+    chunk; ALIF with the regulariser and a delta-synapse readout)."""
+    import spikeloom_cupy.eprop as ep
+
+    case = next(c for c in CHUNKED_CASES if c.id == "alif-exp-delta-readout")
+    monkeypatch.setattr(ep, "EPROP_STEPS", 4)
+    gpu = CUPY.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype=dtype, device="cuda")
+    x, labels = case.inputs()
+    grads = {}
+    for shared in (False, True):
+        monkeypatch.setattr(ep, "SHARED_PRE_TRACES", shared)
+        grads[shared] = gpu.loss_and_grads(x, labels).grads
+    for name, value in grads[False].items():
+        np.testing.assert_array_equal(grads[True][name], value, err_msg=name)
 
 
 def test_cuda_train_steps_and_stepping(cupy):

@@ -49,9 +49,9 @@ def test_nvcc_ptx_compiles_every_instantiation(file, tmp_path):
     for spec in KERNELS.values():
         if spec.file != file:
             continue
-        # Itanium mangling: the name, then the template arguments: f (float) or d (double), and an
-        # int N as LiNE
-        extra = f"Li{spec.extra}E" if spec.extra else ""
+        # Itanium mangling: the name, then the template arguments: f (float) or d (double), and
+        # each int N as LiNE
+        extra = "".join(f"Li{n.strip()}E" for n in spec.extra.split(",")) if spec.extra else ""
         for code in ("f", "d"):
             mangled = f"{len(spec.cxx_name)}{spec.cxx_name}I{code}{extra}E"
             assert any(mangled in e for e in entries), (spec.name, mangled, entries)

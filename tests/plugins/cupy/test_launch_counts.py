@@ -29,10 +29,10 @@ def test_eprop_step(counting, mode):
     from spikeloom_cupy.eprop import EPROP_PRE_TILE, EPROP_STEPS
 
     c = _per_step(counting, sl.EProp(), "eprop", mode)
-    # neuron step, readout step, loss; the synapses of both trained connections and the readout's
-    # gradient in one launch each per EPROP_STEPS steps
-    assert c["launch"] == 3 + 3 / EPROP_STEPS
-    assert c[f"kernel:eprop_synapse_chunk_t{EPROP_PRE_TILE}"] == 2 / EPROP_STEPS
+    # neuron step, readout step, loss; per EPROP_STEPS steps one launch each for the shared
+    # presynaptic traces and the synapses of both trained connections, and for the readout's gradient
+    assert c["launch"] == 3 + 5 / EPROP_STEPS
+    assert c["kernel:eprop_pre_chunk"] == c[f"kernel:eprop_synapse_chunk_t{EPROP_PRE_TILE}_shared"] == 2 / EPROP_STEPS
     assert c["kernel:eprop_out_grad_chunk"] == 1 / EPROP_STEPS and "kernel:eprop_out_grad" not in c
     # per EPROP_STEPS steps: the learning signals' product and the copies of the last psi (the
     # synapse kernel reads the presynaptic spikes from the stepper's rings); with dense delivery
