@@ -48,6 +48,8 @@ def backend_for(name: str) -> sl.Backend:
     one launch per step, not EPROP_STEPS at a time), as before those existed; ``cupy-bwd-block``
     and ``cupy-bwd-gemm`` (BPTT) take the block loop backward at every size / a cuBLAS product per
     step at every size (``spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N`` picks by size);
+    ``cupy-fwd-block`` runs the forward block loop at every size also with dense recurrent
+    delivery (``spikeloom_cupy.forward.BLOCK_FORWARD_DENSE_MAX_N`` picks by size);
     ``cupy-tileN`` (e-prop) gives each thread of the synapse kernel N presynaptic neurons
     (``spikeloom_cupy.eprop.EPROP_PRE_TILE``; ``cupy-tile1`` is the kernel before tiles);
     ``cupy-kN`` (e-prop) advances the synapses N steps per launch (``EPROP_STEPS``);
@@ -60,6 +62,9 @@ def backend_for(name: str) -> sl.Backend:
         from spikeloom_cupy.backend import CupyBackend
 
         spikeloom_cupy.forward.BLOCK_LOOP = name != "cupy-steps"
+        spikeloom_cupy.forward.BLOCK_FORWARD_DENSE_MAX_N = (
+            1 << 30 if name == "cupy-fwd-block" else DEFAULT_BLOCK_FORWARD_DENSE_MAX_N
+        )
         steps = re.fullmatch(r"cupy-k(\d+)", name)
         spikeloom_cupy.eprop.EPROP_STEPS = (
             0 if name == "cupy-steps" else int(steps.group(1)) if steps else DEFAULT_EPROP_STEPS
@@ -78,17 +83,23 @@ def backend_for(name: str) -> sl.Backend:
     return sl.get_backend(name)
 
 
-def eprop_variant(name: str) -> bool:
-    """Whether ``name`` is a variant of CuPy's e-prop synapse kernels (timed with e-prop only)."""
-    return bool(re.fullmatch(r"cupy-(tile\d+|k\d+|inthread)", name))
+def timed_with(name: str, rule: str) -> bool:
+    """Whether backend ``name`` is timed with ``rule``: the block loops' variants are BPTT's
+    only, the e-prop synapse kernels' e-prop's only."""
+    if re.fullmatch(r"cupy-(fwd|bwd)-\w+", name):
+        return rule == "bptt"
+    if re.fullmatch(r"cupy-(tile\d+|k\d+|inthread)", name):
+        return rule == "eprop"
+    return True
 
 
 try:
     from spikeloom_cupy.bptt import BLOCK_BACKWARD_MAX_N as DEFAULT_BLOCK_BACKWARD_MAX_N
     from spikeloom_cupy.eprop import EPROP_PRE_TILE as DEFAULT_EPROP_PRE_TILE
     from spikeloom_cupy.eprop import EPROP_STEPS as DEFAULT_EPROP_STEPS
+    from spikeloom_cupy.forward import BLOCK_FORWARD_DENSE_MAX_N as DEFAULT_BLOCK_FORWARD_DENSE_MAX_N
 except ImportError:  # without the CuPy backend's package
-    DEFAULT_BLOCK_BACKWARD_MAX_N = DEFAULT_EPROP_STEPS = 0
+    DEFAULT_BLOCK_BACKWARD_MAX_N = DEFAULT_EPROP_STEPS = DEFAULT_BLOCK_FORWARD_DENSE_MAX_N = 0
     DEFAULT_EPROP_PRE_TILE = 1
 
 #: where the steps run ("cuda"; "cpu" only to try the script out with torch on a machine without a GPU)
@@ -180,7 +191,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--backends",
         default="torch,cupy",
-        help="torch, cupy, and the CuPy variants cupy-steps, cupy-bwd-block, cupy-bwd-gemm, cupy-tileN",
+        help="torch, cupy, and the CuPy variants cupy-steps, cupy-fwd-block, cupy-bwd-block, cupy-bwd-gemm, "
+        "cupy-tileN, cupy-kN, cupy-inthread",
     )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")
@@ -197,8 +209,7 @@ def main(argv=None) -> int:
         for size in args.sizes.split(",")
         for rule in args.rules.split(",")
         for b in args.backends.split(",")
-        # the backward loops' variants are BPTT's, the synapse kernel's e-prop's
-        if not (b.startswith("cupy-bwd") and rule == "eprop") and not (eprop_variant(b) and rule == "bptt")
+        if timed_with(b, rule)
     ]
     jobs += [
         ("memory", "cupy", "eprop", *(int(v) for v in size.split("x")), 256)

@@ -5,7 +5,7 @@
 #   2. the conformance kit on the cupy backend (device cuda);
 #   3. training-step speed of cupy against torch on the same GPU (BPTT and e-prop, recurrent ALIF,
 #      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256, CuPy also with every time loop step
-#      by step; BPTT and e-prop with N = 512 and 1024, BPTT with either backward loop, e-prop with
+#      by step; BPTT and e-prop with N = 512 and 1024, BPTT with either loop forward and backward, e-prop with
 #      1, 4 and 8 presynaptic neurons per thread of the synapse kernel, with the shared presynaptic
 #      traces updated in every synapse's thread, and with 32 steps per synapse launch), and CuPy
 #      e-prop memory at two T;
@@ -92,9 +92,9 @@ part "conformance kit on cupy (cuda)" 100 conformance_cupy \
 part "speed: cupy vs torch (train_step, CUDA)" 130 "" \
     $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
         --backends torch,cupy,cupy-steps --repeats 2 --budget 90 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
-part "speed: cupy vs torch, BPTT with 512 and 1024 ALIF, both backward loops" 80 "" \
+part "speed: cupy vs torch, BPTT with 512 and 1024 ALIF, both loops each way" 110 "" \
     $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x512,1000x256x1024 \
-        --backends torch,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 60 \
+        --backends torch,cupy,cupy-fwd-block,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 90 \
         ${RESULTS:+--json "$RESULTS/cupy_vs_torch_bptt_sizes.json"}
 part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 190 "" \
     $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x512,1000x256x1024 \

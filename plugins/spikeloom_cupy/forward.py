@@ -21,11 +21,29 @@ from .delivery import deliver_rows, deliver_step
 from .launch import BLOCK_LOOP_MAX_SHARED, block_config
 from .runtime import Runtime
 
-__all__ = ["BLOCK_LOOP", "block_loop_connection", "REC_I", "REC_A", "REC_REF", "external_drive", "run", "Stepper"]
+__all__ = [
+    "BLOCK_LOOP",
+    "BLOCK_FORWARD_DENSE_MAX_N",
+    "block_loop_connection",
+    "REC_I",
+    "REC_A",
+    "REC_REF",
+    "external_drive",
+    "run",
+    "Stepper",
+]
 
 #: run a recurrent population whose only connection inside its group is its own as one block
 #: loop (one launch for all steps, forward and backward) instead of one launch per step
 BLOCK_LOOP = True
+
+#: with dense recurrent delivery (the previous call saw more than ``EVENT_MAX_DENSITY`` of the
+#: recurrent spikes), a recurrent population of more than this many neurons runs forward step by
+#: step, one cuBLAS product and one ``spiking_step`` per step, instead of as a block loop, whose
+#: blocks then read most rows of ``W`` at every step.  The backward pass makes the same choice
+#: above ``bptt.BLOCK_BACKWARD_MAX_N`` (measured there); this threshold follows it by analogy and
+#: is not measured yet
+BLOCK_FORWARD_DENSE_MAX_N = 512
 
 # record flags of the neuron kernels (neuron.cu)
 REC_I, REC_A, REC_REF, REC_PSI = 1, 2, 4, 8
@@ -149,7 +167,7 @@ def run(
             out[name] = rec
             continue
         own = block_loop_connection(plan, group, pops, rt.dtype.itemsize)
-        if own is not None:
+        if own is not None and not (recurrent_mode == "dense" and pops[own.target].n > BLOCK_FORWARD_DENSE_MAX_N):
             out[own.target] = _run_block_loop(rt, pops[own.target], own, weights, drives[own.target], keep, T, B)
             spikes[own.target] = out[own.target]["z"]
             continue

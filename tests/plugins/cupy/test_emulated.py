@@ -187,6 +187,33 @@ def test_block_loops_equal_the_step_kernels_with_few_threads_and_blocks(emulated
         assert_close(block.grads[name], value, RTOL64, name)
 
 
+@pytest.mark.parametrize("limit", [36, 37])
+def test_dense_recurrent_forward_of_a_large_population_runs_step_by_step(emulated, limit, monkeypatch):
+    """With dense recurrent delivery, a block-loop population of more than
+    ``BLOCK_FORWARD_DENSE_MAX_N`` neurons (37 here, with a delay of 3) runs forward one cuBLAS
+    product and one ``spiking_step`` per step; at the limit, and with event delivery, it stays a
+    block loop.  Every way equals the reference in float64."""
+    import spikeloom_cupy.forward as fw
+
+    monkeypatch.setattr(fw, "BLOCK_FORWARD_DENSE_MAX_N", limit)
+    net = _delayed_recurrent_network()
+    rng = np.random.default_rng(2)
+    x, labels = rng.random((30, 5, 6)) < 0.4, rng.integers(0, 3, 5)
+    rule, ro = sl.BPTT(sl.Sigmoid(4.0), detach_reset=False), sl.Readout("o", "mean")
+    ref = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64").loss_and_grads(x, labels)
+    for mode in ("events", "dense"):
+        emu = emulated.compile(net, rule=rule, readout=ro, dtype="float64", device="cpu")
+        emu.recurrent_mode = mode
+        got = emu.loss_and_grads(x, labels)
+        launches = emu.rt.kernels.launches
+        steps = mode == "dense" and limit < 37
+        assert bool(launches.get("spiking_block_loop")) != steps, (mode, launches)
+        assert launches.get("spiking_step", 0) == (30 if steps else 0), (mode, launches)
+        assert got.loss == pytest.approx(ref.loss, rel=RTOL64)
+        for name, value in ref.grads.items():
+            assert_close(got.grads[name], value, RTOL64, f"{mode}: {name}")
+
+
 def test_train_steps_and_stepping(emulated):
     case = CASES[3]
     ref, emu = _pair(emulated, case, "bptt")
