@@ -310,6 +310,28 @@ def _chunk_kernels(emu) -> set[str]:
 TILE_CASES = {"alif-exp-delta-readout": "_shared", "alif-zero-delta-refractory": "", "lif-delta-dense": "_shared"}
 
 
+@pytest.mark.parametrize("case_id", ["alif-exp-delta-readout", "alif-zero-delta-refractory"])
+def test_eprop_default_chunks_over_several_chunks(emulated, case_id):
+    """With the default chunk sizes (EPROP_STEPS synapse steps, INPUT_CHUNK input steps) and
+    T = 2 EPROP_STEPS + 21: two whole chunks and a partial one, input copies wrapping the rings
+    in between; equal to the reference in float64 (shared presynaptic traces, and traces per
+    synapse with the zero reset)."""
+    import dataclasses
+
+    import spikeloom_cupy.eprop as ep
+
+    base = next(c for c in CHUNKED_CASES if c.id == case_id)
+    case = dataclasses.replace(base, T=2 * ep.EPROP_STEPS + 21, B=2)
+    ref, emu = _pair(emulated, case, "eprop")
+    x, labels = case.inputs()
+    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    connections = 2 if case.recurrent else 1  # into the trained population
+    assert emu.rt.kernels.launches[f"eprop_synapse_chunk_t{ep.EPROP_PRE_TILE}{TILE_CASES[case_id]}"] == 3 * connections
+    assert g.loss == pytest.approx(r.loss, rel=RTOL64)
+    for name, value in r.grads.items():
+        assert_close(g.grads[name], value, RTOL64, name)
+
+
 @pytest.mark.parametrize("tile", [1, 2, 8])
 @pytest.mark.parametrize("case_id", list(TILE_CASES))
 def test_eprop_synapse_tiles_do_not_change_the_result(emulated, tile, case_id, monkeypatch):
