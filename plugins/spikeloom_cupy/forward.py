@@ -237,13 +237,17 @@ def _run_group(rt, plan, group, pops, weights, drives, keep, T, B, spikes, recur
             outs=_rec_args(rt, recs[name]),
             per_step=True,
         )
-        if not rest:  # the same arguments at every step but t: prepared once
-            steppers[name] = _step_launcher(h=drives[name], h_per_step=True, **common)
+        # the same arguments at every step but t: prepared once (with the connections delivered
+        # here in h2, and without for the steps before any of them arrives)
+        launch = _step_launcher(h=drives[name], h_per_step=True, **common)
+        if not rest:
+            steppers[name] = launch
             continue
+        launch_h2 = _step_launcher(h=drives[name], h_per_step=True, h2=scratch[name], **common)
 
-        def stepper(t, name=name, rest=rest, common=common):
+        def stepper(t, name=name, rest=rest, launch=launch, launch_h2=launch_h2):
             # the connections delivered here go to h2; the drive of all steps stays in h
-            h2 = None
+            delivered = False
             for c in rest:
                 if t >= c.delay:
                     deliver_step(
@@ -251,12 +255,12 @@ def _run_group(rt, plan, group, pops, weights, drives, keep, T, B, spikes, recur
                         spikes[c.source][t - c.delay],
                         weights[c.name],
                         scratch[name],
-                        h2 is not None,
+                        delivered,
                         recurrent_mode,
                         site=c.name,
                     )
-                    h2 = scratch[name]
-            rt.launch("spiking_step", *_step_args(t=t, h=drives[name], h_per_step=True, h2=h2, **common), site=name)
+                    delivered = True
+            (launch_h2 if delivered else launch)(t)
 
         steppers[name] = stepper
     for t in range(T):
