@@ -328,6 +328,8 @@ def eprop_loss_and_grads(
             # learning signals L = delta B^T per readout connection (without a readout axis)
             "signal": {rc.name: rt.zeros((B, p.n)) for rc in to_out} if not hetero else {},
         }
+        if K:  # one view per slot of psi_buf, made once (the step kernel's launches keep their conversion)
+            state[name]["psi_at"] = [state[name]["psi_buf"][k] for k in range(K + 1)]
 
     # the readout's delta of the last EPROP_STEPS steps where some population's synapses run in
     # chunks (they form the chunk's learning signals, and the readout's gradients, at its end),
@@ -352,7 +354,7 @@ def eprop_loss_and_grads(
         if t % chunk == 0:
             sim.load_inputs({name: np.ascontiguousarray(x[t : t + chunk]) for name, x in inputs.items()}, t)
         psi_out = {
-            name: (kind, sp, sq, st["psi_buf"][t % st["K"] + 1] if st["K"] else st["psi"][1])
+            name: (kind, sp, sq, st["psi_at"][t % st["K"] + 1] if st["K"] else st["psi"][1])
             for name, st in state.items()
         }
         rec = sim.step(None, psi=psi_out)

@@ -367,6 +367,9 @@ class Stepper:
         # ring slots
         self.size = {src: d + (self.chunk if src not in pops else 1) + keep for src, d in self.depth.items()}
         self.ring = {src: rt.zeros((self.size[src], B, built.populations[src].n)) for src in self.depth}
+        # one view per slot, made once: a step's launches then pass the very objects of earlier
+        # steps, whose conversion the launcher keeps (see Kernels.launch)
+        self._slots = {src: [ring[k] for k in range(len(ring))] for src, ring in self.ring.items()}
         self.state = {name: _zero_state(rt, p, B) for name, p in pops.items()}
         self.scratch = {name: rt.zeros((B, p.n)) for name, p in pops.items()}
         self.t = 0  # the step the next call computes
@@ -380,12 +383,13 @@ class Stepper:
                 if conns:
                     self.pre[name] = conns
         self.drive = {name: rt.zeros((self.chunk, B, pops[name].n)) for name in self.pre}
+        self._rows = {name: [drive[k] for k in range(self.chunk)] for name, drive in self.drive.items()}
         self._loaded = (0, 0)  # (first step, steps) of the chunk whose drives are computed
 
     def delivered(self, c: BuiltConnection):
         """``s_source[t - delay]`` ``[B, N_pre]`` for the step just taken."""
         t = self.t - 1
-        return self.ring[c.source][(t - c.delay) % self.size[c.source]]
+        return self._slots[c.source][(t - c.delay) % self.size[c.source]]
 
     def load_inputs(self, x: dict, t0: int) -> None:
         """Copy host inputs ``{name: [n, B, N]}`` for steps ``t0 .. t0 + n - 1`` (``n`` at most the
@@ -476,7 +480,7 @@ class Stepper:
         if base is not None:
             h[...] = base
         for k, c in enumerate(conns):
-            s_c = self.ring[c.source][(t - c.delay) % self.size[c.source]]
+            s_c = self._slots[c.source][(t - c.delay) % self.size[c.source]]
             deliver_step(
                 self.rt, s_c, self.weights[c.name], h, base is not None or k > 0, self.mode, site=("deliver", c.name)
             )
@@ -492,7 +496,7 @@ class Stepper:
         t0, n = self._loaded
         if not t0 <= t < t0 + n:
             raise RuntimeError(f"Stepper: step {t} is outside the loaded inputs (steps {t0}..{t0 + n - 1})")
-        return self.drive[name][t - t0], [c for c in conns if all(c is not q for q in pre)]
+        return self._rows[name][t - t0], [c for c in conns if all(c is not q for q in pre)]
 
     def step(self, x_t: dict | None = None, track_ref: bool = False, psi: dict | None = None) -> dict[str, dict]:
         """Advance by one step; ``x_t`` holds each input's spikes ``[B, N]`` (device arrays), or
@@ -517,7 +521,7 @@ class Stepper:
                     want.append("z")
                 rec = dict(self._rec(name, p, tuple(want)))
                 if name in self.ring:
-                    rec["z"] = self.ring[name][t % self.size[name]]
+                    rec["z"] = self._slots[name][t % self.size[name]]
                 flags = REC_I | (REC_A if "a" in rec else 0) | (REC_REF if "refractory" in rec else 0)
                 surrogate = (0, 0.0, 0.0)
                 if psi is not None and name in psi:
@@ -533,7 +537,8 @@ class Stepper:
                 args = _step_args(
                     rt, p, self.state[name], t, h, False, src, flags, _rec_args(rt, rec), False, surrogate, h2
                 )
-                rt.launch("spiking_step", *args, site=("step", name))
+                # a site per parity: the record buffers alternate between two sets by step
+                rt.launch("spiking_step", *args, site=("step", name, t % 2))
                 rec.pop("psi", None)
             else:
                 base, conns = self._incoming(name, t)

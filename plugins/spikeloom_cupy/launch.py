@@ -168,13 +168,19 @@ class Kernels:
         self.dtype = np.dtype(dtype)
         #: per call site (see :meth:`launch`): the last arguments as given and as converted
         self._sites: dict = {}
+        #: launch_config(n) by n (the time loops launch over the same few sizes at every step)
+        self._configs: dict[int, tuple[int, int]] = {}
 
     def launch(self, name: str, n: int, *args, site=None) -> None:
         """Launch ``name`` over ``n`` elements.  With ``site`` (any hashable naming the call site of
         a time loop), only the arguments that are not the very objects of the previous launch from
         that site are checked and converted again (the rest keep their conversion: an array's
         dtype and layout do not change); :meth:`release` forgets the sites."""
-        cfg = launch_config(n)
+        cfg = self._configs.get(n) if type(n) is int else None
+        if cfg is None:
+            cfg = launch_config(n)
+            if cfg is not None and type(n) is int and len(self._configs) < 4096:
+                self._configs[n] = cfg
         if cfg is None:
             return
         if KERNELS[name].block_sync:
