@@ -73,6 +73,7 @@ class CupyCompiled(Compiled):
         self._params = {k: runtime.asarray(v) for k, v in self.built.initial_params().items()}
         #: how recurrent spikes are delivered inside the time loop: "events" (kernels that read the
         #: rows of neurons that spiked) or "dense" (cuBLAS); set from the activity of the last run
+        #: (a simulation or a training step; e-prop's from the last steps its rings hold)
         self.recurrent_mode = "events"
 
     def _consts(self):
@@ -148,6 +149,7 @@ class CupyCompiled(Compiled):
                 self._device_inputs(inputs),
                 labels,
                 self.recurrent_mode,
+                observe=self._update_mode,
             )
         from .eprop import eprop_loss_and_grads
 
@@ -163,6 +165,7 @@ class CupyCompiled(Compiled):
             {k: np.ascontiguousarray(v) for k, v in inputs.items()},
             labels,
             self.recurrent_mode,
+            observe=self._update_mode,
         )
 
     def _native_params(self):

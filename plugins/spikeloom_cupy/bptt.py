@@ -128,10 +128,14 @@ def bptt_loss_and_grads(
     inputs: dict,
     labels: np.ndarray,
     recurrent_mode: str = "events",
+    observe=None,
 ):
-    """``(loss, grads by trainable name as device arrays, predictions)`` for one batch."""
+    """``(loss, grads by trainable name as device arrays, predictions)`` for one batch;
+    ``observe`` (if given) is called with the forward records ``{population: {"z": ...}}``."""
     xp = rt.xp
     rec = run(rt, built, plan, pops, weights, inputs, _keep(built), recurrent_mode)
+    if observe is not None:
+        observe(rec)
     T, B = next(iter(inputs.values())).shape[:2]
     loss, dY, pred = readout_loss(rt, rec[readout.population]["V"], labels, readout)
     spiking = {p.name: rec[p.name]["z"] for p in built.neuron_populations if p.spiking}

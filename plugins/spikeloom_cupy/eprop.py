@@ -212,13 +212,16 @@ def eprop_loss_and_grads(
     inputs: dict[str, np.ndarray],
     labels: np.ndarray,
     mode: str = "events",
-    chunk: int = INPUT_CHUNK,
+    chunk: int | None = None,
+    observe=None,
 ):
     """``(loss, grads by trainable name as device arrays, predictions)``; ``inputs`` stay on the host
-    and are copied to the device ``chunk`` steps at a time."""
+    and are copied to the device ``chunk`` steps at a time (default ``INPUT_CHUNK``).  ``observe`` (if given) is called at
+    the end with the spikes of the last steps that the stepper's rings still hold
+    (:meth:`~.forward.Stepper.recent_spikes`)."""
     xp, dt = rt.xp, rt.dtype
     T, B = next(iter(inputs.values())).shape[:2]
-    chunk = max(1, min(int(chunk), T))
+    chunk = max(1, min(int(INPUT_CHUNK if chunk is None else chunk), T))
     bc, n_chunks = batch_chunk(B)
     # the rings keep EPROP_STEPS - 1 more steps: the synapse chunks read their presynaptic spikes there
     sim = Stepper(rt, built, pops, weights, B, mode, chunk=chunk, keep=max(EPROP_STEPS - 1, 0))
@@ -477,6 +480,8 @@ def eprop_loss_and_grads(
             st["z_prev"] = r["z"]
 
     rt.release()
+    if observe is not None:
+        observe(sim.recent_spikes())
     loss = -rt.scalar(loss_acc.sum()) / (B * n_window)
     grads[f"{out_name}.bias"] += gbias.sum(axis=0)
     for cname, part in out_part.items():

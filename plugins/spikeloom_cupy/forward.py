@@ -391,6 +391,17 @@ class Stepper:
         t = self.t - 1
         return self._slots[c.source][(t - c.delay) % self.size[c.source]]
 
+    def recent_spikes(self) -> dict[str, dict]:
+        """``{population: {"z": [m, B, N]}}`` for each spiking population with a ring: the spikes of
+        the last ``m`` steps it holds (``m`` the fewer of its slots and the steps taken from zero
+        state), in slot order."""
+        out = {}
+        for name, p in self.pops.items():
+            if p.spiking and name in self.ring:
+                m = min(self.t, self.size[name])
+                out[name] = {"z": self.ring[name][:m]}
+        return out
+
     def load_inputs(self, x: dict, t0: int) -> None:
         """Copy host inputs ``{name: [n, B, N]}`` for steps ``t0 .. t0 + n - 1`` (``n`` at most the
         chunk, ``t0`` the next step to take) into the inputs' rings, in at most two copies each."""

@@ -89,6 +89,34 @@ def test_event_and_dense_delivery_agree(emulated, rule):
             assert_close(got.grads[name], value, RTOL64, f"{mode}: {name}")
 
 
+@pytest.mark.parametrize("rule", ["bptt", "eprop"])
+def test_a_training_step_chooses_the_next_calls_recurrent_delivery(emulated, rule):
+    """Like a simulation, a training step sets how the next call delivers recurrent spikes from
+    its activity: cuBLAS products above EVENT_MAX_DENSITY, event-driven kernels below (BPTT from
+    all steps, e-prop from the last steps the stepper's rings hold)."""
+    from spikeloom_cupy.delivery import EVENT_MAX_DENSITY
+
+    rng = np.random.default_rng(3)
+    x, labels = rng.random((40, 3, 6)) < 0.5, rng.integers(0, 3, 3)
+    make = sl.BPTT if rule == "bptt" else sl.EProp
+    for w_in, expected in ((2.0, "dense"), (0.01, "events")):
+        net = sl.Network(
+            [sl.SpikeInput("x", 6), sl.ALIF("a", 9), sl.LI("o", 3)],
+            [
+                sl.Connection("x", "a", weight=sl.Normal(w_in, 0.01)),
+                sl.Connection("a", "a", weight=sl.Normal(0.0, 0.1)),
+                sl.Connection("a", "o", weight=sl.Normal(0.0, 0.5)),
+            ],
+            seed=1,
+        )
+        emu = emulated.compile(net, rule=make(), readout=sl.Readout("o"), dtype="float64", device="cpu")
+        density = np.mean(emu.simulate(x, record={"a": ("z",)})["a"]["z"])
+        assert (density > EVENT_MAX_DENSITY) == (expected == "dense"), density
+        emu.recurrent_mode = "dense" if expected == "events" else "events"
+        emu.loss_and_grads(x, labels)
+        assert emu.recurrent_mode == expected
+
+
 def test_dense_input_delivery_matches(emulated):
     """Inputs dense enough for the cuBLAS path (density 0.3) and sparse ones (0.03) both agree."""
     for density in (0.3, 0.03):
@@ -287,7 +315,6 @@ def test_eprop_batch_and_input_chunks_do_not_change_the_result(emulated, case, m
     monkeypatch.setattr(ep, "BATCH_CHUNKS_MAX", 1024)
     monkeypatch.setattr(ep, "INPUT_CHUNK", 3)
     monkeypatch.setattr(ep, "EPROP_STEPS", 4)
-    monkeypatch.setattr(ep.eprop_loss_and_grads, "__defaults__", ("events", 3))
     assert ep.batch_chunk(case.B) == (1, case.B) and case.B > 1
     ref, emu = _pair(emulated, case, "eprop")
     x, labels = case.inputs()

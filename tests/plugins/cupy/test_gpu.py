@@ -83,7 +83,7 @@ def test_cuda_eprop_chunks_and_compact_inputs_match_the_emulation(cupy, emulated
     monkeypatch.setattr(ep, "BATCH_CHUNK_MIN", 1)
     monkeypatch.setattr(ep, "BATCH_CHUNKS_MAX", 1024)
     monkeypatch.setattr(ep, "EPROP_STEPS", 4)
-    monkeypatch.setattr(ep.eprop_loss_and_grads, "__defaults__", ("events", 3))
+    monkeypatch.setattr(ep, "INPUT_CHUNK", 3)
     case = next(c for c in CASES if c.eprop_ok and c.recurrent)
     net = case.network()
     x, labels = case.inputs()

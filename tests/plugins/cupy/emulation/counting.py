@@ -198,10 +198,14 @@ def counting_compiled(net, rule, readout, dtype="float32", noop: bool = False):
 
 
 def per_step_counts(compiled_pair, phase: str, inputs_for, T1: int, T2: int) -> dict:
-    """Per-step counts of ``phase`` ("eprop", "bptt_forward", "bptt_backward") between T1 and T2."""
+    """Per-step counts of ``phase`` ("eprop", "bptt_forward", "bptt_backward") between T1 and T2,
+    both in the recurrent delivery mode the compiled network has when called (a run sets the
+    next one's from its activity: that is undone)."""
+    mode = compiled_pair[0].recurrent_mode
 
     def measure(T):
         inner, compiled = compiled_pair
+        inner.recurrent_mode = mode
         x, labels = inputs_for(T)
         if phase == "bptt_forward":
             from spikeloom_cupy.bptt import _keep
