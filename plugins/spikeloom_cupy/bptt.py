@@ -134,8 +134,6 @@ def bptt_loss_and_grads(
     ``observe`` (if given) is called with the forward records ``{population: {"z": ...}}``."""
     xp = rt.xp
     rec = run(rt, built, plan, pops, weights, inputs, _keep(built), recurrent_mode)
-    if observe is not None:
-        observe(rec)
     T, B = next(iter(inputs.values())).shape[:2]
     loss, dY, pred = readout_loss(rt, rec[readout.population]["V"], labels, readout)
     spiking = {p.name: rec[p.name]["z"] for p in built.neuron_populations if p.spiking}
@@ -309,4 +307,6 @@ def bptt_loss_and_grads(
             grads[f"{bp.name}.alpha_mem"] = xp.sum(gV * v_prev, axis=(0, 1))
         if bp.train_tau_syn:
             grads[f"{bp.name}.alpha_syn"] = xp.sum(gI_all[bp.name] * _shifted(rt, r["I"]), axis=(0, 1))
+    if observe is not None:  # at the end: its look at the spikes waits for the device
+        observe(rec)
     return loss, {k: grads[k] for k in built.trainable_names()}, pred
