@@ -54,7 +54,9 @@ def backend_for(name: str) -> sl.Backend:
     (``spikeloom_cupy.eprop.EPROP_PRE_TILE``; ``cupy-tile1`` is the kernel before tiles);
     ``cupy-kN`` (e-prop) advances the synapses N steps per launch (``EPROP_STEPS``);
     ``cupy-inthread`` (e-prop) updates the shared presynaptic traces in every synapse's thread
-    instead of once per presynaptic neuron (``SHARED_PRE_TRACES`` off)."""
+    instead of once per presynaptic neuron (``SHARED_PRE_TRACES`` off); ``cupy-events`` delivers
+    recurrent spikes event-driven in every training step, whatever the activity (its
+    ``recurrent_mode`` set back before each step, as before training steps chose it)."""
     if name.startswith("cupy"):
         import spikeloom_cupy.bptt
         import spikeloom_cupy.eprop
@@ -159,13 +161,19 @@ def measure(name: str, rule: str, T: int, B: int, N: int, repeats: int) -> dict:
     x = rng.random((T, B, 700)) < 0.02
     labels = rng.integers(0, 20, size=B)
     opt = sl.Adam(lr=1e-3)
+
+    def step():
+        if name == "cupy-events":  # whatever the last call's activity, as before training steps chose
+            compiled.recurrent_mode = "events"
+        return compiled.train_step(x, labels, opt)
+
     reset_memory(name)
     t0 = time.perf_counter()
-    first = compiled.train_step(x, labels, opt)  # warm-up: kernel compilation, allocator pools
+    first = step()  # warm-up: kernel compilation, allocator pools
     sync(name)
     warm = time.perf_counter() - t0
     peak = peak_memory_mib(name)
-    times = timed_steps(lambda: compiled.train_step(x, labels, opt), repeats, lambda: sync(name))
+    times = timed_steps(step, repeats, lambda: sync(name))
     med = statistics.median(times) if times else warm
     activity = hidden_activity(compiled, x[: min(T, 200)]) if repeats else None
     return {
@@ -191,8 +199,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--backends",
         default="torch,cupy",
-        help="torch, cupy, and the CuPy variants cupy-steps, cupy-fwd-block, cupy-bwd-block, cupy-bwd-gemm, "
-        "cupy-tileN, cupy-kN, cupy-inthread",
+        help="torch, cupy, and the CuPy variants cupy-steps, cupy-events, cupy-fwd-block, cupy-bwd-block, "
+        "cupy-bwd-gemm, cupy-tileN, cupy-kN, cupy-inthread",
     )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")

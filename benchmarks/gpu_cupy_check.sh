@@ -5,10 +5,11 @@
 #   2. the conformance kit on the cupy backend (device cuda);
 #   3. training-step speed of cupy against torch on the same GPU (BPTT and e-prop, recurrent ALIF,
 #      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256, CuPy also with every time loop step
-#      by step; BPTT and e-prop with N = 512 and 1024, BPTT with either loop forward and backward, e-prop with
-#      1, 4 and 8 presynaptic neurons per thread of the synapse kernel, with the shared presynaptic
-#      traces updated in every synapse's thread, and with 32 steps per synapse launch), and CuPy
-#      e-prop memory at two T;
+#      by step; BPTT and e-prop with N = 512 and 1024, both also with recurrent spikes delivered
+#      event-driven in every step, BPTT with either loop forward and backward, e-prop with 8
+#      presynaptic neurons per thread of the synapse kernel, with the shared presynaptic traces
+#      updated in every synapse's thread, and with 32 steps per synapse launch), and CuPy e-prop
+#      memory at two T;
 #   4. the torch backend on CUDA: its gpu-marked tests and the conformance kit (device cuda).
 # Each part runs even if an earlier one fails; the summary at the end says what passed (with the
 # test counts; a part where every test was skipped counts as a failure).
@@ -94,11 +95,11 @@ part "speed: cupy vs torch (train_step, CUDA)" 130 "" \
         --backends torch,cupy,cupy-steps --repeats 2 --budget 90 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
 part "speed: cupy vs torch, BPTT with 512 and 1024 ALIF, both loops each way" 110 "" \
     $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x512,1000x256x1024 \
-        --backends torch,cupy,cupy-fwd-block,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 90 \
+        --backends torch,cupy,cupy-events,cupy-fwd-block,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 90 \
         ${RESULTS:+--json "$RESULTS/cupy_vs_torch_bptt_sizes.json"}
 part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 190 "" \
     $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x512,1000x256x1024 \
-        --backends torch,cupy,cupy-tile1,cupy-tile8,cupy-inthread,cupy-k32 --repeats 2 --budget 150 \
+        --backends torch,cupy,cupy-events,cupy-tile8,cupy-inthread,cupy-k32 --repeats 2 --budget 150 \
         ${RESULTS:+--json "$RESULTS/cupy_vs_torch_eprop_sizes.json"}
 part "gpu tests (tests/plugins/torch -m gpu)" 60 torch_gpu_tests \
     $PY -m pytest tests/plugins/torch -m gpu -q -rs --tb=short -p no:cacheprovider $(junit torch_gpu_tests)

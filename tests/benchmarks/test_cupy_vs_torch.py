@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 
+import numpy as np
 import pytest
 
 import spikeloom_cupy.bptt as bp
@@ -68,6 +70,7 @@ def test_each_variant_changes_only_its_switches(switches, name, changed):
         ("torch", {"bptt", "eprop"}),
         ("cupy", {"bptt", "eprop"}),
         ("cupy-steps", {"bptt", "eprop"}),
+        ("cupy-events", {"bptt", "eprop"}),
         ("cupy-fwd-block", {"bptt"}),
         ("cupy-bwd-gemm", {"bptt"}),
         ("cupy-tile4", {"eprop"}),
@@ -77,3 +80,35 @@ def test_each_variant_changes_only_its_switches(switches, name, changed):
 )
 def test_variants_of_one_rule_are_timed_with_that_rule_only(name, rules):
     assert {r for r in ("bptt", "eprop") if cupy_vs_torch.timed_with(name, r)} == rules
+
+
+class _FakeCompiled:
+    """Records the recurrent delivery mode each training step starts in; each step leaves "dense"
+    behind, as a step with high activity does."""
+
+    def __init__(self):
+        self.recurrent_mode = "events"
+        self.seen = []
+
+    def train_step(self, x, labels, opt):
+        self.seen.append(self.recurrent_mode)
+        self.recurrent_mode = "dense"
+        return types.SimpleNamespace(loss=0.0)
+
+    def simulate(self, x, record):
+        return {"hidden": {"z": np.zeros((len(x), x.shape[1], 4))}}
+
+
+@pytest.mark.parametrize("name, expected", [("cupy", ["events", "dense", "dense"]), ("cupy-events", ["events"] * 3)])
+def test_cupy_events_starts_every_step_event_driven(monkeypatch, name, expected):
+    made = []
+
+    class Backend:
+        def compile(self, *args, **kwargs):
+            made.append(_FakeCompiled())
+            return made[-1]
+
+    monkeypatch.setattr(cupy_vs_torch, "backend_for", lambda n: Backend())
+    monkeypatch.setattr(cupy_vs_torch, "DEVICE", "cpu")
+    cupy_vs_torch.measure(name, "eprop", T=3, B=2, N=4, repeats=2)
+    assert made[0].seen == expected
