@@ -136,27 +136,13 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
         eb_I, eb_V = tr["ebar"][rc.name]
         c = tr["c"]
         slots = sim.size[c.source]  # the chunk's step t - q delivered the spikes of step t - q - delay
-        pre, base, kernel = sim.ring[c.source], (t - q - c.delay) % slots, f"eprop_synapse_chunk_t{tile}"
+        ring = ((t - q - c.delay) % slots, slots, sim.ring[c.source])  # (base slot, slots, ring)
+        # the presynaptic traces (old and new) and the constants that advance them
+        pre_traces = (*tr["epsI"], *tr["epsv"], p.am, p.as_, p.g)
+        kernel = f"eprop_synapse_chunk_t{tile}"
         if st["shared"]:  # the presynaptic traces of the chunk's steps, once per presynaptic neuron
-            rt.launch(
-                "eprop_pre_chunk",
-                B * tr["n_pre"],
-                B,
-                tr["n_pre"],
-                q + 1,
-                base,
-                slots,
-                pre,
-                tr["epsI"][0],
-                tr["epsI"][1],
-                tr["epsv"][0],
-                tr["epsv"][1],
-                p.am,
-                p.as_,
-                p.g,
-                tr["ev_hist"],
-            )
-            pre, base, slots, kernel = tr["ev_hist"], 0, q + 2, kernel + "_shared"
+            rt.launch("eprop_pre_chunk", B * tr["n_pre"], B, tr["n_pre"], q + 1, *ring, *pre_traces, tr["ev_hist"])
+            ring, kernel = (0, q + 2, tr["ev_hist"]), kernel + "_shared"
         rt.launch(
             kernel,
             n_chunks * -(-tr["n_pre"] // tile) * p.n,
@@ -166,16 +152,8 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
             p.n,
             q + 1,
             flags,
-            base,
-            slots,
-            pre,
-            tr["epsI"][0],
-            tr["epsI"][1],
-            tr["epsv"][0],
-            tr["epsv"][1],
-            p.am,
-            p.as_,
-            p.g,
+            *ring,
+            *pre_traces,
             p.rho,
             p.beta,
             st["psi_buf"],

@@ -37,6 +37,15 @@
 #define SL_EP_RECOMPUTE 2048  // delay 1, one readout connection: e[t-1] is recomputed from the
                               // traces of t-1 instead of being kept in e_hist
 
+// The batch split into chunks of bc examples, the last maybe shorter (the per-synapse and the
+// readout-gradient kernels run one thread per element and chunk): how many chunks, and the
+// examples b0 .. b1 - 1 of chunk c.
+__device__ __forceinline__ long long sl_batch_chunks(int B, int bc) { return (B + bc - 1) / bc; }
+__device__ __forceinline__ void sl_batch_range(long long c, int B, int bc, int& b0, int& b1) {
+    b0 = (int)c * bc;
+    b1 = b0 + bc < B ? b0 + bc : B;
+}
+
 template <typename T>
 __global__ void eprop_synapse_step(
     int B, int bc, int n_pre, int n_post, int K, int flags, int slot, int read_slot,
@@ -51,11 +60,11 @@ __global__ void eprop_synapse_step(
     const int Kf = hetero ? K : 1;
     const long long BPN = (long long)B * n_pre * n_post;
     const long long NS = (long long)n_pre * n_post;
-    const long long chunks = (B + bc - 1) / bc;
+    const long long chunks = sl_batch_chunks(B, bc);
     SL_GRID_STRIDE(w, chunks * NS) {
         long long s = w % NS;
-        int b0 = (int)(w / NS) * bc;
-        int b1 = b0 + bc < B ? b0 + bc : B;
+        int b0, b1;
+        sl_batch_range(w / NS, B, bc, b0, b1);
         long long i = s / n_post;
         int j = (int)(s % n_post);
         T c_am = am[j], c_as = as[j], c_g = g[j];
@@ -171,12 +180,12 @@ __global__ void eprop_synapse_chunk(
     const long long tiles = (n_pre + TILE - 1) / TILE;
     const long long NT = tiles * n_post;
     const long long BI = (long long)B * n_pre, BJ = (long long)B * n_post;
-    const long long chunks = (B + bc - 1) / bc;
+    const long long chunks = sl_batch_chunks(B, bc);
     SL_GRID_STRIDE(w, chunks * NT) {
         long long c = w / NT;
         long long s = w % NT;
-        int b0 = (int)c * bc;
-        int b1 = b0 + bc < B ? b0 + bc : B;
+        int b0, b1;
+        sl_batch_range(c, B, bc, b0, b1);
         long long i0 = (s / n_post) * TILE;
         int j = (int)(s % n_post);
         int nt = n_pre - i0 < TILE ? (int)(n_pre - i0) : TILE;
@@ -363,11 +372,11 @@ __global__ void eprop_out_grad(int B, int bc, int n_pre, int K, int hetero, int 
                                const T* s, const T* r_as, const T* r_am, const T* r_g, const T* f0_old, T* f0_new,
                                const T* f1_old, T* f1_new, const T* delta, T* grad) {
     const long long NW = (long long)n_pre * K;
-    const long long chunks = (B + bc - 1) / bc;
+    const long long chunks = sl_batch_chunks(B, bc);
     SL_GRID_STRIDE(w, chunks * NW) {
         long long iw = w % NW;
-        int b0 = (int)(w / NW) * bc;
-        int b1 = b0 + bc < B ? b0 + bc : B;
+        int b0, b1;
+        sl_batch_range(w / NW, B, bc, b0, b1);
         long long i = iw / K;
         int k = (int)(iw % K);
         int h = hetero ? k : 0;
@@ -404,12 +413,12 @@ __global__ void eprop_out_grad_chunk(int B, int bc, int n_pre, int K, int r_delt
                                      const T* deltas, T* grad) {
     const long long NW = (long long)n_pre * K;
     const long long BI = (long long)B * n_pre, BK = (long long)B * K;
-    const long long chunks = (B + bc - 1) / bc;
+    const long long chunks = sl_batch_chunks(B, bc);
     const T k_as = r_as[0], k_am = r_am[0], k_g = r_g[0];
     SL_GRID_STRIDE(w, chunks * NW) {
         long long iw = w % NW;
-        int b0 = (int)(w / NW) * bc;
-        int b1 = b0 + bc < B ? b0 + bc : B;
+        int b0, b1;
+        sl_batch_range(w / NW, B, bc, b0, b1);
         long long i = iw / K;
         int k = (int)(iw % K);
         T acc = T(0);
