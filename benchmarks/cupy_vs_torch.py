@@ -54,7 +54,9 @@ def backend_for(name: str) -> sl.Backend:
     (``spikeloom_cupy.eprop.EPROP_PRE_TILE``; ``cupy-tile1`` is the kernel before tiles);
     ``cupy-kN`` (e-prop) advances the synapses N steps per launch (``EPROP_STEPS``);
     ``cupy-inthread`` (e-prop) updates the shared presynaptic traces in every synapse's thread
-    instead of once per presynaptic neuron (``SHARED_PRE_TRACES`` off); ``cupy-events`` delivers
+    instead of once per presynaptic neuron (``SHARED_PRE_TRACES`` off); ``cupy-groupN`` (e-prop)
+    lets N warps of the synapse kernel take the same postsynaptic neurons (``EPROP_TILE_GROUP``;
+    ``cupy-group1``: neighbouring warps take other neurons); ``cupy-events`` delivers
     recurrent spikes event-driven in every training step, whatever the activity (its
     ``recurrent_mode`` set back before each step, as before training steps chose it)."""
     if name.startswith("cupy"):
@@ -74,6 +76,8 @@ def backend_for(name: str) -> sl.Backend:
         spikeloom_cupy.eprop.SHARED_PRE_TRACES = name != "cupy-inthread"
         tile = re.fullmatch(r"cupy-tile(\d+)", name)
         spikeloom_cupy.eprop.EPROP_PRE_TILE = int(tile.group(1)) if tile else DEFAULT_EPROP_PRE_TILE
+        group = re.fullmatch(r"cupy-group(\d+)", name)
+        spikeloom_cupy.eprop.EPROP_TILE_GROUP = int(group.group(1)) if group else DEFAULT_EPROP_TILE_GROUP
         spikeloom_cupy.bptt.BLOCK_BACKWARD_MAX_N = {"cupy-bwd-block": 1 << 30, "cupy-bwd-gemm": 0}.get(
             name, DEFAULT_BLOCK_BACKWARD_MAX_N
         )
@@ -90,7 +94,7 @@ def timed_with(name: str, rule: str) -> bool:
     only, the e-prop synapse kernels' e-prop's only."""
     if re.fullmatch(r"cupy-(fwd|bwd)-\w+", name):
         return rule == "bptt"
-    if re.fullmatch(r"cupy-(tile\d+|k\d+|inthread)", name):
+    if re.fullmatch(r"cupy-(tile\d+|group\d+|k\d+|inthread)", name):
         return rule == "eprop"
     return True
 
@@ -99,10 +103,11 @@ try:
     from spikeloom_cupy.bptt import BLOCK_BACKWARD_MAX_N as DEFAULT_BLOCK_BACKWARD_MAX_N
     from spikeloom_cupy.eprop import EPROP_PRE_TILE as DEFAULT_EPROP_PRE_TILE
     from spikeloom_cupy.eprop import EPROP_STEPS as DEFAULT_EPROP_STEPS
+    from spikeloom_cupy.eprop import EPROP_TILE_GROUP as DEFAULT_EPROP_TILE_GROUP
     from spikeloom_cupy.forward import BLOCK_FORWARD_DENSE_MAX_N as DEFAULT_BLOCK_FORWARD_DENSE_MAX_N
 except ImportError:  # without the CuPy backend's package
     DEFAULT_BLOCK_BACKWARD_MAX_N = DEFAULT_EPROP_STEPS = DEFAULT_BLOCK_FORWARD_DENSE_MAX_N = 0
-    DEFAULT_EPROP_PRE_TILE = 1
+    DEFAULT_EPROP_PRE_TILE = DEFAULT_EPROP_TILE_GROUP = 1
 
 #: where the steps run ("cuda"; "cpu" only to try the script out with torch on a machine without a GPU)
 DEVICE = "cuda"
@@ -200,7 +205,7 @@ def main(argv=None) -> int:
         "--backends",
         default="torch,cupy",
         help="torch, cupy, and the CuPy variants cupy-steps, cupy-events, cupy-fwd-block, cupy-bwd-block, "
-        "cupy-bwd-gemm, cupy-tileN, cupy-kN, cupy-inthread",
+        "cupy-bwd-gemm, cupy-tileN, cupy-groupN, cupy-kN, cupy-inthread",
     )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")

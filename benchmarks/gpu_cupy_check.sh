@@ -97,9 +97,9 @@ part "speed: cupy vs torch, BPTT with 512 and 1024 ALIF, both loops each way" 11
     $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x512,1000x256x1024 \
         --backends torch,cupy,cupy-events,cupy-fwd-block,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 90 \
         ${RESULTS:+--json "$RESULTS/cupy_vs_torch_bptt_sizes.json"}
-part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 190 "" \
+part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 210 "" \
     $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x512,1000x256x1024 \
-        --backends torch,cupy,cupy-events,cupy-tile8,cupy-inthread,cupy-k32 --repeats 2 --budget 150 \
+        --backends torch,cupy,cupy-events,cupy-group1,cupy-tile8,cupy-inthread,cupy-k32 --repeats 2 --budget 165 \
         ${RESULTS:+--json "$RESULTS/cupy_vs_torch_eprop_sizes.json"}
 part "gpu tests (tests/plugins/torch -m gpu)" 60 torch_gpu_tests \
     $PY -m pytest tests/plugins/torch -m gpu -q -rs --tb=short -p no:cacheprovider $(junit torch_gpu_tests)

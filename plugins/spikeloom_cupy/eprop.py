@@ -37,9 +37,12 @@ __all__ = [
     "INPUT_CHUNK",
     "EPROP_STEPS",
     "EPROP_PRE_TILE",
+    "EPROP_TILE_GROUP",
     "SHARED_PRE_TRACES",
     "batch_chunk",
     "pre_tile",
+    "synapse_chunk_threads",
+    "tile_group",
 ]
 
 #: time constant of the online rate estimate of the regulariser, ms (GeNN's value)
@@ -59,6 +62,12 @@ EPROP_STEPS = 64
 #: that many synapses; the results do not depend on it (each synapse's sums run in the same order)
 EPROP_PRE_TILE = 4
 
+#: warps of ``eprop_synapse_chunk`` (32 postsynaptic neurons each) that take the same 32 neurons
+#: for consecutive tiles: with as many warps per block (``launch.BLOCK`` = 256 threads: 8), the
+#: block's warps read the same per-neuron values (``psi``, the learning signal) at each step, from
+#: the L1 cache after the first; the results do not depend on it
+EPROP_TILE_GROUP = 8
+
 #: where every target neuron shares the presynaptic traces eps_I and eps_v, advance them once per
 #: presynaptic neuron for a chunk of steps (``eprop_pre_chunk``) instead of in every synapse's
 #: thread of ``eprop_synapse_chunk``; the results do not depend on it (the same operations)
@@ -75,6 +84,21 @@ def batch_chunk(B: int) -> tuple[int, int]:
     bc = max(BATCH_CHUNK_MIN, -(-B // BATCH_CHUNKS_MAX))
     bc = min(bc, B)
     return bc, -(-B // bc)
+
+
+def tile_group() -> int:
+    """``EPROP_TILE_GROUP``, checked: a positive int."""
+    group = EPROP_TILE_GROUP
+    if not (isinstance(group, int) and not isinstance(group, bool) and group >= 1):
+        raise ValueError(f"EPROP_TILE_GROUP: must be an int >= 1, got {group!r}")
+    return group
+
+
+def synapse_chunk_threads(chunks: int, n_pre: int, n_post: int, tile: int, group: int) -> int:
+    """Threads ``eprop_synapse_chunk`` covers: per batch chunk, warps of 32 postsynaptic neurons
+    times ``tile``-wide tiles of the presynaptic ones, both rounded up to whole groups."""
+    tiles = -(-n_pre // tile)
+    return chunks * -(-tiles // group) * group * -(-n_post // 32) * 32
 
 
 def pre_tile() -> int:
@@ -131,7 +155,7 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
     )
     flags = st["flags"] | (EP_FLAGS["has_R"] if rule.c_reg else 0)
     bc, n_chunks = batch_chunk(B)
-    tile = pre_tile()
+    tile, group = pre_tile(), tile_group()
     for tr in st["traces"].values():
         eb_I, eb_V = tr["ebar"][rc.name]
         c = tr["c"]
@@ -145,14 +169,16 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
             ring, kernel = (0, q + 2, tr["ev_hist"]), kernel + "_shared"
         rt.launch(
             kernel,
-            n_chunks * -(-tr["n_pre"] // tile) * p.n,
+            synapse_chunk_threads(n_chunks, tr["n_pre"], p.n, tile, group),
             B,
             bc,
             tr["n_pre"],
             p.n,
             q + 1,
             flags,
-            *ring,
+            *ring[:2],  # base slot, slots
+            group,
+            ring[2],
             *pre_traces,
             p.rho,
             p.beta,

@@ -145,7 +145,7 @@ KERNELS: dict[str, KernelSpec] = {
             _spec(
                 f"eprop_synapse_chunk_t{tile}{'_shared' if shared else ''}",
                 "eprop.cu",
-                "i i i i i i i i  p p p p p  p p p p p  p p p p p  p p p p p  p p s p",
+                "i i i i i i i i i  p p p p p  p p p p p  p p p p p  p p p p p  p p s p",
                 function="eprop_synapse_chunk",
                 extra=f"{tile}, {shared}",
             )

@@ -25,6 +25,7 @@ SWITCHES = [
     (bp, "BLOCK_BACKWARD_MAX_N"),
     (ep, "EPROP_STEPS"),
     (ep, "EPROP_PRE_TILE"),
+    (ep, "EPROP_TILE_GROUP"),
     (ep, "SHARED_PRE_TRACES"),
 ]
 
@@ -53,6 +54,7 @@ def test_plain_cupy_is_the_defaults(switches):
         ("cupy-bwd-block", {"BLOCK_BACKWARD_MAX_N": 1 << 30}),
         ("cupy-bwd-gemm", {"BLOCK_BACKWARD_MAX_N": 0}),
         ("cupy-tile8", {"EPROP_PRE_TILE": 8}),
+        ("cupy-group1", {"EPROP_TILE_GROUP": 1}),
         ("cupy-k32", {"EPROP_STEPS": 32}),
         ("cupy-inthread", {"SHARED_PRE_TRACES": False}),
     ],
@@ -74,6 +76,7 @@ def test_each_variant_changes_only_its_switches(switches, name, changed):
         ("cupy-fwd-block", {"bptt"}),
         ("cupy-bwd-gemm", {"bptt"}),
         ("cupy-tile4", {"eprop"}),
+        ("cupy-group1", {"eprop"}),
         ("cupy-k32", {"eprop"}),
         ("cupy-inthread", {"eprop"}),
     ],

@@ -22,6 +22,10 @@ __device__ __forceinline__ float sl_exp(float x) { return expf(x); }
 __device__ __forceinline__ double sl_exp(double x) { return exp(x); }
 __device__ __forceinline__ float sl_log(float x) { return logf(x); }
 __device__ __forceinline__ double sl_log(double x) { return log(x); }
+// a * b + c rounded once (a fused multiply-add, written out: --fmad=false forbids the compiler to
+// fuse on its own, so only the kernels that call this round differently from the reference)
+__device__ __forceinline__ float sl_fma(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double sl_fma(double a, double b, double c) { return fma(a, b, c); }
 
 // surrogate kinds (the host passes these numbers; see spikeloom_cupy/kernel_specs.py)
 #define SL_SUPERSPIKE 0

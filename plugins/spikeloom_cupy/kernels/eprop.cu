@@ -154,11 +154,20 @@ __global__ void eprop_synapse_step(
 // L e_bar (and reg_scale times sum R e) to grad[c, i, j]: the same terms as step by step, summed
 // in another order.
 // Each thread takes TILE consecutive presynaptic neurons i0 .. i0 + TILE - 1 (fewer in the last
-// tile) of one postsynaptic neuron j and one batch chunk c, thread w = (c * tiles + i0 / TILE) *
-// n_post + j: what a step reads per postsynaptic neuron (psi, z_prev, the learning signal, R) is
-// loaded once for the tile's synapses instead of once per synapse, and the tile's traces stay in
-// registers (TILE is a template argument so that their number is known when compiling).  Each
-// synapse's arithmetic, and the order of its sums, does not depend on TILE.
+// tile) of one postsynaptic neuron j and one batch chunk c: what a step reads per postsynaptic
+// neuron (psi, z_prev, the learning signal, R) is loaded once for the tile's synapses instead of
+// once per synapse, and the tile's traces stay in registers (TILE is a template argument so that
+// their number is known when compiling).  The threads are laid out in warps of 32 consecutive
+// postsynaptic neurons, `group` consecutive warps taking the same 32 neurons for `group`
+// consecutive tiles: thread w = (((c * tile_groups + tg) * j_groups + jg) * group + t) * 32 + l
+// takes tile tg * group + t and neuron jg * 32 + l (threads beyond the last tile or neuron do
+// nothing).  With `group` warps per block, a block's warps read the same per-neuron values at each
+// step, which the first of them brings into the SM's L1 cache for the others.  Each synapse's
+// arithmetic, and the order of its sums, depends neither on TILE nor on `group`.
+// The synapse's recursions use fused multiply-adds (sl_fma), and eps_a[t] is written as
+// rho eps_a[t-1] + e[t-1], which equals psi[t-1] eps_v[t-1] + (rho - psi[t-1] beta) eps_a[t-1]:
+// fewer roundings and instructions per synapse-step than eprop_synapse_step, which rounds every
+// product and sum as the reference does.
 // SHARED = 1 (only without SL_EP_SYN_I and SL_EP_SYN_V): eps_I and eps_v are the same for every
 // postsynaptic neuron, and eprop_pre_chunk has advanced them over the chunk's steps already:
 // `pre` then holds eps_v before the first step and after each step, [steps + 1, B, n_pre], and
@@ -167,7 +176,7 @@ __global__ void eprop_synapse_step(
 // same operations in the same order.
 template <typename T, int TILE, int SHARED>
 __global__ void eprop_synapse_chunk(
-    int B, int bc, int n_pre, int n_post, int steps, int flags, int pre_base, int pre_slots,
+    int B, int bc, int n_pre, int n_post, int steps, int flags, int pre_base, int pre_slots, int group,
     const T* pre, const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new,
     const T* am, const T* as, const T* g, const T* rho, const T* beta,
     const T* psi, const T* z_prev, T* eps_I, T* eps_v, T* eps_a,
@@ -178,16 +187,19 @@ __global__ void eprop_synapse_chunk(
     const int zero_reset = flags & SL_EP_ZERO_RESET;
     const long long NS = (long long)n_pre * n_post;
     const long long tiles = (n_pre + TILE - 1) / TILE;
-    const long long NT = tiles * n_post;
+    const long long tile_groups = (tiles + group - 1) / group, j_groups = (n_post + 31) / 32;
+    const long long per_chunk = tile_groups * j_groups * group * 32;  // threads per batch chunk
     const long long BI = (long long)B * n_pre, BJ = (long long)B * n_post;
     const long long chunks = sl_batch_chunks(B, bc);
-    SL_GRID_STRIDE(w, chunks * NT) {
-        long long c = w / NT;
-        long long s = w % NT;
+    SL_GRID_STRIDE(w, chunks * per_chunk) {
+        long long c = w / per_chunk;
+        long long s = w % per_chunk;
+        int j = (int)((s / (32LL * group)) % j_groups * 32 + s % 32);
+        long long tile = s / (32LL * group * j_groups) * group + s / 32 % group;
+        if (tile >= tiles || j >= n_post) continue;
         int b0, b1;
         sl_batch_range(c, B, bc, b0, b1);
-        long long i0 = (s / n_post) * TILE;
-        int j = (int)(s % n_post);
+        long long i0 = tile * TILE;
         int nt = n_pre - i0 < TILE ? (int)(n_pre - i0) : TILE;
         T c_am = am[j], c_as = as[j], c_g = g[j];
         T c_rho = alif ? rho[j] : T(0), c_beta = alif ? beta[j] : T(0);
@@ -233,31 +245,32 @@ __global__ void eprop_synapse_chunk(
                 for (int u = 0; u < TILE; ++u) {
                     if (u < nt) {
                         T ev_old = ev[u];
-                        T e_d;
+                        T e_d;  // e of the step before
                         if (alif) {
-                            e_d = pp * (ev_old - c_beta * a[u]);
-                            a[u] = pp * ev_old + (c_rho - pp * c_beta) * a[u];
+                            e_d = pp * sl_fma(-c_beta, a[u], ev_old);
+                            a[u] = sl_fma(c_rho, a[u], e_d);
                         } else {
                             e_d = pp * ev_old;
                         }
                         if (SHARED) {
                             ev[u] = pre_q[u];
                         } else {
-                            eI[u] = c_as * eI[u] + pre_q[u];
-                            ev[u] = decay * ev_old + c_g * eI[u];
+                            eI[u] = sl_fma(c_as, eI[u], pre_q[u]);
+                            ev[u] = sl_fma(decay, ev_old, c_g * eI[u]);
                         }
-                        T elig = alif ? ev[u] - c_beta * a[u] : ev[u];
-                        T e = ps * elig;
-                        if (has_R) acc_r[u] += r_q * e;
+                        if (has_R) {
+                            T e = ps * (alif ? sl_fma(-c_beta, a[u], ev[u]) : ev[u]);
+                            acc_r[u] = sl_fma(r_q, e, acc_r[u]);
+                        }
                         T cur;
                         if (r_delta) {
                             cur = e_d;
                         } else {
-                            cur = k_as * eb_I[u] + e_d;
+                            cur = sl_fma(k_as, eb_I[u], e_d);
                             eb_I[u] = cur;
                         }
-                        eb_V[u] = k_am * eb_V[u] + (r_unit ? cur : k_g * cur);
-                        acc[u] += sig * eb_V[u];
+                        eb_V[u] = sl_fma(k_am, eb_V[u], r_unit ? cur : k_g * cur);
+                        acc[u] = sl_fma(sig, eb_V[u], acc[u]);
                     }
                 }
                 pp = ps;
@@ -299,8 +312,8 @@ __global__ void eprop_synapse_chunk(
 // The traces that every postsynaptic neuron shares (eprop_synapse_chunk with SHARED = 1), advanced
 // over `steps` consecutive steps once per presynaptic neuron instead of once per synapse: one
 // thread per (b, i), eps_I = alpha_syn eps_I + p_i[q], eps_v = alpha_mem eps_v + g eps_I (the
-// operations of eprop_synapse_chunk, in its order; the constants of target neuron 0, which every
-// target shares).  The spikes of step q come from the source's ring, slot (pre_base + q) mod
+// operations of eprop_synapse_chunk, fused multiply-adds included, in its order; the constants of
+// target neuron 0, which every target shares).  The spikes of step q come from the source's ring, slot (pre_base + q) mod
 // pre_slots; ev_hist[0, b, i] is eps_v before the first step, ev_hist[q + 1, b, i] after step q,
 // and the values after the last step go to epsI_new and epsv_new.
 template <typename T>
@@ -314,9 +327,9 @@ __global__ void eprop_pre_chunk(int B, int n_pre, int steps, int pre_base, int p
         ev_hist[bi] = ev;
         int slot = pre_base;
         for (int q = 0; q < steps; ++q) {
-            eI = c_as * eI + pre[(long long)slot * BI + bi];
+            eI = sl_fma(c_as, eI, pre[(long long)slot * BI + bi]);
             slot = slot + 1 == pre_slots ? 0 : slot + 1;
-            ev = c_am * ev + c_g * eI;
+            ev = sl_fma(c_am, ev, c_g * eI);
             ev_hist[(q + 1) * BI + bi] = ev;
         }
         epsI_new[bi] = eI;

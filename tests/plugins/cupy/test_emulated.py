@@ -410,6 +410,55 @@ def test_eprop_shared_presynaptic_traces_do_not_change_the_result(emulated, case
         assert_close(g.grads[name], value, RTOL64, name)
 
 
+@pytest.mark.parametrize("group", [1, 3])
+def test_eprop_synapse_warp_groups_do_not_change_the_result(emulated, group, monkeypatch):
+    """``eprop_synapse_chunk`` with 1 or 3 warps per group of tiles instead of the default: 37
+    recurrent neurons (two warps of 32, the second mostly idle), 10 tiles of the recurrent and 2
+    of the 6 input neurons (3 divides neither) and 3 batch chunks of 2, 2 and 1 examples: every
+    synapse is still taken by exactly one thread, so the gradients equal the default's bit for bit
+    and the reference's within 1e-12 in float64."""
+    import spikeloom_cupy.eprop as ep
+
+    monkeypatch.setattr(ep, "EPROP_STEPS", 4)
+    monkeypatch.setattr(ep, "BATCH_CHUNK_MIN", 2)
+    monkeypatch.setattr(ep, "BATCH_CHUNKS_MAX", 3)
+    assert ep.batch_chunk(5) == (2, 3) and ep.EPROP_TILE_GROUP not in (1, 3)
+    net = _delayed_recurrent_network()
+    rng = np.random.default_rng(4)
+    x, labels = rng.random((30, 5, 6)) < 0.4, rng.integers(0, 3, 5)
+    rule, ro = sl.EProp(sl.SuperSpike(2.0)), sl.Readout("o", "per_step")
+    ref = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64").loss_and_grads(x, labels)
+    emu = emulated.compile(net, rule=rule, readout=ro, dtype="float64", device="cpu")
+    default = emu.loss_and_grads(x, labels)
+    assert _chunk_kernels(emu) == {f"t{ep.EPROP_PRE_TILE}_shared"}
+    monkeypatch.setattr(ep, "EPROP_TILE_GROUP", group)
+    emu.recurrent_mode = "events"  # as in the first call (which chose the mode of the next)
+    got = emu.loss_and_grads(x, labels)
+    assert got.loss == default.loss == pytest.approx(ref.loss, rel=RTOL64)
+    for name, value in ref.grads.items():
+        np.testing.assert_array_equal(got.grads[name], default.grads[name], err_msg=name)
+        assert_close(got.grads[name], value, RTOL64, name)
+        assert np.any(value != 0), name
+
+
+def test_synapse_chunk_threads_cover_whole_warps_and_groups():
+    import spikeloom_cupy.eprop as ep
+
+    # 37 neurons: 2 warps; 10 tiles of 4 in groups of 3: 4 groups
+    assert ep.synapse_chunk_threads(3, 37, 37, 4, 3) == 3 * 4 * 3 * 2 * 32
+    # the benchmark's sizes: 700 inputs, 1024 neurons, tile 4, groups of 8 (175 tiles: 22 groups)
+    assert ep.synapse_chunk_threads(32, 700, 1024, 4, 8) == 32 * 22 * 8 * 1024
+
+
+@pytest.mark.parametrize("group", [0, -1, 2.0, True])
+def test_eprop_tile_group_out_of_range_is_refused(group, monkeypatch):
+    import spikeloom_cupy.eprop as ep
+
+    monkeypatch.setattr(ep, "EPROP_TILE_GROUP", group)
+    with pytest.raises(ValueError, match="EPROP_TILE_GROUP: must be an int >= 1, got"):
+        ep.tile_group()
+
+
 @pytest.mark.parametrize("tile", [0, 3, 16, 2.0])
 def test_eprop_synapse_tile_out_of_range_is_refused(tile, monkeypatch):
     import spikeloom_cupy.eprop as ep
