@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# The CuPy backend's checks on a CUDA machine, and the torch backend's, in one run of about 8 minutes (H200):
-#   1. the gpu-marked tests of tests/plugins/cupy (NVRTC compiles every kernel; the corpus against
-#      the NumPy reference in float64 and float32; the device against the emulated kernels);
-#   2. the conformance kit on the cupy backend (device cuda);
-#   3. training-step speed of cupy against torch on the same GPU (BPTT and e-prop, recurrent ALIF,
-#      T=200 B=64 N=256 and the SHD scale T=1000 B=256 N=256, CuPy also with every time loop step
-#      by step; BPTT and e-prop with N = 512 and 1024, both also with recurrent spikes delivered
-#      event-driven in every step, BPTT with either loop forward and backward, e-prop with 8
-#      presynaptic neurons per thread of the synapse kernel, with the shared presynaptic traces
-#      updated in every synapse's thread, and with 32 steps per synapse launch), and CuPy e-prop
-#      memory at two T;
-#   4. the torch backend on CUDA: its gpu-marked tests and the conformance kit (device cuda).
+# The CuPy backend's checks on a CUDA machine, and the torch backend's, in about 8 minutes (H200).
+# The parts, in the order they run (keys for PARTS in brackets):
+#   1. [gpu_tests] the gpu-marked tests of tests/plugins/cupy (NVRTC compiles every kernel; the
+#      corpus against the NumPy reference in float64 and float32; the device against the emulated
+#      kernels);
+#   2. [eprop_sizes] e-prop training steps of cupy against torch on the same GPU at T=1000 B=256
+#      with N = 512 and 1024 recurrent ALIF: CuPy also with recurrent spikes delivered
+#      event-driven in every step, its synapse kernel's warps without groups, 8 presynaptic
+#      neurons per thread, the shared presynaptic traces updated in every synapse's thread, and
+#      32 steps per synapse launch;
+#   3. [bptt_sizes] the same for BPTT: CuPy also event-driven in every step, and with either
+#      loop forward and backward;
+#   4. [speed] both rules at T=200 B=64 and T=1000 B=256 with N=256, CuPy also with every time
+#      loop step by step, and CuPy e-prop memory at two T;
+#   5. [conformance_cupy] the conformance kit on the cupy backend (device cuda);
+#   6. [torch_gpu_tests], [conformance_torch] the torch backend on CUDA: its gpu-marked tests and
+#      the conformance kit.
 # Each part runs even if an earlier one fails; the summary at the end says what passed (with the
 # test counts; a part where every test was skipped counts as a failure).
 # Run from anywhere:  bash benchmarks/gpu_cupy_check.sh
-# With $OUT set, the full log of each part, junit XML, cupy_vs_torch.json and summary.txt go there.
+# PARTS=gpu_tests,eprop_sizes runs those parts only, in that order.
+# With $OUT set, the full log of each part, junit XML, the JSON of the speed parts and summary.txt
+# go there.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python || command -v python3)}
@@ -46,6 +53,11 @@ print(f"{n - f - e - sk} passed, {f + e} failed, {sk} skipped")
 PYEOF
 }
 
+# the parts, in this order unless PARTS (keys, comma-separated) picks some: the most telling first,
+# so that a run cut short by the device's time still has them
+ALL_PARTS="gpu_tests,eprop_sizes,bptt_sizes,speed,conformance_cupy,torch_gpu_tests,conformance_torch"
+PARTS=${PARTS:-$ALL_PARTS}
+
 SUMMARY=()
 part() {  # part NAME SECONDS command...
     local name=$1 limit=$2 xml=$3
@@ -53,7 +65,7 @@ part() {  # part NAME SECONDS command...
     echo
     echo "=================== $name (limit ${limit}s) ==================="
     local t0=$SECONDS
-    local log="$XML/${xml:-speed}.log"
+    local log="$XML/${xml:-$PART_KEY}.log"
     timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
     local rc=$?
     # the whole output stays in the log (under $OUT when set); the end of it is shown here
@@ -85,27 +97,37 @@ except Exception as exc:
     print("cupy:", exc)
 PYEOF
 
-part "gpu tests (tests/plugins/cupy -m gpu)" 100 gpu_tests \
-    $PY -m pytest tests/plugins/cupy -m gpu -k "not conformance_kit" -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests)
-part "conformance kit on cupy (cuda)" 100 conformance_cupy \
-    $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_cupy.backend:CupyBackend \
-        --spikeloom-device cuda -q --tb=line -p no:cacheprovider -o junit_family=xunit1 $(junit conformance_cupy)
-part "speed: cupy vs torch (train_step, CUDA)" 130 "" \
-    $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
-        --backends torch,cupy,cupy-steps --repeats 2 --budget 90 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"}
-part "speed: cupy vs torch, BPTT with 512 and 1024 ALIF, both loops each way" 110 "" \
-    $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x512,1000x256x1024 \
-        --backends torch,cupy,cupy-events,cupy-fwd-block,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 90 \
-        ${RESULTS:+--json "$RESULTS/cupy_vs_torch_bptt_sizes.json"}
-part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 210 "" \
-    $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x512,1000x256x1024 \
-        --backends torch,cupy,cupy-events,cupy-group1,cupy-tile8,cupy-inthread,cupy-k32 --repeats 2 --budget 165 \
-        ${RESULTS:+--json "$RESULTS/cupy_vs_torch_eprop_sizes.json"}
-part "gpu tests (tests/plugins/torch -m gpu)" 60 torch_gpu_tests \
-    $PY -m pytest tests/plugins/torch -m gpu -q -rs --tb=short -p no:cacheprovider $(junit torch_gpu_tests)
-part "conformance kit on torch (cuda)" 70 conformance_torch \
-    $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_torch.backend:TorchBackend \
-        --spikeloom-device cuda -q --tb=line -p no:cacheprovider -o junit_family=xunit1 $(junit conformance_torch)
+run_part() {  # run_part KEY: one part of the check, by its key (see PARTS above)
+    PART_KEY=$1  # the name of its log
+    case $1 in
+    gpu_tests) part "gpu tests (tests/plugins/cupy -m gpu)" 100 gpu_tests \
+        $PY -m pytest tests/plugins/cupy -m gpu -k "not conformance_kit" -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests) ;;
+    eprop_sizes) part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 210 "" \
+        $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x512,1000x256x1024 \
+            --backends torch,cupy,cupy-events,cupy-group1,cupy-tile8,cupy-inthread,cupy-k32 --repeats 2 --budget 165 \
+            ${RESULTS:+--json "$RESULTS/cupy_vs_torch_eprop_sizes.json"} ;;
+    bptt_sizes) part "speed: cupy vs torch, BPTT with 512 and 1024 ALIF, both loops each way" 110 "" \
+        $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x512,1000x256x1024 \
+            --backends torch,cupy,cupy-events,cupy-fwd-block,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 90 \
+            ${RESULTS:+--json "$RESULTS/cupy_vs_torch_bptt_sizes.json"} ;;
+    speed) part "speed: cupy vs torch (train_step, CUDA)" 130 "" \
+        $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \
+            --backends torch,cupy,cupy-steps --repeats 2 --budget 90 ${RESULTS:+--json "$RESULTS/cupy_vs_torch.json"} ;;
+    conformance_cupy) part "conformance kit on cupy (cuda)" 100 conformance_cupy \
+        $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_cupy.backend:CupyBackend \
+            --spikeloom-device cuda -q --tb=line -p no:cacheprovider -o junit_family=xunit1 $(junit conformance_cupy) ;;
+    torch_gpu_tests) part "gpu tests (tests/plugins/torch -m gpu)" 60 torch_gpu_tests \
+        $PY -m pytest tests/plugins/torch -m gpu -q -rs --tb=short -p no:cacheprovider $(junit torch_gpu_tests) ;;
+    conformance_torch) part "conformance kit on torch (cuda)" 70 conformance_torch \
+        $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_torch.backend:TorchBackend \
+            --spikeloom-device cuda -q --tb=line -p no:cacheprovider -o junit_family=xunit1 $(junit conformance_torch) ;;
+    *) SUMMARY+=("FAIL  part '$1': no such part (PARTS takes: $ALL_PARTS)") ;;
+    esac
+}
+
+for key in ${PARTS//,/ }; do
+    run_part "$key"
+done
 
 echo
 echo "=================== summary ==================="
