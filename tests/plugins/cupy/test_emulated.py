@@ -23,6 +23,13 @@ NUMPY = sl.get_backend("numpy")
 RTOL64 = 1e-12
 
 
+def _events(compiled, method: str, *args):
+    """``compiled.<method>(*args)`` from event-driven recurrent delivery: each call chooses the
+    next one's from its activity, so calls compared bit for bit must start alike."""
+    compiled.recurrent_mode = "events"
+    return getattr(compiled, method)(*args)
+
+
 def _pair(backend, case, rule, dtype="float64"):
     net = case.network()
     r = case.bptt() if rule == "bptt" else case.eprop()
@@ -198,12 +205,12 @@ def test_block_loops_equal_the_step_kernels_with_few_threads_and_blocks(emulated
     ref_c = NUMPY.compile(net, rule=rule, readout=ro, dtype="float64")
     ref = ref_c.loss_and_grads(x, labels)
     emu = emulated.compile(net, rule=rule, readout=ro, dtype="float64", device="cpu")
-    block, block_run = emu.loss_and_grads(x, labels), emu.simulate(x)
+    block, block_run = _events(emu, "loss_and_grads", x, labels), _events(emu, "simulate", x)
     launches = emu.rt.kernels.launches
     assert launches.get("spiking_block_loop")
     assert bool(launches.get("spiking_block_backward")) == (backward == "block")
     monkeypatch.setattr(fw, "BLOCK_LOOP", False)
-    step, step_run = emu.loss_and_grads(x, labels), emu.simulate(x)
+    step, step_run = _events(emu, "loss_and_grads", x, labels), _events(emu, "simulate", x)
     for pop, vars_ in step_run.items():
         for v, arr in vars_.items():
             np.testing.assert_array_equal(block_run[pop][v], arr, err_msg=f"{pop}.{v}")
@@ -376,7 +383,7 @@ def test_eprop_synapse_tiles_do_not_change_the_result(emulated, tile, case_id, m
     monkeypatch.setattr(ep, "EPROP_PRE_TILE", tile)
     assert ep.pre_tile() == tile
     emu.rt.kernels.launches.clear()
-    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    r, g = ref.loss_and_grads(x, labels), _events(emu, "loss_and_grads", x, labels)
     assert _chunk_kernels(emu) == {f"t{tile}{TILE_CASES[case_id]}"}
     for name, value in r.grads.items():
         np.testing.assert_array_equal(g.grads[name], default.grads[name], err_msg=name)
@@ -402,7 +409,7 @@ def test_eprop_shared_presynaptic_traces_do_not_change_the_result(emulated, case
     assert _chunk_kernels(emu) == {f"t{ep.EPROP_PRE_TILE}"} and not emu.rt.kernels.launches.get("eprop_pre_chunk")
     monkeypatch.setattr(ep, "SHARED_PRE_TRACES", True)
     emu.rt.kernels.launches.clear()
-    r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
+    r, g = ref.loss_and_grads(x, labels), _events(emu, "loss_and_grads", x, labels)
     assert _chunk_kernels(emu) == {f"t{ep.EPROP_PRE_TILE}_shared"} and emu.rt.kernels.launches["eprop_pre_chunk"]
     assert g.loss == in_synapses.loss
     for name, value in r.grads.items():
@@ -432,8 +439,7 @@ def test_eprop_synapse_warp_groups_do_not_change_the_result(emulated, group, mon
     default = emu.loss_and_grads(x, labels)
     assert _chunk_kernels(emu) == {f"t{ep.EPROP_PRE_TILE}_shared"}
     monkeypatch.setattr(ep, "EPROP_TILE_GROUP", group)
-    emu.recurrent_mode = "events"  # as in the first call (which chose the mode of the next)
-    got = emu.loss_and_grads(x, labels)
+    got = _events(emu, "loss_and_grads", x, labels)
     assert got.loss == default.loss == pytest.approx(ref.loss, rel=RTOL64)
     for name, value in ref.grads.items():
         np.testing.assert_array_equal(got.grads[name], default.grads[name], err_msg=name)
@@ -497,8 +503,8 @@ def test_bool_and_uint8_inputs_reach_the_device_as_bytes(emulated):
     }
     for rule in ("bptt", "eprop"):
         _, emu = _pair(emulated, case, rule)
-        results = {name: emu.loss_and_grads(v, labels) for name, v in forms.items()}
-        runs = {name: emu.simulate(v) for name, v in forms.items()}
+        results = {name: _events(emu, "loss_and_grads", v, labels) for name, v in forms.items()}
+        runs = {name: _events(emu, "simulate", v) for name, v in forms.items()}
         for name in ("uint8", "float64"):
             assert results[name].loss == results["bool"].loss
             for g, value in results["bool"].grads.items():
