@@ -56,7 +56,9 @@ def backend_for(name: str) -> sl.Backend:
     ``cupy-inthread`` (e-prop) updates the shared presynaptic traces in every synapse's thread
     instead of once per presynaptic neuron (``SHARED_PRE_TRACES`` off); ``cupy-groupN`` (e-prop)
     lets N warps of the synapse kernel take the same postsynaptic neurons (``EPROP_TILE_GROUP``;
-    ``cupy-group1``: neighbouring warps take other neurons); ``cupy-events`` delivers
+    ``cupy-group1``: neighbouring warps take other neurons); ``cupy-generic`` (e-prop) launches
+    the synapse kernel that reads every flag at run time (``SPECIALISED_SYNAPSES`` off);
+    ``cupy-events`` delivers
     recurrent spikes event-driven in every training step, whatever the activity (its
     ``recurrent_mode`` set back before each step, as before training steps chose it)."""
     if name.startswith("cupy"):
@@ -74,6 +76,7 @@ def backend_for(name: str) -> sl.Backend:
             0 if name == "cupy-steps" else int(steps.group(1)) if steps else DEFAULT_EPROP_STEPS
         )
         spikeloom_cupy.eprop.SHARED_PRE_TRACES = name != "cupy-inthread"
+        spikeloom_cupy.eprop.SPECIALISED_SYNAPSES = name != "cupy-generic"
         tile = re.fullmatch(r"cupy-tile(\d+)", name)
         spikeloom_cupy.eprop.EPROP_PRE_TILE = int(tile.group(1)) if tile else DEFAULT_EPROP_PRE_TILE
         group = re.fullmatch(r"cupy-group(\d+)", name)
@@ -94,7 +97,7 @@ def timed_with(name: str, rule: str) -> bool:
     only, the e-prop synapse kernels' e-prop's only."""
     if re.fullmatch(r"cupy-(fwd|bwd)-\w+", name):
         return rule == "bptt"
-    if re.fullmatch(r"cupy-(tile\d+|group\d+|k\d+|inthread)", name):
+    if re.fullmatch(r"cupy-(tile\d+|group\d+|k\d+|inthread|generic)", name):
         return rule == "eprop"
     return True
 
@@ -205,7 +208,7 @@ def main(argv=None) -> int:
         "--backends",
         default="torch,cupy",
         help="torch, cupy, and the CuPy variants cupy-steps, cupy-events, cupy-fwd-block, cupy-bwd-block, "
-        "cupy-bwd-gemm, cupy-tileN, cupy-groupN, cupy-kN, cupy-inthread",
+        "cupy-bwd-gemm, cupy-tileN, cupy-groupN, cupy-kN, cupy-inthread, cupy-generic",
     )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")

@@ -6,9 +6,9 @@
 #      kernels);
 #   2. [eprop_sizes] e-prop training steps of cupy against torch on the same GPU at T=1000 B=256
 #      with N = 512 and 1024 recurrent ALIF: CuPy also with recurrent spikes delivered
-#      event-driven in every step, its synapse kernel's warps without groups, 8 presynaptic
-#      neurons per thread, the shared presynaptic traces updated in every synapse's thread, and
-#      32 steps per synapse launch;
+#      event-driven in every step, its synapse kernel reading every flag at run time, its
+#      warps without groups, 8 presynaptic neurons per thread, the shared presynaptic traces
+#      updated in every synapse's thread, and 32 steps per synapse launch;
 #   3. [bptt_sizes] the same for BPTT: CuPy also event-driven in every step, and with either
 #      loop forward and backward;
 #   4. [speed] both rules at T=200 B=64 and T=1000 B=256 with N=256, CuPy also with every time
@@ -102,9 +102,9 @@ run_part() {  # run_part KEY: one part of the check, by its key (see PARTS above
     case $1 in
     gpu_tests) part "gpu tests (tests/plugins/cupy -m gpu)" 100 gpu_tests \
         $PY -m pytest tests/plugins/cupy -m gpu -k "not conformance_kit" -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests) ;;
-    eprop_sizes) part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 210 "" \
+    eprop_sizes) part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 225 "" \
         $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x512,1000x256x1024 \
-            --backends torch,cupy,cupy-events,cupy-group1,cupy-tile8,cupy-inthread,cupy-k32 --repeats 2 --budget 165 \
+            --backends torch,cupy,cupy-events,cupy-generic,cupy-group1,cupy-tile8,cupy-inthread,cupy-k32 --repeats 2 --budget 180 \
             ${RESULTS:+--json "$RESULTS/cupy_vs_torch_eprop_sizes.json"} ;;
     bptt_sizes) part "speed: cupy vs torch, BPTT with 512 and 1024 ALIF, both loops each way" 110 "" \
         $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x512,1000x256x1024 \

@@ -27,7 +27,7 @@ from spikeloom.rules import EProp, feedback_matrices, trained_populations
 from .bptt import surrogate_args
 from .consts import PopConst
 from .forward import Stepper
-from .kernel_specs import SYNAPSE_TILES
+from .kernel_specs import SYNAPSE_TILES, synapse_chunk_name
 from .runtime import Runtime
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "EPROP_PRE_TILE",
     "EPROP_TILE_GROUP",
     "SHARED_PRE_TRACES",
+    "SPECIALISED_SYNAPSES",
     "batch_chunk",
     "pre_tile",
     "synapse_chunk_threads",
@@ -72,6 +73,12 @@ EPROP_TILE_GROUP = 8
 #: presynaptic neuron for a chunk of steps (``eprop_pre_chunk``) instead of in every synapse's
 #: thread of ``eprop_synapse_chunk``; the results do not depend on it (the same operations)
 SHARED_PRE_TRACES = True
+
+#: with shared presynaptic traces, launch the instantiation of ``eprop_synapse_chunk`` that knows
+#: the flags of ``kernel_specs.SYNAPSE_FIXED_FLAGS`` (regulariser, delta-synapse readout, readout
+#: gain 1) when compiling, so that its loop over the synapses tests none of them; the results do
+#: not depend on it (the same operations)
+SPECIALISED_SYNAPSES = True
 
 #: the per-synapse kernels split the batch into at most this many chunks (one thread per synapse
 #: and chunk, one partial gradient per chunk), of at least BATCH_CHUNK_MIN examples each
@@ -126,6 +133,14 @@ EP_FLAGS = {
 }
 
 
+def _padded_zeros(rt, shape: tuple) -> object:
+    """Zeros of ``shape``, a view of one allocation with ``max(SYNAPSE_TILES) - 1`` more: the
+    threads of ``eprop_synapse_chunk`` that take a last, partial tile of presynaptic neurons read
+    that far past the end of the array (values they do not use)."""
+    n = int(np.prod(shape))
+    return rt.zeros((n + max(SYNAPSE_TILES) - 1,))[:n].reshape(shape)
+
+
 def _shared(host: np.ndarray) -> bool:
     return bool(np.all(host == host[0]))
 
@@ -163,10 +178,11 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
         ring = ((t - q - c.delay) % slots, slots, sim.ring[c.source])  # (base slot, slots, ring)
         # the presynaptic traces (old and new) and the constants that advance them
         pre_traces = (*tr["epsI"], *tr["epsv"], p.am, p.as_, p.g)
-        kernel = f"eprop_synapse_chunk_t{tile}"
-        if st["shared"]:  # the presynaptic traces of the chunk's steps, once per presynaptic neuron
+        shared = st["shared"]
+        kernel = synapse_chunk_name(tile, shared, flags if shared and SPECIALISED_SYNAPSES else None)
+        if shared:  # the presynaptic traces of the chunk's steps, once per presynaptic neuron
             rt.launch("eprop_pre_chunk", B * tr["n_pre"], B, tr["n_pre"], q + 1, *ring, *pre_traces, tr["ev_hist"])
-            ring, kernel = (0, q + 2, tr["ev_hist"]), kernel + "_shared"
+            ring = (0, q + 2, tr["ev_hist"])
         rt.launch(
             kernel,
             synapse_chunk_threads(n_chunks, tr["n_pre"], p.n, tile, group),
@@ -312,7 +328,7 @@ def eprop_loss_and_grads(
         # (eprop_pre_chunk), into eps_v before and after each of its steps
         shared = bool(K) and not syn_v and SHARED_PRE_TRACES
         for tr in traces.values():
-            tr["ev_hist"] = rt.zeros((K + 1, B, tr["n_pre"])) if shared else rt.dummy
+            tr["ev_hist"] = _padded_zeros(rt, (K + 1, B, tr["n_pre"])) if shared else rt.dummy
         state[name] = {
             "p": p,
             "K": K,

@@ -21,6 +21,8 @@ __all__ = [
     "KERNELS",
     "KERNEL_FILES",
     "SYNAPSE_TILES",
+    "SYNAPSE_FIXED_FLAGS",
+    "synapse_chunk_name",
     "COMPILE_OPTIONS",
     "CUPY_ADDED_OPTIONS",
     "DTYPES",
@@ -95,6 +97,34 @@ def _spec(name: str, file: str, args: str, block_sync: bool = False, function: s
 #: presynaptic traces are shared by every postsynaptic neuron (template argument ``SHARED = 1``)
 SYNAPSE_TILES = (1, 2, 4, 8)
 
+#: the flags (eprop.cu's ``SL_EP_*`` bits) that the specialised instantiations of
+#: ``eprop_synapse_chunk`` (shared presynaptic traces) take as template argument ``FIXED``, known
+#: when compiling, by the names that :func:`synapse_chunk_name` gives them: the rate regulariser,
+#: a readout with a delta synapse, a readout of input gain 1
+SYNAPSE_FIXED_FLAGS = (("reg", 128), ("rdelta", 512), ("runit", 1024))
+
+
+def synapse_chunk_name(tile: int, shared: bool, flags: int | None = None) -> str:
+    """The name of an instantiation of ``eprop_synapse_chunk``: ``eprop_synapse_chunk_t<tile>``,
+    ``..._shared`` (template argument ``FIXED = -1``: every flag read at run time), or, given the
+    ``flags`` of a launch with shared traces, the one that knows those of
+    :data:`SYNAPSE_FIXED_FLAGS` when compiling (``..._shared_rdelta_runit``, ``..._shared_plain``
+    with none of them)."""
+    name = f"eprop_synapse_chunk_t{tile}{'_shared' if shared else ''}"
+    if flags is None:
+        return name
+    if not shared:
+        raise ValueError("synapse_chunk_name: flags known when compiling need shared presynaptic traces")
+    return name + "_" + ("_".join(n for n, bit in SYNAPSE_FIXED_FLAGS if flags & bit) or "plain")
+
+
+def _fixed_subsets() -> list[int]:
+    """Every combination of the bits of :data:`SYNAPSE_FIXED_FLAGS` (0 first)."""
+    out = [0]
+    for _, bit in SYNAPSE_FIXED_FLAGS:
+        out += [m | bit for m in out]
+    return out
+
 
 KERNELS: dict[str, KernelSpec] = {
     k.name: k
@@ -143,14 +173,18 @@ KERNELS: dict[str, KernelSpec] = {
         ),
         *(
             _spec(
-                f"eprop_synapse_chunk_t{tile}{'_shared' if shared else ''}",
+                synapse_chunk_name(tile, bool(shared), None if fixed < 0 else fixed),
                 "eprop.cu",
                 "i i i i i i i i i  p p p p p  p p p p p  p p p p p  p p p p p  p p s p",
                 function="eprop_synapse_chunk",
-                extra=f"{tile}, {shared}",
+                extra=f"{tile}, {shared}, {fixed}",
             )
             for tile in SYNAPSE_TILES
-            for shared in (0, 1)
+            for shared, fixed in (
+                (0, -1),
+                (1, -1),
+                *((1, fixed) for fixed in _fixed_subsets()),
+            )
         ),
         _spec("eprop_pre_chunk", "eprop.cu", "i i i i i p  p p p p  p p p  p"),
         _spec("eprop_loss_step", "eprop.cu", "i i i i p p s  p p p p p  p p p"),

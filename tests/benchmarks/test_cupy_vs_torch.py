@@ -27,6 +27,7 @@ SWITCHES = [
     (ep, "EPROP_PRE_TILE"),
     (ep, "EPROP_TILE_GROUP"),
     (ep, "SHARED_PRE_TRACES"),
+    (ep, "SPECIALISED_SYNAPSES"),
 ]
 
 
@@ -57,6 +58,7 @@ def test_plain_cupy_is_the_defaults(switches):
         ("cupy-group1", {"EPROP_TILE_GROUP": 1}),
         ("cupy-k32", {"EPROP_STEPS": 32}),
         ("cupy-inthread", {"SHARED_PRE_TRACES": False}),
+        ("cupy-generic", {"SPECIALISED_SYNAPSES": False}),
     ],
 )
 def test_each_variant_changes_only_its_switches(switches, name, changed):
@@ -79,6 +81,7 @@ def test_each_variant_changes_only_its_switches(switches, name, changed):
         ("cupy-group1", {"eprop"}),
         ("cupy-k32", {"eprop"}),
         ("cupy-inthread", {"eprop"}),
+        ("cupy-generic", {"eprop"}),
     ],
 )
 def test_variants_of_one_rule_are_timed_with_that_rule_only(name, rules):

@@ -164,17 +164,21 @@ __global__ void eprop_synapse_step(
 // nothing).  With `group` warps per block, a block's warps read the same per-neuron values at each
 // step, which the first of them brings into the SM's L1 cache for the others.  Each synapse's
 // arithmetic, and the order of its sums, depends neither on TILE nor on `group`.
+// FIXED >= 0: the flags SL_EP_HAS_R, SL_EP_R_DELTA and SL_EP_R_UNIT as known when compiling (the
+// bits of FIXED; those bits of `flags` are not read), so that the loop over the synapses carries no
+// test of them; FIXED = -1 reads them from `flags`.  The same operations either way.
 // The synapse's recursions use fused multiply-adds (sl_fma), and eps_a[t] is written as
 // rho eps_a[t-1] + e[t-1], which equals psi[t-1] eps_v[t-1] + (rho - psi[t-1] beta) eps_a[t-1]:
 // fewer roundings and instructions per synapse-step than eprop_synapse_step, which rounds every
 // product and sum as the reference does.
 // SHARED = 1 (only without SL_EP_SYN_I and SL_EP_SYN_V): eps_I and eps_v are the same for every
 // postsynaptic neuron, and eprop_pre_chunk has advanced them over the chunk's steps already:
-// `pre` then holds eps_v before the first step and after each step, [steps + 1, B, n_pre], and
+// `pre` then holds eps_v before the first step and after each step, [steps + 1, B, n_pre] and at
+// least TILE - 1 more values (read, not used, by the threads of a last, partial tile), and
 // the thread reads it instead of updating eps_I and eps_v itself (pre_base, pre_slots and the
 // epsI_* / epsv_* buffers are not read).  The values are those the thread would compute, by the
 // same operations in the same order.
-template <typename T, int TILE, int SHARED>
+template <typename T, int TILE, int SHARED, int FIXED>
 __global__ void eprop_synapse_chunk(
     int B, int bc, int n_pre, int n_post, int steps, int flags, int pre_base, int pre_slots, int group,
     const T* pre, const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new,
@@ -183,7 +187,8 @@ __global__ void eprop_synapse_chunk(
     const T* r_as, const T* r_am, const T* r_g, T* ebar_I, T* ebar_V,
     const T* signal, const T* R, T reg_scale, T* grad) {
     const int alif = flags & SL_EP_ALIF, syn_I = flags & SL_EP_SYN_I, syn_v = flags & SL_EP_SYN_V;
-    const int r_delta = flags & SL_EP_R_DELTA, r_unit = flags & SL_EP_R_UNIT, has_R = flags & SL_EP_HAS_R;
+    const int fixed = FIXED >= 0 ? FIXED : flags;
+    const int r_delta = fixed & SL_EP_R_DELTA, r_unit = fixed & SL_EP_R_UNIT, has_R = fixed & SL_EP_HAS_R;
     const int zero_reset = flags & SL_EP_ZERO_RESET;
     const long long NS = (long long)n_pre * n_post;
     const long long tiles = (n_pre + TILE - 1) / TILE;
@@ -229,21 +234,46 @@ __global__ void eprop_synapse_chunk(
                     a[u] = alif ? eps_a[k] : T(0);
                     eb_I[u] = r_delta ? T(0) : ebar_I[k];
                     eb_V[u] = ebar_V[k];
+                } else {  // SHARED: computed (on zeros and the values past the tile) but never stored
+                    ev[u] = eI[u] = a[u] = eb_I[u] = eb_V[u] = T(0);
                 }
             }
-            T pp = psi[bj];  // psi of the step before the first
+            // the step's per-neuron values, read through pointers advanced by a slice per step
+            const T* psi_q = psi + bj;  // psi of the step before the first
+            const T* sig_q = signal + bj;
+            const T* R_q = R + (has_R ? bj : 0);
+            const T* z_q = z_prev + (syn_v && zero_reset ? bj : 0);
+            const T* ev_q = pre + (SHARED ? BI + bi0 : 0);  // SHARED: eps_v after the first step
+            T pp = *psi_q;
             int slot = pre_base;  // the ring slot of step q's presynaptic spikes
             for (int q = 0; q < steps; ++q) {
-                T ps = psi[(q + 1) * BJ + bj];
-                T sig = signal[q * BJ + bj];
-                T r_q = has_R ? R[q * BJ + bj] : T(0);
-                T decay = (syn_v && zero_reset) ? c_am * (T(1) - z_prev[q * BJ + bj]) : c_am;
+                psi_q += BJ;
+                T ps = *psi_q;
+                T sig = *sig_q;
+                sig_q += BJ;
+                T r_q = T(0);
+                if (has_R) {
+                    r_q = *R_q;
+                    R_q += BJ;
+                }
+                T decay = c_am;
+                if (syn_v && zero_reset) {
+                    decay = c_am * (T(1) - *z_q);
+                    z_q += BJ;
+                }
                 // SHARED: eps_v after step q; else the spikes delivered at step q
-                const T* pre_q = pre + (SHARED ? (long long)(q + 1) : (long long)slot) * BI + bi0;
-                slot = slot + 1 == pre_slots ? 0 : slot + 1;
+                const T* pre_q = ev_q;
+                if (SHARED) {
+                    ev_q += BI;
+                } else {
+                    pre_q = pre + (long long)slot * BI + bi0;
+                    slot = slot + 1 == pre_slots ? 0 : slot + 1;
+                }
 #pragma unroll
                 for (int u = 0; u < TILE; ++u) {
-                    if (u < nt) {
+                    // SHARED: every u, also past a last tile of fewer than TILE neurons, which then
+                    // reads up to TILE - 1 values past the end of its row (the host pads `pre`)
+                    if (SHARED || u < nt) {
                         T ev_old = ev[u];
                         T e_d;  // e of the step before
                         if (alif) {

@@ -5,6 +5,12 @@ error 1e-12; float32 on the steps where no membrane lies within 1e-4 of its thre
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -334,10 +340,12 @@ def test_eprop_batch_and_input_chunks_do_not_change_the_result(emulated, case, m
         assert_close(g.grads[name], value, RTOL64, name)
 
 
-def _chunk_kernels(emu) -> set[str]:
-    """The variants of ``eprop_synapse_chunk`` the last runs launched (``"t4"``, ``"t4_shared"``)."""
+def _chunk_kernels(emu, fixed: bool = False) -> set[str]:
+    """The variants of ``eprop_synapse_chunk`` the last runs launched (``"t4"``, ``"t4_shared"``;
+    with ``fixed``, the flags known when compiling too: ``"t4_shared_rdelta_runit"``)."""
     prefix = "eprop_synapse_chunk_"
-    return {k.removeprefix(prefix) for k, n in emu.rt.kernels.launches.items() if k.startswith(prefix) and n}
+    names = {k.removeprefix(prefix) for k, n in emu.rt.kernels.launches.items() if k.startswith(prefix) and n}
+    return names if fixed else {re.sub(r"_shared_\w+$", "_shared", k) for k in names}
 
 
 #: the zero reset keeps eps_v per synapse; the other two share the presynaptic traces
@@ -360,7 +368,9 @@ def test_eprop_default_chunks_over_several_chunks(emulated, case_id):
     x, labels = case.inputs()
     r, g = ref.loss_and_grads(x, labels), emu.loss_and_grads(x, labels)
     connections = 2 if case.recurrent else 1  # into the trained population
-    assert emu.rt.kernels.launches[f"eprop_synapse_chunk_t{ep.EPROP_PRE_TILE}{TILE_CASES[case_id]}"] == 3 * connections
+    (kernel,) = _chunk_kernels(emu, fixed=True)
+    assert re.sub(r"_shared_\w+$", "_shared", kernel) == f"t{ep.EPROP_PRE_TILE}{TILE_CASES[case_id]}"
+    assert emu.rt.kernels.launches[f"eprop_synapse_chunk_{kernel}"] == 3 * connections
     assert g.loss == pytest.approx(r.loss, rel=RTOL64)
     for name, value in r.grads.items():
         assert_close(g.grads[name], value, RTOL64, name)
@@ -415,6 +425,101 @@ def test_eprop_shared_presynaptic_traces_do_not_change_the_result(emulated, case
     for name, value in r.grads.items():
         np.testing.assert_array_equal(g.grads[name], in_synapses.grads[name], err_msg=name)
         assert_close(g.grads[name], value, RTOL64, name)
+
+
+#: cases with shared presynaptic traces, and the instantiation of eprop_synapse_chunk each takes
+SPECIALISED_CASES = {
+    "alif-exp-delta-readout": "t4_shared_reg_rdelta_runit",
+    "lif-delta-dense": "t4_shared_rdelta_runit",
+    "lif-sparse-inputs-chain": "t4_shared_reg_runit",
+    "alif-exp-scale-input-chain": "t4_shared_plain",
+}
+
+
+@pytest.mark.parametrize("case_id", list(SPECIALISED_CASES))
+def test_eprop_specialised_synapse_kernels_do_not_change_the_result(emulated, case_id, monkeypatch):
+    """With shared presynaptic traces, the synapse kernel that knows the regulariser, the readout's
+    delta synapse and unit gain when compiling gives the gradients of the one that reads them at
+    run time, bit for bit, and the reference's within 1e-12 in float64."""
+    import spikeloom_cupy.eprop as ep
+
+    case = next(c for c in CHUNKED_CASES if c.id == case_id)
+    monkeypatch.setattr(ep, "EPROP_STEPS", 4)
+    ref, emu = _pair(emulated, case, "eprop")
+    x, labels = case.inputs()
+    monkeypatch.setattr(ep, "SPECIALISED_SYNAPSES", False)
+    generic = _events(emu, "loss_and_grads", x, labels)
+    assert _chunk_kernels(emu, fixed=True) == {f"t{ep.EPROP_PRE_TILE}_shared"}
+    monkeypatch.setattr(ep, "SPECIALISED_SYNAPSES", True)
+    emu.rt.kernels.launches.clear()
+    r, g = ref.loss_and_grads(x, labels), _events(emu, "loss_and_grads", x, labels)
+    assert _chunk_kernels(emu, fixed=True) == {SPECIALISED_CASES[case_id]}
+    assert g.loss == generic.loss
+    for name, value in r.grads.items():
+        np.testing.assert_array_equal(g.grads[name], generic.grads[name], err_msg=name)
+        assert_close(g.grads[name], value, RTOL64, name)
+
+
+_ASAN_RUN = """
+import sys
+from pathlib import Path
+
+import numpy as np
+import spikeloom as sl
+import spikeloom_cupy.eprop as ep
+from tests.plugins.cupy.emulation import emulator
+from tests.plugins.cupy.emulation.backend import EmulatedCupyBackend
+from tests.plugins.cupy.test_emulated import _delayed_recurrent_network
+
+emulator.build_library(Path(sys.argv[1]), sanitize=True)
+if sys.argv[2] == "unpadded":
+    ep._padded_zeros = lambda rt, shape: rt.zeros(shape)
+ep.EPROP_STEPS = 4
+emu = EmulatedCupyBackend().compile(
+    _delayed_recurrent_network(), rule=sl.EProp(), readout=sl.Readout("o", "per_step"), dtype="float64", device="cpu"
+)
+rng = np.random.default_rng(4)
+x, labels = rng.random((30, 5, 6)) < 0.4, rng.integers(0, 3, 5)
+for tile in (4, 8):
+    ep.EPROP_PRE_TILE = tile
+    emu.loss_and_grads(x, labels)
+print(sorted(k for k, n in emu.rt.kernels.launches.items() if k.startswith("eprop_synapse_chunk") and n))
+"""
+
+
+def _libasan() -> str | None:
+    from .emulation.emulator import gxx
+
+    if gxx() is None:
+        return None
+    path = subprocess.run([gxx(), "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    return path if os.path.isabs(path) and os.path.exists(path) else None
+
+
+@pytest.mark.skipif(_libasan() is None, reason="g++ has no AddressSanitizer runtime (libasan)")
+def test_eprop_partial_tiles_read_only_within_their_allocations(tmp_path):
+    """The synapse kernel's threads of a last, partial tile read up to 7 values past their row of
+    ``ev_hist`` (37 recurrent neurons in tiles of 4 and 8, 6 inputs in tiles of 8): the kernels
+    built with AddressSanitizer find every read inside an allocation, thanks to the padding; with
+    ``ev_hist`` unpadded they report a heap buffer overflow."""
+    root = Path(__file__).resolve().parents[3]
+    script = tmp_path / "asan_run.py"
+    script.write_text(_ASAN_RUN)
+    env = {
+        **os.environ,
+        "LD_PRELOAD": _libasan(),
+        "ASAN_OPTIONS": "detect_leaks=0",
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    runs = {}
+    for how in ("padded", "unpadded"):
+        cmd = [sys.executable, str(script), str(tmp_path), how]
+        runs[how] = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=root)
+    padded, unpadded = runs["padded"], runs["unpadded"]
+    assert padded.returncode == 0 and "AddressSanitizer" not in padded.stderr, padded.stderr[-4000:]
+    assert "eprop_synapse_chunk_t4_shared_rdelta_runit" in padded.stdout
+    assert "eprop_synapse_chunk_t8_shared_rdelta_runit" in padded.stdout
+    assert unpadded.returncode != 0 and "heap-buffer-overflow" in unpadded.stderr, unpadded.stderr[-4000:]
 
 
 @pytest.mark.parametrize("group", [1, 3])

@@ -50,8 +50,8 @@ def test_nvcc_ptx_compiles_every_instantiation(file, tmp_path):
         if spec.file != file:
             continue
         # Itanium mangling: the name, then the template arguments: f (float) or d (double), and
-        # each int N as LiNE
-        extra = "".join(f"Li{n.strip()}E" for n in spec.extra.split(",")) if spec.extra else ""
+        # each int N as LiNE (a negative one as LinNE)
+        extra = "".join(f"Li{n.strip().replace('-', 'n')}E" for n in spec.extra.split(",")) if spec.extra else ""
         for code in ("f", "d"):
             mangled = f"{len(spec.cxx_name)}{spec.cxx_name}I{code}{extra}E"
             assert any(mangled in e for e in entries), (spec.name, mangled, entries)

@@ -62,8 +62,9 @@ def gxx() -> str | None:
     return shutil.which("g++")
 
 
-def build_library(cache_dir: Path | None = None) -> ctypes.CDLL:
-    """Compile (once per source text) and load the emulation library."""
+def build_library(cache_dir: Path | None = None, sanitize: bool = False) -> ctypes.CDLL:
+    """Compile (once per source text) and load the emulation library; with ``sanitize``, built
+    with AddressSanitizer (the process must have ``libasan`` preloaded)."""
     global _LIB
     if _LIB is not None:
         return _LIB
@@ -75,7 +76,7 @@ def build_library(cache_dir: Path | None = None) -> ctypes.CDLL:
     ).hexdigest()[:16]
     out_dir = cache_dir or Path(tempfile.gettempdir()) / "spikeloom_cupy_emu"
     out_dir.mkdir(parents=True, exist_ok=True)
-    lib = out_dir / f"emu_{digest}.so"
+    lib = out_dir / f"emu_{digest}{'_asan' if sanitize else ''}.so"
     if not lib.exists():
         cpp = out_dir / f"emu_{digest}.cpp"
         cpp.write_text(src)
@@ -83,7 +84,7 @@ def build_library(cache_dir: Path | None = None) -> ctypes.CDLL:
         cmd = [
             gxx(),
             "-std=c++14",
-            "-O2",
+            *(("-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer") if sanitize else ("-O2",)),
             "-ffp-contract=off",
             "-fPIC",
             "-pthread",
