@@ -234,7 +234,7 @@ __global__ void eprop_synapse_chunk(
                     a[u] = alif ? eps_a[k] : T(0);
                     eb_I[u] = r_delta ? T(0) : ebar_I[k];
                     eb_V[u] = ebar_V[k];
-                } else {  // SHARED: computed (on zeros and the values past the tile) but never stored
+                } else {  // past a last, partial tile: with SHARED computed on, never stored
                     ev[u] = eI[u] = a[u] = eb_I[u] = eb_V[u] = T(0);
                 }
             }
@@ -343,9 +343,9 @@ __global__ void eprop_synapse_chunk(
 // over `steps` consecutive steps once per presynaptic neuron instead of once per synapse: one
 // thread per (b, i), eps_I = alpha_syn eps_I + p_i[q], eps_v = alpha_mem eps_v + g eps_I (the
 // operations of eprop_synapse_chunk, fused multiply-adds included, in its order; the constants of
-// target neuron 0, which every target shares).  The spikes of step q come from the source's ring, slot (pre_base + q) mod
-// pre_slots; ev_hist[0, b, i] is eps_v before the first step, ev_hist[q + 1, b, i] after step q,
-// and the values after the last step go to epsI_new and epsv_new.
+// target neuron 0, which every target shares).  The spikes of step q come from the source's ring,
+// slot (pre_base + q) mod pre_slots; ev_hist[0, b, i] is eps_v before the first step,
+// ev_hist[q + 1, b, i] after step q, and the values after the last step go to epsI_new and epsv_new.
 template <typename T>
 __global__ void eprop_pre_chunk(int B, int n_pre, int steps, int pre_base, int pre_slots, const T* pre,
                                 const T* epsI_old, T* epsI_new, const T* epsv_old, T* epsv_new, const T* am,
