@@ -100,7 +100,7 @@ PYEOF
 run_part() {  # run_part KEY: one part of the check, by its key (see PARTS above)
     PART_KEY=$1  # the name of its log
     case $1 in
-    gpu_tests) part "gpu tests (tests/plugins/cupy -m gpu)" 100 gpu_tests \
+    gpu_tests) part "gpu tests (tests/plugins/cupy -m gpu)" 150 gpu_tests \
         $PY -m pytest tests/plugins/cupy -m gpu -k "not conformance_kit" -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests) ;;
     eprop_sizes) part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 225 "" \
         $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x512,1000x256x1024 \
