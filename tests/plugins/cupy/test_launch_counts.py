@@ -70,6 +70,25 @@ def test_bptt_steps(counting, mode, monkeypatch):
 
 
 @pytest.mark.parametrize("mode", ["events", "dense"])
+def test_bptt_large_recurrent_population(counting, mode, monkeypatch):
+    """A recurrent population above ``BLOCK_BACKWARD_MAX_N`` (and, with dense delivery, above
+    ``BLOCK_FORWARD_DENSE_MAX_N``): backward one cuBLAS product and one kernel per step; forward
+    the block loop with event delivery, else one product and one kernel per step."""
+    import spikeloom_cupy.bptt as bp
+    import spikeloom_cupy.forward as fw
+
+    monkeypatch.setattr(fw, "BLOCK_FORWARD_DENSE_MAX_N", 0)
+    monkeypatch.setattr(bp, "BLOCK_BACKWARD_MAX_N", 0)
+    fwd = _per_step(counting, sl.BPTT(), "bptt_forward", mode)
+    both = _per_step(counting, sl.BPTT(), "bptt", mode)
+    per_step_forward = 1 if mode == "dense" else 0
+    assert fwd.get("launch", 0) == fwd.get("array_op", 0) == per_step_forward
+    assert both["kernel:spiking_backward_step"] == both["fn:gemm"] == 1
+    assert both["launch"] == 1 + per_step_forward and both["array_op"] == 1 + per_step_forward
+    assert both.get("host_sync", 0) == 0 and both.get("h2d", 0) == 0
+
+
+@pytest.mark.parametrize("mode", ["events", "dense"])
 def test_bptt_block_loops_launch_nothing_per_step(counting, mode):
     """The recurrent population runs as one block loop each way: no device work grows with T."""
     for phase in ("bptt_forward", "bptt"):

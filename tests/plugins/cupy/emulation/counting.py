@@ -170,6 +170,13 @@ class CountingKernels(EmulatedKernels):
 
 
 class CountingRuntime(Runtime):
+    def matmul_acc_t(self, a, w, out) -> None:
+        """``out += a @ w.T``: one cuBLAS call on CuPy, counted as one array operation."""
+        COUNTS["array_op"] += 1
+        COUNTS["fn:gemm"] += 1
+        plain = _plain(out)
+        plain += _plain(a) @ _plain(w).T
+
     def host(self, arr):
         if isinstance(arr, DevArray):
             COUNTS["d2h"] += 1
