@@ -118,6 +118,26 @@ def test_cuda_shared_presynaptic_traces_do_not_change_the_result(cupy, dtype, mo
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cuda_specialised_synapse_kernels_do_not_change_the_result(cupy, dtype, monkeypatch):
+    """The synapse kernel that knows its flags when compiling (here the regulariser and the
+    readout's delta synapse and unit gain) gives the gradients of the one that reads them at run
+    time, bit for bit (4 steps per chunk; 9 inputs and 7 recurrent neurons, so partial tiles
+    that read into the padding of ``ev_hist``)."""
+    import spikeloom_cupy.eprop as ep
+
+    case = next(c for c in CHUNKED_CASES if c.id == "alif-exp-delta-readout")
+    monkeypatch.setattr(ep, "EPROP_STEPS", 4)
+    gpu = CUPY.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype=dtype, device="cuda")
+    x, labels = case.inputs()
+    grads = {}
+    for specialised in (False, True):
+        monkeypatch.setattr(ep, "SPECIALISED_SYNAPSES", specialised)
+        grads[specialised] = _events(gpu, "loss_and_grads", x, labels).grads
+    for name, value in grads[False].items():
+        np.testing.assert_array_equal(grads[True][name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_cuda_synapse_warp_groups_do_not_change_the_result(cupy, dtype, monkeypatch):
     """The synapse kernel with 1 and 3 warps per group of tiles gives the default's gradients bit
     for bit (37 recurrent neurons, 4 steps per chunk, batch chunks of 2)."""
