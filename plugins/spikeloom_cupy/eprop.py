@@ -74,10 +74,10 @@ EPROP_TILE_GROUP = 8
 #: thread of ``eprop_synapse_chunk``; the results do not depend on it (the same operations)
 SHARED_PRE_TRACES = True
 
-#: with shared presynaptic traces, launch the instantiation of ``eprop_synapse_chunk`` that knows
-#: the flags of ``kernel_specs.SYNAPSE_FIXED_FLAGS`` (regulariser, delta-synapse readout, readout
-#: gain 1) when compiling, so that its loop over the synapses tests none of them; the results do
-#: not depend on it (the same operations)
+#: launch the instantiation of ``eprop_synapse_chunk`` that knows the flags of
+#: ``kernel_specs.SYNAPSE_FIXED_FLAGS`` (regulariser, delta-synapse readout, readout gain 1) when
+#: compiling, so that its loop over the synapses tests none of them; the results do not depend on
+#: it (the same operations)
 SPECIALISED_SYNAPSES = True
 
 #: the per-synapse kernels split the batch into at most this many chunks (one thread per synapse
@@ -179,7 +179,7 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
         # the presynaptic traces (old and new) and the constants that advance them
         pre_traces = (*tr["epsI"], *tr["epsv"], p.am, p.as_, p.g)
         shared = st["shared"]
-        kernel = synapse_chunk_name(tile, shared, flags if shared and SPECIALISED_SYNAPSES else None)
+        kernel = synapse_chunk_name(tile, shared, flags if SPECIALISED_SYNAPSES else None)
         if shared:  # the presynaptic traces of the chunk's steps, once per presynaptic neuron
             rt.launch("eprop_pre_chunk", B * tr["n_pre"], B, tr["n_pre"], q + 1, *ring, *pre_traces, tr["ev_hist"])
             ring = (0, q + 2, tr["ev_hist"])

@@ -98,23 +98,21 @@ def _spec(name: str, file: str, args: str, block_sync: bool = False, function: s
 SYNAPSE_TILES = (1, 2, 4, 8)
 
 #: the flags (eprop.cu's ``SL_EP_*`` bits) that the specialised instantiations of
-#: ``eprop_synapse_chunk`` (shared presynaptic traces) take as template argument ``FIXED``, known
-#: when compiling, by the names that :func:`synapse_chunk_name` gives them: the rate regulariser,
-#: a readout with a delta synapse, a readout of input gain 1
+#: ``eprop_synapse_chunk`` take as template argument ``FIXED``, known when compiling, by the names
+#: that :func:`synapse_chunk_name` gives them: the rate regulariser, a readout with a delta
+#: synapse, a readout of input gain 1
 SYNAPSE_FIXED_FLAGS = (("reg", 128), ("rdelta", 512), ("runit", 1024))
 
 
 def synapse_chunk_name(tile: int, shared: bool, flags: int | None = None) -> str:
     """The name of an instantiation of ``eprop_synapse_chunk``: ``eprop_synapse_chunk_t<tile>``,
-    ``..._shared`` (template argument ``FIXED = -1``: every flag read at run time), or, given the
-    ``flags`` of a launch with shared traces, the one that knows those of
-    :data:`SYNAPSE_FIXED_FLAGS` when compiling (``..._shared_rdelta_runit``, ``..._shared_plain``
-    with none of them)."""
+    ``..._shared`` with shared presynaptic traces (template argument ``FIXED = -1``: every flag
+    read at run time), or, given the ``flags`` of a launch, the one that knows those of
+    :data:`SYNAPSE_FIXED_FLAGS` when compiling (``..._shared_rdelta_runit``, ``..._t4_reg``,
+    ``..._plain`` with none of them)."""
     name = f"eprop_synapse_chunk_t{tile}{'_shared' if shared else ''}"
     if flags is None:
         return name
-    if not shared:
-        raise ValueError("synapse_chunk_name: flags known when compiling need shared presynaptic traces")
     return name + "_" + ("_".join(n for n, bit in SYNAPSE_FIXED_FLAGS if flags & bit) or "plain")
 
 
@@ -180,11 +178,8 @@ KERNELS: dict[str, KernelSpec] = {
                 extra=f"{tile}, {shared}, {fixed}",
             )
             for tile in SYNAPSE_TILES
-            for shared, fixed in (
-                (0, -1),
-                (1, -1),
-                *((1, fixed) for fixed in _fixed_subsets()),
-            )
+            for shared in (0, 1)
+            for fixed in (-1, *_fixed_subsets())
         ),
         _spec("eprop_pre_chunk", "eprop.cu", "i i i i i p  p p p p  p p p  p"),
         _spec("eprop_loss_step", "eprop.cu", "i i i i p p s  p p p p p  p p p"),

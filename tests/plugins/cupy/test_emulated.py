@@ -6,7 +6,6 @@ error 1e-12; float32 on the steps where no membrane lies within 1e-4 of its thre
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 import spikeloom as sl
+from spikeloom_cupy.kernel_specs import SYNAPSE_FIXED_FLAGS
 
 from ..torch.corpus import CASES, CHUNKED_CASES, Case
 from ..torch.helpers import (
@@ -345,7 +345,8 @@ def _chunk_kernels(emu, fixed: bool = False) -> set[str]:
     with ``fixed``, the flags known when compiling too: ``"t4_shared_rdelta_runit"``)."""
     prefix = "eprop_synapse_chunk_"
     names = {k.removeprefix(prefix) for k, n in emu.rt.kernels.launches.items() if k.startswith(prefix) and n}
-    return names if fixed else {re.sub(r"_shared_\w+$", "_shared", k) for k in names}
+    known = {"plain", *(name for name, _ in SYNAPSE_FIXED_FLAGS)}
+    return names if fixed else {"_".join(w for w in k.split("_") if w not in known) for k in names}
 
 
 #: the zero reset keeps eps_v per synapse; the other two share the presynaptic traces
@@ -427,20 +428,22 @@ def test_eprop_shared_presynaptic_traces_do_not_change_the_result(emulated, case
         assert_close(g.grads[name], value, RTOL64, name)
 
 
-#: cases with shared presynaptic traces, and the instantiation of eprop_synapse_chunk each takes
+#: cases whose synapses run in chunks, and the instantiation of eprop_synapse_chunk each takes
 SPECIALISED_CASES = {
     "alif-exp-delta-readout": "t4_shared_reg_rdelta_runit",
     "lif-delta-dense": "t4_shared_rdelta_runit",
     "lif-sparse-inputs-chain": "t4_shared_reg_runit",
     "alif-exp-scale-input-chain": "t4_shared_plain",
+    "alif-zero-delta-refractory": "t4_reg_rdelta_runit",  # traces per synapse (the zero reset)
 }
 
 
 @pytest.mark.parametrize("case_id", list(SPECIALISED_CASES))
 def test_eprop_specialised_synapse_kernels_do_not_change_the_result(emulated, case_id, monkeypatch):
-    """With shared presynaptic traces, the synapse kernel that knows the regulariser, the readout's
-    delta synapse and unit gain when compiling gives the gradients of the one that reads them at
-    run time, bit for bit, and the reference's within 1e-12 in float64."""
+    """The synapse kernel that knows the regulariser, the readout's delta synapse and unit gain
+    when compiling gives the gradients of the one that reads them at run time, bit for bit, and
+    the reference's within 1e-12 in float64 (four cases with shared presynaptic traces, one with
+    traces per synapse)."""
     import spikeloom_cupy.eprop as ep
 
     case = next(c for c in CHUNKED_CASES if c.id == case_id)
@@ -449,11 +452,13 @@ def test_eprop_specialised_synapse_kernels_do_not_change_the_result(emulated, ca
     x, labels = case.inputs()
     monkeypatch.setattr(ep, "SPECIALISED_SYNAPSES", False)
     generic = _events(emu, "loss_and_grads", x, labels)
-    assert _chunk_kernels(emu, fixed=True) == {f"t{ep.EPROP_PRE_TILE}_shared"}
+    generic_kernels = _chunk_kernels(emu, fixed=True)
+    assert generic_kernels == _chunk_kernels(emu)  # no flags known when compiling
     monkeypatch.setattr(ep, "SPECIALISED_SYNAPSES", True)
     emu.rt.kernels.launches.clear()
     r, g = ref.loss_and_grads(x, labels), _events(emu, "loss_and_grads", x, labels)
     assert _chunk_kernels(emu, fixed=True) == {SPECIALISED_CASES[case_id]}
+    assert _chunk_kernels(emu) == generic_kernels
     assert g.loss == generic.loss
     for name, value in r.grads.items():
         np.testing.assert_array_equal(g.grads[name], generic.grads[name], err_msg=name)
