@@ -15,7 +15,10 @@
 #      loop step by step, and CuPy e-prop memory at two T;
 #   5. [conformance_cupy] the conformance kit on the cupy backend (device cuda);
 #   6. [torch_gpu_tests], [conformance_torch] the torch backend on CUDA: its gpu-marked tests and
-#      the conformance kit.
+#      the conformance kit;
+#   7. [profile] Nsight Compute (ncu) on the first two launches of e-prop's synapse kernel in a
+#      training step with 1024 ALIF (throughput, occupancy, warp stalls; ncu may be refused the
+#      hardware counters on some machines, and then this part fails alone).
 # Each part runs even if an earlier one fails; the summary at the end says what passed (with the
 # test counts; a part where every test was skipped counts as a failure).
 # Run from anywhere:  bash benchmarks/gpu_cupy_check.sh
@@ -55,7 +58,7 @@ PYEOF
 
 # the parts, in this order unless PARTS (keys, comma-separated) picks some: the most telling first,
 # so that a run cut short by the device's time still has them
-ALL_PARTS="gpu_tests,eprop_sizes,bptt_sizes,speed,conformance_cupy,torch_gpu_tests,conformance_torch"
+ALL_PARTS="gpu_tests,eprop_sizes,bptt_sizes,speed,conformance_cupy,torch_gpu_tests,conformance_torch,profile"
 PARTS=${PARTS:-$ALL_PARTS}
 
 SUMMARY=()
@@ -121,6 +124,11 @@ run_part() {  # run_part KEY: one part of the check, by its key (see PARTS above
     conformance_torch) part "conformance kit on torch (cuda)" 70 conformance_torch \
         $PY -m pytest --pyargs spikeloom_conformance $KIT_PLUGIN --spikeloom-backend spikeloom_torch.backend:TorchBackend \
             --spikeloom-device cuda -q --tb=line -p no:cacheprovider -o junit_family=xunit1 $(junit conformance_torch) ;;
+    profile) part "profile: e-prop's synapse kernel with 1024 ALIF (Nsight Compute)" 150 "" \
+        ncu --kernel-name regex:eprop_synapse_chunk --launch-count 2 --section SpeedOfLight --section Occupancy \
+            --section LaunchStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+            --section SchedulerStats --section WarpStateStats \
+            $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x1024 --backends cupy --repeats 0 ;;
     *) SUMMARY+=("FAIL  part '$1': no such part (PARTS takes: $ALL_PARTS)") ;;
     esac
 }
