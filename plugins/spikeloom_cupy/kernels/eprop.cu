@@ -45,6 +45,15 @@ __device__ __forceinline__ void sl_batch_range(long long c, int B, int bc, int& 
     b0 = (int)c * bc;
     b1 = b0 + bc < B ? b0 + bc : B;
 }
+// Thread w of a kernel with one thread per entry of an [n / cols, cols] array and batch chunk
+// (entry w mod n, chunk w / n): the entry's row and column, and its chunk's examples b0 .. b1 - 1.
+__device__ __forceinline__ void sl_entry_and_chunk(long long w, long long n, int cols, int B, int bc, long long& row,
+                                                   int& col, int& b0, int& b1) {
+    long long e = w % n;
+    row = e / cols;
+    col = (int)(e % cols);
+    sl_batch_range(w / n, B, bc, b0, b1);
+}
 
 template <typename T>
 __global__ void eprop_synapse_step(
@@ -62,11 +71,9 @@ __global__ void eprop_synapse_step(
     const long long NS = (long long)n_pre * n_post;
     const long long chunks = sl_batch_chunks(B, bc);
     SL_GRID_STRIDE(w, chunks * NS) {
-        long long s = w % NS;
-        int b0, b1;
-        sl_batch_range(w / NS, B, bc, b0, b1);
-        long long i = s / n_post;
-        int j = (int)(s % n_post);
+        long long i;
+        int j, b0, b1;
+        sl_entry_and_chunk(w, NS, n_post, B, bc, i, j, b0, b1);
         T c_am = am[j], c_as = as[j], c_g = g[j];
         T c_rho = alif ? rho[j] : T(0), c_beta = alif ? beta[j] : T(0);
         T acc = T(0), acc_r = T(0);
@@ -417,11 +424,9 @@ __global__ void eprop_out_grad(int B, int bc, int n_pre, int K, int hetero, int 
     const long long NW = (long long)n_pre * K;
     const long long chunks = sl_batch_chunks(B, bc);
     SL_GRID_STRIDE(w, chunks * NW) {
-        long long iw = w % NW;
-        int b0, b1;
-        sl_batch_range(w / NW, B, bc, b0, b1);
-        long long i = iw / K;
-        int k = (int)(iw % K);
+        long long i;
+        int k, b0, b1;
+        sl_entry_and_chunk(w, NW, K, B, bc, i, k, b0, b1);
         int h = hetero ? k : 0;
         int owner = hetero || k == 0;
         T acc = T(0);
@@ -459,11 +464,9 @@ __global__ void eprop_out_grad_chunk(int B, int bc, int n_pre, int K, int r_delt
     const long long chunks = sl_batch_chunks(B, bc);
     const T k_as = r_as[0], k_am = r_am[0], k_g = r_g[0];
     SL_GRID_STRIDE(w, chunks * NW) {
-        long long iw = w % NW;
-        int b0, b1;
-        sl_batch_range(w / NW, B, bc, b0, b1);
-        long long i = iw / K;
-        int k = (int)(iw % K);
+        long long i;
+        int k, b0, b1;
+        sl_entry_and_chunk(w, NW, K, B, bc, i, k, b0, b1);
         T acc = T(0);
         for (int b = b0; b < b1; ++b) {
             long long bi = (long long)b * n_pre + i;
