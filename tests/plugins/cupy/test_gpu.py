@@ -98,43 +98,35 @@ def test_cuda_eprop_chunks_and_compact_inputs_match_the_emulation(cupy, emulated
             assert_close(g.grads[name], value, 1e-12, name)
 
 
+def _assert_switch_keeps_grads(gpu, x, labels, monkeypatch, switch: str, values) -> None:
+    """The gradients of ``gpu`` with ``spikeloom_cupy.eprop.<switch>`` set to each of ``values`` in
+    turn (each call from event-driven recurrent delivery) all equal the first's, bit for bit."""
+    import spikeloom_cupy.eprop as ep
+
+    grads = []
+    for value in values:
+        monkeypatch.setattr(ep, switch, value)
+        grads.append(_events(gpu, "loss_and_grads", x, labels).grads)
+    for value, got in zip(values[1:], grads[1:], strict=True):
+        for name, expected in grads[0].items():
+            np.testing.assert_array_equal(got[name], expected, err_msg=f"{switch} = {value}: {name}")
+
+
+@pytest.mark.parametrize("switch", ["SHARED_PRE_TRACES", "SPECIALISED_SYNAPSES"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_cuda_shared_presynaptic_traces_do_not_change_the_result(cupy, dtype, monkeypatch):
-    """The shared presynaptic traces advanced once per presynaptic neuron (eprop_pre_chunk) give
-    the gradients of the synapse threads that advance them themselves, bit for bit (4 steps per
-    chunk; ALIF with the regulariser and a delta-synapse readout)."""
+def test_cuda_synapse_kernel_variants_do_not_change_the_result(cupy, dtype, switch, monkeypatch):
+    """The same gradients, bit for bit, with and without the shared presynaptic traces advanced
+    once per presynaptic neuron (eprop_pre_chunk), and with and without the synapse kernel that
+    knows its flags when compiling (here the regulariser and the readout's delta synapse and unit
+    gain). 4 steps per chunk; 9 inputs and 7 recurrent neurons, so partial tiles that read into
+    the padding of ``ev_hist``."""
     import spikeloom_cupy.eprop as ep
 
     case = next(c for c in CHUNKED_CASES if c.id == "alif-exp-delta-readout")
     monkeypatch.setattr(ep, "EPROP_STEPS", 4)
     gpu = CUPY.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype=dtype, device="cuda")
     x, labels = case.inputs()
-    grads = {}
-    for shared in (False, True):
-        monkeypatch.setattr(ep, "SHARED_PRE_TRACES", shared)
-        grads[shared] = _events(gpu, "loss_and_grads", x, labels).grads
-    for name, value in grads[False].items():
-        np.testing.assert_array_equal(grads[True][name], value, err_msg=name)
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_cuda_specialised_synapse_kernels_do_not_change_the_result(cupy, dtype, monkeypatch):
-    """The synapse kernel that knows its flags when compiling (here the regulariser and the
-    readout's delta synapse and unit gain) gives the gradients of the one that reads them at run
-    time, bit for bit (4 steps per chunk; 9 inputs and 7 recurrent neurons, so partial tiles
-    that read into the padding of ``ev_hist``)."""
-    import spikeloom_cupy.eprop as ep
-
-    case = next(c for c in CHUNKED_CASES if c.id == "alif-exp-delta-readout")
-    monkeypatch.setattr(ep, "EPROP_STEPS", 4)
-    gpu = CUPY.compile(case.network(), rule=case.eprop(), readout=case.readout("eprop"), dtype=dtype, device="cuda")
-    x, labels = case.inputs()
-    grads = {}
-    for specialised in (False, True):
-        monkeypatch.setattr(ep, "SPECIALISED_SYNAPSES", specialised)
-        grads[specialised] = _events(gpu, "loss_and_grads", x, labels).grads
-    for name, value in grads[False].items():
-        np.testing.assert_array_equal(grads[True][name], value, err_msg=name)
+    _assert_switch_keeps_grads(gpu, x, labels, monkeypatch, switch, (False, True))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -149,14 +141,7 @@ def test_cuda_synapse_warp_groups_do_not_change_the_result(cupy, dtype, monkeypa
     x, labels = rng.random((30, 5, 6)) < 0.4, rng.integers(0, 3, 5)
     rule, ro = sl.EProp(sl.SuperSpike(2.0)), sl.Readout("o", "per_step")
     gpu = CUPY.compile(_delayed_recurrent_network(), rule=rule, readout=ro, dtype=dtype, device="cuda")
-    grads, default_group = {}, ep.EPROP_TILE_GROUP
-    for group in (default_group, 1, 3):
-        monkeypatch.setattr(ep, "EPROP_TILE_GROUP", group)
-        grads[group] = _events(gpu, "loss_and_grads", x, labels).grads
-    default = grads.pop(default_group)
-    for group, got in grads.items():
-        for name, value in default.items():
-            np.testing.assert_array_equal(got[name], value, err_msg=f"group {group}: {name}")
+    _assert_switch_keeps_grads(gpu, x, labels, monkeypatch, "EPROP_TILE_GROUP", (ep.EPROP_TILE_GROUP, 1, 3))
 
 
 def test_cuda_train_steps_and_stepping(cupy):
