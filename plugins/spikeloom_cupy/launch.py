@@ -3,8 +3,9 @@
 Every kernel loops over its elements with a grid-stride loop, so any grid covers any number of
 elements; :func:`launch_config` picks one block size and as many blocks as the elements need, up
 to :data:`MAX_BLOCKS` (further elements are taken by the same threads on later rounds of their
-loop).  :class:`CupyKernels` compiles the ``.cu`` files with ``cupy.RawModule`` (once per dtype and
-process) and launches them; the tests drive the same host code with a serial CPU emulation of the
+loop).  :class:`CupyKernels` compiles the ``.cu`` files with ``cupy.RawModule`` (once per
+:func:`~.kernel_specs.compile_unit`, dtype and process, when a unit's kernel is first launched)
+and launches them; the tests drive the same host code with a serial CPU emulation of the
 same kernels through the :class:`Kernels` interface.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernel_specs import COMPILE_OPTIONS, KERNELS, kernel_source
+from .kernel_specs import COMPILE_OPTIONS, KERNELS, compile_unit, kernel_source
 
 __all__ = [
     "BLOCK",
@@ -233,11 +234,14 @@ class Kernels:
         raise NotImplementedError
 
 
-_MODULES: dict[tuple[str, str], object] = {}
+#: the compiled modules of this process: (compile unit, dtype name) -> ``cupy.RawModule``
+_MODULES: dict[tuple[tuple[str, ...], str], object] = {}
 
 
 class CupyKernels(Kernels):
-    """The kernels compiled with ``cupy.RawModule`` (NVRTC, :data:`COMPILE_OPTIONS`)."""
+    """The kernels compiled with ``cupy.RawModule`` (NVRTC, :data:`COMPILE_OPTIONS`), one module
+    per :func:`~.kernel_specs.compile_unit` and dtype, compiled when one of its kernels is first
+    launched."""
 
     def __init__(self, dtype) -> None:
         super().__init__(dtype)
@@ -250,12 +254,14 @@ class CupyKernels(Kernels):
         fn = self._functions.get(name)
         if fn is None:
             spec = KERNELS[name]
-            key = (spec.file, self.dtype.name)
+            unit = compile_unit(name)
+            key = (unit, self.dtype.name)
             module = _MODULES.get(key)
             if module is None:
-                names = [k.instance(self.dtype.name) for k in KERNELS.values() if k.file == spec.file]
                 module = self._cupy.RawModule(
-                    code=kernel_source(spec.file), options=COMPILE_OPTIONS, name_expressions=names
+                    code=kernel_source(spec.file),
+                    options=COMPILE_OPTIONS,
+                    name_expressions=[KERNELS[n].instance(self.dtype.name) for n in unit],
                 )
                 _MODULES[key] = module
             fn = self._functions[name] = module.get_function(spec.instance(self.dtype.name))

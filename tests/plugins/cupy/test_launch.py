@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
+import spikeloom_cupy.launch as launch_module
 from spikeloom_cupy.delivery import EVENT_MAX_DENSITY, choose_delivery
-from spikeloom_cupy.kernel_specs import KERNELS, KernelSpec
+from spikeloom_cupy.kernel_specs import (
+    COMPILE_OPTIONS,
+    KERNELS,
+    KernelSpec,
+    compile_unit,
+    kernel_source,
+    synapse_chunk_name,
+)
 from spikeloom_cupy.launch import (
     BLOCK,
     BLOCK_LOOP_THREADS,
@@ -155,3 +165,83 @@ def test_launches_from_a_call_site_check_the_arguments_that_changed():
         k.launch(*args[:13], V.reshape(2, 3).T, *args[14:], site="s")
     k.release()
     assert not k._sites
+
+
+class _FakeCupy:
+    """Stands in for ``cupy``: records each ``RawModule`` compiled (its name expressions)."""
+
+    ndarray = np.ndarray
+
+    def __init__(self):
+        self.compiled = []
+        fake = self
+
+        class RawModule:
+            def __init__(self, code, options, name_expressions):
+                assert options == COMPILE_OPTIONS
+                self.names = tuple(name_expressions)
+                self.code = code
+                fake.compiled.append(self.names)
+
+            def get_function(self, name):
+                if name not in self.names:
+                    raise KeyError(f"{name} was not compiled in this module")
+                return (self.code, name)
+
+        self.RawModule = RawModule
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    fake = _FakeCupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(launch_module, "_MODULES", {})
+    return fake
+
+
+def test_compile_units_partition_the_kernels_and_set_the_synapse_instantiations_apart():
+    seen = [name for unit in {compile_unit(n) for n in KERNELS} for name in unit]
+    assert sorted(seen) == sorted(KERNELS)
+    for name, spec in KERNELS.items():
+        unit = compile_unit(name)
+        assert name in unit
+        assert {KERNELS[n].file for n in unit} == {spec.file}
+        if spec.function:
+            assert unit == (name,)
+    assert compile_unit("eprop_loss_step") == (
+        "eprop_synapse_step",
+        "eprop_pre_chunk",
+        "eprop_loss_step",
+        "eprop_out_grad",
+        "eprop_out_grad_chunk",
+    )
+    with pytest.raises(ValueError, match="kernel name 'nope'"):
+        compile_unit("nope")
+
+
+def test_cupy_kernels_compile_only_the_units_they_launch_once_per_dtype(fake_cupy):
+    from spikeloom_cupy.launch import CupyKernels
+
+    k = CupyKernels(np.dtype("float32"))
+    synapse = synapse_chunk_name(4, True, 512 | 1024)
+    code, fn = k._function(synapse)
+    assert fake_cupy.compiled == [("eprop_synapse_chunk<float, 4, 1, 1536>",)]
+    assert fn == "eprop_synapse_chunk<float, 4, 1, 1536>"
+    assert code == kernel_source("eprop.cu")
+    assert k._function("eprop_loss_step")[1] == "eprop_loss_step<float>"
+    assert len(fake_cupy.compiled) == 2
+    assert len(fake_cupy.compiled[1]) == 5 and "eprop_out_grad<float>" in fake_cupy.compiled[1]
+    # the unit's other kernels, and a second launcher of the same dtype, reuse the module
+    k._function("eprop_out_grad")
+    CupyKernels(np.dtype("float32"))._function("eprop_out_grad_chunk")
+    CupyKernels(np.dtype("float32"))._function(synapse)
+    assert len(fake_cupy.compiled) == 2
+    # another dtype, another file, another synapse instantiation: a module each
+    CupyKernels(np.dtype("float64"))._function(synapse)
+    k._function("spiking_step")
+    k._function(synapse_chunk_name(8, False, 0))
+    assert fake_cupy.compiled[2:] == [
+        ("eprop_synapse_chunk<double, 4, 1, 1536>",),
+        tuple(KERNELS[n].instance("float32") for n in compile_unit("spiking_step")),
+        ("eprop_synapse_chunk<float, 8, 0, 0>",),
+    ]
