@@ -60,11 +60,14 @@ def backend_for(name: str) -> sl.Backend:
     the synapse kernel that reads every flag at run time (``SPECIALISED_SYNAPSES`` off);
     ``cupy-events`` delivers
     recurrent spikes event-driven in every training step, whatever the activity (its
-    ``recurrent_mode`` set back before each step, as before training steps chose it)."""
+    ``recurrent_mode`` set back before each step, as before training steps chose it);
+    ``cupy-matmul`` makes its matrix products with ``cupy.matmul`` instead of one prepared cuBLAS
+    call each (``spikeloom_cupy.gemm.BLAS_GEMM`` off)."""
     if name.startswith("cupy"):
         import spikeloom_cupy.bptt
         import spikeloom_cupy.eprop
         import spikeloom_cupy.forward
+        import spikeloom_cupy.gemm
         from spikeloom_cupy.backend import CupyBackend
 
         spikeloom_cupy.forward.BLOCK_LOOP = name != "cupy-steps"
@@ -77,6 +80,7 @@ def backend_for(name: str) -> sl.Backend:
         )
         spikeloom_cupy.eprop.SHARED_PRE_TRACES = name != "cupy-inthread"
         spikeloom_cupy.eprop.SPECIALISED_SYNAPSES = name != "cupy-generic"
+        spikeloom_cupy.gemm.BLAS_GEMM = name != "cupy-matmul"
         tile = re.fullmatch(r"cupy-tile(\d+)", name)
         spikeloom_cupy.eprop.EPROP_PRE_TILE = int(tile.group(1)) if tile else DEFAULT_EPROP_PRE_TILE
         group = re.fullmatch(r"cupy-group(\d+)", name)
@@ -208,7 +212,7 @@ def main(argv=None) -> int:
         "--backends",
         default="torch,cupy",
         help="torch, cupy, and the CuPy variants cupy-steps, cupy-events, cupy-fwd-block, cupy-bwd-block, "
-        "cupy-bwd-gemm, cupy-tileN, cupy-groupN, cupy-kN, cupy-inthread, cupy-generic",
+        "cupy-bwd-gemm, cupy-tileN, cupy-groupN, cupy-kN, cupy-inthread, cupy-generic, cupy-matmul",
     )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget", type=float, default=None, help="seconds; skip what is left after this")

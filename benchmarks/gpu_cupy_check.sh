@@ -107,11 +107,11 @@ run_part() {  # run_part KEY: one part of the check, by its key (see PARTS above
         $PY -m pytest tests/plugins/cupy -m gpu -k "not conformance_kit" -q -rs --tb=short -p no:cacheprovider $(junit gpu_tests) ;;
     eprop_sizes) part "speed: cupy vs torch, e-prop with 512 and 1024 ALIF, synapse variants" 225 "" \
         $PY benchmarks/cupy_vs_torch.py --rules eprop --sizes 1000x256x512,1000x256x1024 \
-            --backends torch,cupy,cupy-events,cupy-generic,cupy-group1,cupy-tile8,cupy-inthread,cupy-k32 --repeats 2 --budget 180 \
+            --backends torch,cupy,cupy-events,cupy-generic,cupy-group1,cupy-tile8,cupy-inthread,cupy-k32,cupy-matmul --repeats 2 --budget 180 \
             ${RESULTS:+--json "$RESULTS/cupy_vs_torch_eprop_sizes.json"} ;;
     bptt_sizes) part "speed: cupy vs torch, BPTT with 512 and 1024 ALIF, both loops each way" 110 "" \
         $PY benchmarks/cupy_vs_torch.py --rules bptt --sizes 1000x256x512,1000x256x1024 \
-            --backends torch,cupy,cupy-events,cupy-fwd-block,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 90 \
+            --backends torch,cupy,cupy-events,cupy-matmul,cupy-fwd-block,cupy-bwd-block,cupy-bwd-gemm --repeats 2 --budget 90 \
             ${RESULTS:+--json "$RESULTS/cupy_vs_torch_bptt_sizes.json"} ;;
     speed) part "speed: cupy vs torch (train_step, CUDA)" 130 "" \
         $PY benchmarks/cupy_vs_torch.py --sizes 200x64x256,1000x256x256 --eprop-memory 250x256,1000x256 \

@@ -218,9 +218,16 @@ class CupyBackend(Backend):
             raise BackendUnavailable(f"backend 'cupy' cannot use device {device!r}: {problem}")
         import cupy
 
+        from .gemm import cupy_gemm
         from .launch import CupyKernels
 
         index = int(device.split(":", 1)[1]) if ":" in device else 0
-        runtime = Runtime(cupy, CupyKernels(request.dtype), request.dtype, lambda: cupy.cuda.Device(index))
+        runtime = Runtime(
+            cupy,
+            CupyKernels(request.dtype),
+            request.dtype,
+            lambda: cupy.cuda.Device(index),
+            gemm=cupy_gemm(request.dtype),
+        )
         with runtime.on_device():
             return CupyCompiled(request, runtime)

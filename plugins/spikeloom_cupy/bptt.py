@@ -112,7 +112,7 @@ def _recurrent_backward_gemm(rt: Runtime, own, p: PopConst, r: dict, weights, ex
     W, d = weights[own.name], own.delay
     for t in range(T - 1, -1, -1):
         if t + d < T:
-            rt.matmul_acc_t(gI[t + d], W, e[t])
+            rt.gemm(gI[t + d], W, e[t], trans_w=True)
         step(t)
 
 
@@ -176,7 +176,7 @@ def bptt_loss_and_grads(
                 if e is None:
                     e = rt.zeros((T, B, p.n))
                 g_t = gI_all[c.target][c.delay :].reshape((T - c.delay) * B, pops[c.target].n)
-                e[: T - c.delay].reshape((T - c.delay) * B, p.n)[...] += g_t @ weights[c.name].T
+                rt.gemm(g_t, weights[c.name], e[: T - c.delay].reshape((T - c.delay) * B, p.n), trans_w=True)
             ext[name] = e
         if len(group) == 1 and not plan.feedback[group[0]] and not plan.internal[group[0]]:
             name, p = group[0], pops[group[0]]
@@ -268,7 +268,7 @@ def bptt_loss_and_grads(
                     gz[...] = 0
                 for c in rest:
                     if t + c.delay < T:
-                        gz += gI_all[c.target][t + c.delay] @ weights[c.name].T
+                        rt.gemm(gI_all[c.target][t + c.delay], weights[c.name], gz, trans_w=True)
                 rt.launch("spiking_backward_step", fixed[0], t, *fixed[2:])
 
             steppers[name] = stepper

@@ -32,10 +32,7 @@ def deliver_rows(rt: Runtime, x2d, W, out2d, accumulate: bool, mode: str | None 
         nnz = int(xp.count_nonzero(x2d))
         mode = choose_delivery(nnz / max(1, x2d.size))
     if mode == "dense":
-        if accumulate:
-            out2d += x2d @ W
-        else:
-            xp.matmul(x2d, W, out=out2d)
+        rt.gemm(x2d, W, out2d, accumulate=accumulate)
         return mode
     rows, cols = xp.nonzero(x2d)
     rows = xp.ascontiguousarray(rows.astype(xp.int64))
@@ -51,10 +48,7 @@ def deliver_rows(rt: Runtime, x2d, W, out2d, accumulate: bool, mode: str | None 
 def deliver_step(rt: Runtime, s, W, out, accumulate: bool, mode: str = "events", site=None) -> None:
     """``out (+)= s @ W`` for one step's spikes ``s`` ``[B, N_pre]`` (``site``: see ``Runtime.launch``)."""
     if mode == "dense":
-        if accumulate:
-            out += s @ W
-        else:
-            rt.xp.matmul(s, W, out=out)
+        rt.gemm(s, W, out, accumulate=accumulate)
         return
     B, n_pre = s.shape
     n_post = W.shape[1]

@@ -163,10 +163,12 @@ def _chunk_step(rt, st, t, T, r, sim, feedback, deltas, rule, rate_decay, rate_t
     (rc,) = st["to_out"]
     steps, B = q + 1, deltas.shape[1]
     # the learning signals L[k] = delta[k] B^T of the chunk's steps, one product
-    xp.matmul(
+    rt.gemm(
         deltas[:steps].reshape(steps * B, -1),
-        feedback[rc.name].T,
-        out=st["sig_buf"][:steps].reshape(steps * B, p.n),
+        feedback[rc.name],
+        st["sig_buf"][:steps].reshape(steps * B, p.n),
+        trans_w=True,
+        accumulate=False,
     )
     flags = st["flags"] | (EP_FLAGS["has_R"] if rule.c_reg else 0)
     bc, n_chunks = batch_chunk(B)
@@ -436,7 +438,7 @@ def eprop_loss_and_grads(
                     if hetero:
                         signals[rc.name] = (delta, fb)
                     else:
-                        xp.matmul(delta, fb.T, out=st["signal"][rc.name])
+                        rt.gemm(delta, fb, st["signal"][rc.name], trans_w=True, accumulate=False)
                         signals[rc.name] = (st["signal"][rc.name], rt.dummy)
             slot = t % st["depth"]
             for tr in st["traces"].values():

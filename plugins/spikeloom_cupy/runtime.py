@@ -16,15 +16,17 @@ __all__ = ["Runtime"]
 
 
 class Runtime:
-    """``xp`` (the array module), ``kernels`` (a :class:`~spikeloom_cupy.launch.Kernels`), ``dtype``."""
+    """``xp`` (the array module), ``kernels`` (a :class:`~spikeloom_cupy.launch.Kernels`), ``dtype``;
+    ``gemm``: a :class:`~spikeloom_cupy.gemm.BlasGemm` for :meth:`gemm` (None: ``xp``'s products)."""
 
-    def __init__(self, xp, kernels, dtype, device=None) -> None:
+    def __init__(self, xp, kernels, dtype, device=None, gemm=None) -> None:
         self.xp = xp
         self.kernels = kernels
         self.dtype = np.dtype(dtype)
         #: a callable returning the context that makes this runtime's device current (CuPy:
         #: ``cupy.cuda.Device(index)``); None: nothing to switch
         self._device = device
+        self._gemm = gemm
         #: passed for pointer arguments a kernel does not read (its flags say so)
         self.dummy = xp.zeros(1, dtype=self.dtype)
         self.dummy_l = xp.zeros(1, dtype=np.int64)
@@ -55,14 +57,17 @@ class Runtime:
         """``run(t)`` launching ``name`` with these arguments and the first one replaced by ``t``."""
         return self.kernels.prepare(name, n, *args)
 
-    def matmul_acc_t(self, a, w, out) -> None:
-        """``out += a @ w.T`` for 2-d arrays (``out`` C-contiguous): one cuBLAS call on CuPy."""
-        if self.xp is np:
-            out += a @ w.T
+    def gemm(self, a, w, out, *, trans_w: bool = False, accumulate: bool = True) -> None:
+        """``out += a @ w`` (``a @ w.T`` with ``trans_w``; ``out = ...`` without ``accumulate``) for
+        C-contiguous 2-d arrays: one cuBLAS call on CuPy (:class:`~spikeloom_cupy.gemm.BlasGemm`)."""
+        if self._gemm is not None:
+            self._gemm(a, w, out, trans_w=trans_w, accumulate=accumulate)
             return
-        from cupy import cublas
-
-        cublas.gemm("N", "T", a, w, out=out, alpha=1.0, beta=1.0)
+        wt = w.T if trans_w else w
+        if accumulate:
+            out += a @ wt
+        else:
+            self.xp.matmul(a, wt, out=out)
 
     def asarray(self, host, dtype=None):
         """A new C-contiguous device array (cast on the host first, as the reference casts)."""

@@ -13,6 +13,7 @@ import pytest
 import spikeloom_cupy.bptt as bp
 import spikeloom_cupy.eprop as ep
 import spikeloom_cupy.forward as fw
+import spikeloom_cupy.gemm as gm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
@@ -28,6 +29,7 @@ SWITCHES = [
     (ep, "EPROP_TILE_GROUP"),
     (ep, "SHARED_PRE_TRACES"),
     (ep, "SPECIALISED_SYNAPSES"),
+    (gm, "BLAS_GEMM"),
 ]
 
 
@@ -59,6 +61,7 @@ def test_plain_cupy_is_the_defaults(switches):
         ("cupy-k32", {"EPROP_STEPS": 32}),
         ("cupy-inthread", {"SHARED_PRE_TRACES": False}),
         ("cupy-generic", {"SPECIALISED_SYNAPSES": False}),
+        ("cupy-matmul", {"BLAS_GEMM": False}),
     ],
 )
 def test_each_variant_changes_only_its_switches(switches, name, changed):
@@ -75,6 +78,7 @@ def test_each_variant_changes_only_its_switches(switches, name, changed):
         ("cupy", {"bptt", "eprop"}),
         ("cupy-steps", {"bptt", "eprop"}),
         ("cupy-events", {"bptt", "eprop"}),
+        ("cupy-matmul", {"bptt", "eprop"}),
         ("cupy-fwd-block", {"bptt"}),
         ("cupy-bwd-gemm", {"bptt"}),
         ("cupy-tile4", {"eprop"}),

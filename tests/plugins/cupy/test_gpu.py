@@ -53,6 +53,28 @@ def test_nvrtc_compiles_every_kernel(cupy):
             assert module.get_function(name) is not None
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("trans_w", [False, True])
+def test_cuda_blas_gemm_matches_cupy_matmul(cupy, dtype, trans_w):
+    """The hand-prepared ``sgemm``/``dgemm`` call against ``cupy.matmul``, into rows of a larger
+    array, accumulating and not, on a non-default stream."""
+    from spikeloom_cupy.gemm import cupy_gemm
+
+    gemm = cupy_gemm(dtype)
+    rng = cupy.random.default_rng(0)
+    a = rng.standard_normal((3, 64, 96), dtype=dtype)
+    w = rng.standard_normal((80, 96) if trans_w else (96, 80), dtype=dtype)
+    wt = w.T if trans_w else w
+    out = cupy.zeros((3, 64, 80), dtype=dtype)
+    with cupy.cuda.Stream():
+        gemm(a[1], w, out[2], trans_w=trans_w, accumulate=False)
+        gemm(a[0], w, out[2], trans_w=trans_w)
+        want = cupy.matmul(a[1], wt) + cupy.matmul(a[0], wt)
+        tol = 1e-12 if dtype == "float64" else 1e-4
+        assert float(cupy.abs(out[2] - want).max()) <= tol * float(cupy.abs(want).max())
+    assert not out[:2].any()
+
+
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_cuda_float64_equals_reference(cupy, case):
     compiled = CUPY.compile(case.network(), device="cuda")

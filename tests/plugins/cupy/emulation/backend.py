@@ -11,11 +11,13 @@ from spikeloom import Availability
 from spikeloom_cupy.backend import CupyBackend, CupyCompiled
 from spikeloom_cupy.runtime import Runtime
 
+from .blas import host_gemm
 from .emulator import EmulatedKernels, gxx
 
 
 class EmulatedCupyBackend(CupyBackend):
-    """The cupy backend with ``xp = numpy`` and emulated kernel launches, on ``device="cpu"``."""
+    """The cupy backend with ``xp = numpy``, emulated kernel launches and the stand-in cuBLAS of
+    :mod:`.blas`, on ``device="cpu"``."""
 
     name = "cupy-emulated"
     description = "CuPy backend's kernels emulated serially on the CPU (tests only)"
@@ -27,4 +29,5 @@ class EmulatedCupyBackend(CupyBackend):
         return Availability(True) if gxx() else Availability(False, "g++ is not installed")
 
     def _compile(self, request):
-        return CupyCompiled(request, Runtime(np, EmulatedKernels(request.dtype), request.dtype))
+        runtime = Runtime(np, EmulatedKernels(request.dtype), request.dtype, gemm=host_gemm(request.dtype))
+        return CupyCompiled(request, runtime)

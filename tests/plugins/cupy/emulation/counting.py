@@ -170,12 +170,15 @@ class CountingKernels(EmulatedKernels):
 
 
 class CountingRuntime(Runtime):
-    def matmul_acc_t(self, a, w, out) -> None:
-        """``out += a @ w.T``: one cuBLAS call on CuPy, counted as one array operation."""
+    def gemm(self, a, w, out, *, trans_w: bool = False, accumulate: bool = True) -> None:
+        """One cuBLAS call on CuPy, counted as one array operation."""
         COUNTS["array_op"] += 1
         COUNTS["fn:gemm"] += 1
-        plain = _plain(out)
-        plain += _plain(a) @ _plain(w).T
+        plain, wt = _plain(out), (_plain(w).T if trans_w else _plain(w))
+        if accumulate:
+            plain += _plain(a) @ wt
+        else:
+            np.matmul(_plain(a), wt, out=plain)
 
     def host(self, arr):
         if isinstance(arr, DevArray):
