@@ -61,9 +61,9 @@ def test_cuda_blas_gemm_matches_cupy_matmul(cupy, dtype, trans_w):
     from spikeloom_cupy.gemm import cupy_gemm
 
     gemm = cupy_gemm(dtype)
-    rng = cupy.random.default_rng(0)
-    a = rng.standard_normal((3, 64, 96), dtype=dtype)
-    w = rng.standard_normal((80, 96) if trans_w else (96, 80), dtype=dtype)
+    rng = np.random.default_rng(0)
+    a = cupy.asarray(rng.standard_normal((3, 64, 96)).astype(dtype))
+    w = cupy.asarray(rng.standard_normal((80, 96) if trans_w else (96, 80)).astype(dtype))
     wt = w.T if trans_w else w
     out = cupy.zeros((3, 64, 80), dtype=dtype)
     with cupy.cuda.Stream():
