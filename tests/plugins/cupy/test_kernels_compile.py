@@ -96,3 +96,37 @@ def test_host_constants_match_the_kernels_defines():
     assert _defines("eprop.cu", "SL_EP_") == {k.lower(): v for k, v in EP_FLAGS.items()}
     assert _defines("neuron.cu", "SL_REC_") == {"i": REC_I, "a": REC_A, "ref": REC_REF, "psi": REC_PSI}
     assert _defines("common.cuh", "SL_") == SURROGATE_KINDS
+
+
+#: registers one block may hold on sm_90 (and on every architecture since sm_50)
+REGISTERS_PER_BLOCK = 65536
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("file", KERNEL_FILES)
+def test_registers_fit_the_threads_each_kernel_is_launched_with(file, tmp_path):
+    """``ptxas -v`` for sm_90 (the H200 the GPU numbers come from): a block of a kernel's threads,
+    ``BLOCK_LOOP_THREADS`` for the block loops and ``BLOCK`` for the rest, fits in one block's
+    registers (allocated per thread in multiples of 8), so that no launch fails for want of them.
+    Other architectures allocate differently; this checks the one measured."""
+    from spikeloom_cupy.launch import BLOCK, BLOCK_LOOP_THREADS
+
+    src = tmp_path / file
+    src.write_text(_instantiating_source(file))
+    cmd = [NVCC, "--cubin", "-arch=sm_90", *COMPILE_OPTIONS, *CUPY_ADDED_OPTIONS, "-Xptxas", "-v"]
+    proc = subprocess.run([*cmd, str(src), "-o", str(tmp_path / "k.cubin")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    used, entry = {}, None
+    for line in proc.stderr.splitlines():
+        m = re.search(r"Compiling entry function '(\S+)'", line)
+        entry = m.group(1) if m else entry
+        m = re.search(r"Used (\d+) registers", line)
+        if m:
+            used[entry] = int(m.group(1))
+    assert len(used) == 2 * sum(1 for k in KERNELS.values() if k.file == file), proc.stderr[-2000:]
+    for spec in KERNELS.values():
+        if spec.file != file:
+            continue
+        threads = BLOCK_LOOP_THREADS if spec.block_sync else BLOCK
+        regs = max(r for e, r in used.items() if f"{len(spec.cxx_name)}{spec.cxx_name}I" in e)
+        assert -(-regs // 8) * 8 * threads <= REGISTERS_PER_BLOCK, (spec.name, regs, threads)
