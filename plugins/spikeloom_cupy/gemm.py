@@ -94,11 +94,16 @@ class BlasGemm:
 
 
 def cupy_gemm(dtype) -> BlasGemm | None:
-    """The :class:`BlasGemm` of CuPy's cuBLAS bindings and handles (needs CuPy); None where
-    :data:`BLAS_GEMM` is off."""
+    """The :class:`BlasGemm` of CuPy's cuBLAS bindings and handles (needs CuPy); None, so that
+    products go through ``cupy.matmul``, where :data:`BLAS_GEMM` is off or this CuPy has no
+    ``cupy_backends.cuda.libs.cublas``."""
     if not BLAS_GEMM:
         return None
     from cupy.cuda import device
-    from cupy_backends.cuda.libs import cublas
+
+    try:
+        from cupy_backends.cuda.libs import cublas
+    except ImportError:
+        return None
 
     return BlasGemm(cublas, device.get_cublas_handle, dtype, lambda x: x.data.ptr)

@@ -88,3 +88,24 @@ def test_the_emulated_backend_multiplies_through_the_cublas_stand_in(emulated):
     before = blas.CALLS["dgemm"]
     compiled.loss_and_grads(x, y)
     assert blas.CALLS["dgemm"] > before
+
+
+def test_cupy_gemm_falls_back_to_matmul_without_the_bindings(monkeypatch):
+    import sys
+    import types
+
+    import spikeloom_cupy.gemm as gm
+
+    cuda = types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=blas.get_handle))
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda))
+    monkeypatch.setitem(sys.modules, "cupy.cuda", cuda)
+    monkeypatch.setitem(sys.modules, "cupy_backends", None)  # import fails
+    assert gm.cupy_gemm("float32") is None
+    libs = types.SimpleNamespace(cublas=blas)
+    monkeypatch.setitem(sys.modules, "cupy_backends", types.SimpleNamespace(cuda=types.SimpleNamespace(libs=libs)))
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda", types.SimpleNamespace(libs=libs))
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.libs", libs)
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.libs.cublas", blas)
+    assert isinstance(gm.cupy_gemm("float32"), BlasGemm)
+    monkeypatch.setattr(gm, "BLAS_GEMM", False)
+    assert gm.cupy_gemm("float32") is None
