@@ -54,6 +54,15 @@ __device__ __forceinline__ void sl_entry_and_chunk(long long w, long long n, int
     col = (int)(e % cols);
     sl_batch_range(w / n, B, bc, b0, b1);
 }
+// One step of the presynaptic traces in the chunked kernels, with fused multiply-adds:
+// eps_I = alpha_syn eps_I + p, eps_v = decay eps_v + g eps_I.  eprop_synapse_chunk (traces in the
+// synapse's thread) and eprop_pre_chunk (shared traces, once per presynaptic neuron) both call it,
+// so that their values agree bit for bit.
+template <typename T>
+__device__ __forceinline__ void sl_pre_trace_step(T& eI, T& ev, T as, T decay, T g, T p) {
+    eI = sl_fma(as, eI, p);
+    ev = sl_fma(decay, ev, g * eI);
+}
 
 template <typename T>
 __global__ void eprop_synapse_step(
@@ -292,8 +301,7 @@ __global__ void eprop_synapse_chunk(
                         if (SHARED) {
                             ev[u] = pre_q[u];
                         } else {
-                            eI[u] = sl_fma(c_as, eI[u], pre_q[u]);
-                            ev[u] = sl_fma(decay, ev_old, c_g * eI[u]);
+                            sl_pre_trace_step(eI[u], ev[u], c_as, decay, c_g, pre_q[u]);
                         }
                         if (has_R) {
                             T e = ps * (alif ? sl_fma(-c_beta, a[u], ev[u]) : ev[u]);
@@ -348,9 +356,9 @@ __global__ void eprop_synapse_chunk(
 
 // The traces that every postsynaptic neuron shares (eprop_synapse_chunk with SHARED = 1), advanced
 // over `steps` consecutive steps once per presynaptic neuron instead of once per synapse: one
-// thread per (b, i), eps_I = alpha_syn eps_I + p_i[q], eps_v = alpha_mem eps_v + g eps_I (the
-// operations of eprop_synapse_chunk, fused multiply-adds included, in its order; the constants of
-// target neuron 0, which every target shares).  The spikes of step q come from the source's ring,
+// thread per (b, i), eps_I = alpha_syn eps_I + p_i[q], eps_v = alpha_mem eps_v + g eps_I
+// (sl_pre_trace_step, as eprop_synapse_chunk advances them; the constants of target neuron 0,
+// which every target shares).  The spikes of step q come from the source's ring,
 // slot (pre_base + q) mod pre_slots; ev_hist[0, b, i] is eps_v before the first step,
 // ev_hist[q + 1, b, i] after step q, and the values after the last step go to epsI_new and epsv_new.
 template <typename T>
@@ -364,9 +372,8 @@ __global__ void eprop_pre_chunk(int B, int n_pre, int steps, int pre_base, int p
         ev_hist[bi] = ev;
         int slot = pre_base;
         for (int q = 0; q < steps; ++q) {
-            eI = sl_fma(c_as, eI, pre[(long long)slot * BI + bi]);
+            sl_pre_trace_step(eI, ev, c_as, c_am, c_g, pre[(long long)slot * BI + bi]);
             slot = slot + 1 == pre_slots ? 0 : slot + 1;
-            ev = sl_fma(c_am, ev, c_g * eI);
             ev_hist[(q + 1) * BI + bi] = ev;
         }
         epsI_new[bi] = eI;
