@@ -27,13 +27,12 @@ from spikeloom.rules import EProp, feedback_matrices, trained_populations
 from .bptt import surrogate_args
 from .consts import PopConst
 from .forward import Stepper
-from .kernel_specs import SYNAPSE_TILES, synapse_chunk_name
+from .kernel_specs import EP_FLAGS, SYNAPSE_TILES, synapse_chunk_name
 from .runtime import Runtime
 
 __all__ = [
     "eprop_loss_and_grads",
     "RATE_TAU",
-    "EP_FLAGS",
     "INPUT_CHUNK",
     "EPROP_STEPS",
     "EPROP_PRE_TILE",
@@ -114,23 +113,6 @@ def pre_tile() -> int:
     if not (isinstance(tile, int) and tile in SYNAPSE_TILES):
         raise ValueError(f"EPROP_PRE_TILE: must be one of {', '.join(map(str, SYNAPSE_TILES))}, got {tile!r}")
     return tile
-
-
-#: the flag bits of ``eprop_synapse_step`` (eprop.cu)
-EP_FLAGS = {
-    "update": 1,
-    "write_e": 2,
-    "alif": 4,
-    "syn_I": 8,
-    "syn_v": 16,
-    "zero_reset": 32,
-    "has_L": 64,
-    "has_R": 128,
-    "hetero": 256,
-    "r_delta": 512,
-    "r_unit": 1024,
-    "recompute": 2048,
-}
 
 
 def _padded_zeros(rt, shape: tuple) -> object:
@@ -375,6 +357,7 @@ def eprop_loss_and_grads(
         rt.launch(kernel, n_chunks * n_pre * n_out, *args, site=site)
         zbar[c.name] = [f0n, f0o, f1n, f1o]
 
+    readout_flags = (int(hetero), int(r_delta), int(r_unit))  # eprop_out_grad's, but has_delta
     for t in range(T):
         if t % chunk == 0:
             sim.load_inputs({name: np.ascontiguousarray(x[t : t + chunk]) for name, x in inputs.items()}, t)
@@ -418,8 +401,7 @@ def eprop_loss_and_grads(
                     out_grad(c, "eprop_out_grad_chunk", ring_at, sim.ring[c.source], deltas)
         else:
             for c in readout_conns:
-                flags = (int(hetero), int(r_delta), int(r_unit), int(has_delta))
-                out_grad(c, "eprop_out_grad", flags, sim.delivered(c), delta, site=c.name)
+                out_grad(c, "eprop_out_grad", (*readout_flags, int(has_delta)), sim.delivered(c), delta, site=c.name)
 
         for name, st in state.items():
             if st["K"]:

@@ -21,6 +21,7 @@ __all__ = [
     "KERNELS",
     "KERNEL_FILES",
     "SYNAPSE_TILES",
+    "EP_FLAGS",
     "SYNAPSE_FIXED_FLAGS",
     "synapse_chunk_name",
     "compile_unit",
@@ -98,11 +99,27 @@ def _spec(name: str, file: str, args: str, block_sync: bool = False, function: s
 #: presynaptic traces are shared by every postsynaptic neuron (template argument ``SHARED = 1``)
 SYNAPSE_TILES = (1, 2, 4, 8)
 
-#: the flags (eprop.cu's ``SL_EP_*`` bits) that the specialised instantiations of
-#: ``eprop_synapse_chunk`` take as template argument ``FIXED``, known when compiling, by the names
-#: that :func:`synapse_chunk_name` gives them: the rate regulariser, a readout with a delta
-#: synapse, a readout of input gain 1
-SYNAPSE_FIXED_FLAGS = (("reg", 128), ("rdelta", 512), ("runit", 1024))
+#: the flag bits of the e-prop kernels (eprop.cu's ``SL_EP_*``)
+EP_FLAGS = {
+    "update": 1,
+    "write_e": 2,
+    "alif": 4,
+    "syn_I": 8,
+    "syn_v": 16,
+    "zero_reset": 32,
+    "has_L": 64,
+    "has_R": 128,
+    "hetero": 256,
+    "r_delta": 512,
+    "r_unit": 1024,
+    "recompute": 2048,
+}
+
+#: the flags of :data:`EP_FLAGS` that the specialised instantiations of ``eprop_synapse_chunk``
+#: take as template argument ``FIXED``, known when compiling, by the names that
+#: :func:`synapse_chunk_name` gives them: the rate regulariser, a readout with a delta synapse, a
+#: readout of input gain 1
+SYNAPSE_FIXED_FLAGS = (("reg", EP_FLAGS["has_R"]), ("rdelta", EP_FLAGS["r_delta"]), ("runit", EP_FLAGS["r_unit"]))
 
 
 def synapse_chunk_name(tile: int, shared: bool, flags: int | None = None) -> str:

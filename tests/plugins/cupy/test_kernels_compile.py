@@ -89,9 +89,8 @@ def _defines(file: str, prefix: str) -> dict[str, int]:
 
 
 def test_host_constants_match_the_kernels_defines():
-    from spikeloom_cupy.eprop import EP_FLAGS
     from spikeloom_cupy.forward import REC_A, REC_I, REC_PSI, REC_REF
-    from spikeloom_cupy.kernel_specs import SURROGATE_KINDS
+    from spikeloom_cupy.kernel_specs import EP_FLAGS, SURROGATE_KINDS
 
     assert _defines("eprop.cu", "SL_EP_") == {k.lower(): v for k, v in EP_FLAGS.items()}
     assert _defines("neuron.cu", "SL_REC_") == {"i": REC_I, "a": REC_A, "ref": REC_REF, "psi": REC_PSI}
