@@ -8,9 +8,10 @@
 #      with N = 512 and 1024 recurrent ALIF: CuPy also with recurrent spikes delivered
 #      event-driven in every step, its synapse kernel reading every flag at run time, its
 #      warps without groups, 8 presynaptic neurons per thread, the shared presynaptic traces
-#      updated in every synapse's thread, and 32 steps per synapse launch;
-#   3. [bptt_sizes] the same for BPTT: CuPy also event-driven in every step, and with either
-#      loop forward and backward;
+#      updated in every synapse's thread, 32 steps per synapse launch, and its products through
+#      cupy.matmul;
+#   3. [bptt_sizes] the same for BPTT: CuPy also event-driven in every step, with its products
+#      through cupy.matmul, and with either loop forward and backward;
 #   4. [speed] both rules at T=200 B=64 and T=1000 B=256 with N=256, CuPy also with every time
 #      loop step by step, and CuPy e-prop memory at two T;
 #   5. [conformance_cupy] the conformance kit on the cupy backend (device cuda);
